@@ -1,0 +1,23 @@
+"""fastloss: machine-learning losses and their gradients at the speed of the memory system.
+
+Every loss ``L`` comes in three forms: ``L(input, target, ...)`` (the loss), ``L_grad`` (the
+gradient w.r.t. the input) and ``L_with_grad`` (both, from one fused pass). See ``LOSSES``.
+"""
+
+from ._api import FUNCTIONS as _FUNCTIONS
+from ._backends import get_num_threads, set_num_threads, use_backend
+from ._config import backend, show_config
+from ._registry import LOSSES
+
+__version__ = "0.1.0"
+
+globals().update(_FUNCTIONS)
+
+__all__ = sorted(_FUNCTIONS) + [
+    "LOSSES",
+    "backend",
+    "get_num_threads",
+    "set_num_threads",
+    "show_config",
+    "use_backend",
+]

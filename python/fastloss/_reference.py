@@ -1,0 +1,163 @@
+"""NumPy implementation of every loss: the fallback backend and the test oracle.
+
+Every function works in float64 on canonical arrays and returns the *unreduced* loss and the
+gradient of that unreduced loss (reduction scaling is applied once, generically, in ``_backends``):
+
+- rowwise:   ``f(x (M, C), target, **opts) -> (loss (M,), grad (M, C))``; ``target`` is (M,) int64
+  class indices or (M, C) float64 probabilities (soft targets).
+- pointwise: ``f(x (n,), y (n,), **opts) -> (loss (n,), grad (n,))``.
+
+Ignored rows give exactly 0 loss and an exactly 0 gradient row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _log_softmax_stats(z):
+    """(lse (M, 1), p (M, C)) of z (M, C); rows of all -inf give nan as in PyTorch."""
+    m = np.max(z, axis=1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)  # keep inf/nan propagation without inf - inf here
+    lse = m + np.log(np.sum(np.exp(z - m), axis=1, keepdims=True))
+    return lse, np.exp(z - lse)
+
+
+def _valid_rows(target, ignore_index):
+    valid = target != ignore_index
+    return valid, np.where(valid, target, 0)
+
+
+def cross_entropy(x, target, *, weight, ignore_index, label_smoothing, z_loss, softcap):
+    M, C = x.shape
+    w = np.ones(C) if weight is None else weight
+    eps = label_smoothing
+    if softcap is not None:
+        z = softcap * np.tanh(x / softcap)
+        dz_dx = 1.0 - np.tanh(x / softcap) ** 2
+    else:
+        z, dz_dx = x, 1.0
+    lse, p = _log_softmax_stats(z)
+    rows = np.arange(M)
+    if target.dtype.kind == "f":  # soft targets
+        wq = w * ((1.0 - eps) * target + eps / C)
+        loss = np.sum(wq * (lse - z), axis=1) + z_loss * lse[:, 0] ** 2
+        grad = p * (np.sum(wq, axis=1, keepdims=True) + 2.0 * z_loss * lse) - wq
+        return loss, grad * dz_dx
+    valid, t = _valid_rows(target, ignore_index)
+    wt = w[t]
+    loss = (
+        (1.0 - eps) * wt * (lse[:, 0] - z[rows, t])
+        + (eps / C) * np.sum(w * (lse - z), axis=1)
+        + z_loss * lse[:, 0] ** 2
+    )
+    coef = (1.0 - eps) * wt + (eps / C) * np.sum(w) + 2.0 * z_loss * lse[:, 0]
+    grad = p * coef[:, None] - (eps / C) * w
+    grad[rows, t] -= (1.0 - eps) * wt
+    grad = grad * dz_dx
+    loss[~valid] = 0.0
+    grad[~valid] = 0.0
+    return loss, grad
+
+
+def softmax_focal_loss(x, target, *, alpha, gamma, ignore_index):
+    M, C = x.shape
+    lse, p = _log_softmax_stats(x)
+    valid, t = _valid_rows(target, ignore_index)
+    rows = np.arange(M)
+    if alpha is None:
+        a = np.ones(M)
+    elif np.ndim(alpha) == 0:
+        a = np.full(M, float(alpha))
+    else:
+        a = alpha[t]
+    logp_t = x[rows, t] - lse[:, 0]
+    p_t = np.exp(logp_t)
+    one_minus = -np.expm1(logp_t)  # 1 - p_t without cancellation as p_t -> 1
+    mod = one_minus**gamma
+    loss = -a * mod * logp_t
+    # d loss / d logp_t = a*(gamma*(1-p)**gamma * p*log p/(1-p) - (1-p)**gamma); the ratio
+    # p*log p/(1-p) tends to -1 as p -> 1, which keeps gamma < 1 finite.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(one_minus > 0, p_t * logp_t / one_minus, -1.0)
+    k = a * (gamma * mod * ratio - mod)
+    grad = -k[:, None] * p
+    grad[rows, t] += k
+    loss[~valid] = 0.0
+    grad[~valid] = 0.0
+    return loss, grad
+
+
+def multiclass_hinge_loss(x, target, *, margin, squared, variant, weight, ignore_index):
+    M, C = x.shape
+    valid, t = _valid_rows(target, ignore_index)
+    rows = np.arange(M)
+    wt = np.ones(M) if weight is None else weight[t]
+    s_t = x[rows, t]
+    grad = np.zeros_like(x)
+    if variant == "crammer_singer":
+        others = x.copy()
+        others[rows, t] = -np.inf
+        j = np.argmax(others, axis=1)  # first maximum, as torch.max(dim) picks
+        h = margin + others[rows, j] - s_t
+        active = h > 0  # PyTorch's multi_margin_loss: a zero hinge has zero gradient
+        loss = np.where(active, h**2 if squared else h, 0.0) * wt
+        d = np.where(active, 2.0 * h if squared else 1.0, 0.0) * wt
+        if C > 1:
+            grad[rows, j] += d
+            grad[rows, t] -= d
+    else:
+        h = margin + x - s_t[:, None]
+        h[rows, t] = 0.0
+        active = h > 0
+        loss = np.sum(np.where(active, h**2 if squared else h, 0.0), axis=1) * wt
+        grad = np.where(active, 2.0 * h if squared else 1.0, 0.0) * wt[:, None]
+        grad[rows, t] = -np.sum(grad, axis=1)
+    loss[~valid] = 0.0
+    grad[~valid] = 0.0
+    return loss, grad
+
+
+def sigmoid_focal_loss(x, y, *, alpha, gamma):
+    e = np.exp(-np.abs(x))
+    p = np.where(x >= 0, 1.0, e) / (1.0 + e)
+    q = np.where(x >= 0, e, 1.0) / (1.0 + e)  # 1 - p, exact for large |x|
+    ce = np.maximum(x, 0.0) - x * y + np.log1p(e)
+    one_minus_pt = p * (1.0 - y) + q * y
+    mod = one_minus_pt**gamma
+    # d(1-p_t)/dx = p*q*(1-2y); divided by (1-p_t) it stays finite where 1-p_t -> 0.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dlog = np.where(one_minus_pt > 0, p * q * (1.0 - 2.0 * y) / one_minus_pt, 0.0)
+    loss = ce * mod
+    grad = (p - y) * mod + ce * gamma * mod * dlog
+    if alpha >= 0:
+        a = alpha * y + (1.0 - alpha) * (1.0 - y)
+        loss, grad = loss * a, grad * a
+    return loss, grad
+
+
+def hinge_loss(s, y, *, margin, squared):
+    y = np.where(y == 0, -1.0, y)
+    h = margin - y * s
+    active = h > 0
+    loss = np.where(active, h**2 if squared else h, 0.0)
+    grad = np.where(active, -y * (2.0 * h if squared else 1.0), 0.0)
+    return loss, grad
+
+
+def huber_loss(x, y, *, delta):
+    e = x - y
+    small = np.abs(e) < delta
+    loss = np.where(small, 0.5 * e * e, delta * (np.abs(e) - 0.5 * delta))
+    grad = np.clip(e, -delta, delta)
+    return loss, np.where(np.isnan(e), e, grad)
+
+
+def smooth_l1_loss(x, y, *, beta):
+    e = x - y
+    if beta == 0.0:
+        return np.abs(e), np.sign(e)
+    small = np.abs(e) < beta
+    loss = np.where(small, 0.5 * e * e / beta, np.abs(e) - 0.5 * beta)
+    grad = np.where(small, e / beta, np.sign(e))
+    return loss, grad
