@@ -7,6 +7,7 @@ gradient w.r.t. the input) and ``L_with_grad`` (both, from one fused pass). See 
 from ._api import FUNCTIONS as _FUNCTIONS
 from ._backends import get_num_threads, set_num_threads, use_backend
 from ._config import backend, show_config
+from ._include import get_include
 from ._registry import LOSSES
 
 __version__ = "0.1.0"
@@ -16,8 +17,17 @@ globals().update(_FUNCTIONS)
 __all__ = sorted(_FUNCTIONS) + [
     "LOSSES",
     "backend",
+    "get_include",
     "get_num_threads",
     "set_num_threads",
     "show_config",
     "use_backend",
 ]
+
+
+def __getattr__(name):  # fastloss.torch / fastloss.jax import their framework only when first used
+    if name in ("torch", "jax"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'fastloss' has no attribute {name!r}")

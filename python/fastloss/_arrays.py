@@ -124,7 +124,8 @@ def from_float64(x: np.ndarray, dtype: str) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     bits = x.view(np.uint64)
     lsb = (bits >> np.uint64(45)) & np.uint64(1)
-    rounded = ((bits + np.uint64(0x1FFFFFFFFFFF) + lsb) & ~np.uint64(0x1FFFFFFFFFFF)).view(np.float64)
+    # the 45 dropped bits round half to even: add half an ulp minus 1, plus the kept lsb
+    rounded = ((bits + np.uint64(0xFFFFFFFFFFF) + lsb) & ~np.uint64(0x1FFFFFFFFFFF)).view(np.float64)
     tiny = np.abs(x) < 2.0**-126  # bfloat16 subnormals: fixed absolute spacing 2**-133
     rounded = np.where(tiny, np.rint(x * 2.0**133) * 2.0**-133, rounded)
     with np.errstate(over="ignore"):

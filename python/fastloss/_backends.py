@@ -65,6 +65,12 @@ class NumpyBackend:
     checks_float_targets = False  # the front end checks them in NumPy before the call
 
     def run(self, prob: Problem):
+        # inf, nan and underflow are part of the math here (a mean over no rows, exp(-1e4)), not
+        # errors, whatever np.seterr the caller has set.
+        with np.errstate(all="ignore"):
+            return self._run(prob)
+
+    def _run(self, prob: Problem):
         x = _arrays.to_float64(prob.x, prob.dtype)
         if prob.spec.rowwise:
             outer, C, inner = x.shape

@@ -1,0 +1,213 @@
+// fastloss._C: the CPU kernels for python/fastloss/_backends.py (NativeBackend). Checks every
+// array it is given (dtype, shape, contiguity, writability) so that bad arguments raise
+// ValueError instead of crashing, then runs the kernel with the GIL released.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "../cpu/dispatch.h"
+#include "../fastloss/kernels.h"
+
+namespace py = pybind11;
+using namespace fastloss;
+
+namespace {
+
+#define FL_CHECK(cond, msg) \
+  if (!(cond)) throw py::value_error(msg)
+
+FlDtype dtype_of(const std::string& name) {
+  if (name == "float32") return FL_FLOAT32;
+  if (name == "float64") return FL_FLOAT64;
+  if (name == "float16") return FL_FLOAT16;
+  if (name == "bfloat16") return FL_BFLOAT16;
+  throw py::value_error("dtype must be float32, float64, float16 or bfloat16, got " + name);
+}
+
+// The NumPy storage of each FlDtype: bfloat16 travels as uint16 bits.
+py::dtype storage_dtype(FlDtype d) {
+  switch (d) {
+    case FL_FLOAT64: return py::dtype::of<double>();
+    case FL_FLOAT16: return py::dtype("float16");
+    case FL_BFLOAT16: return py::dtype::of<uint16_t>();
+    default: return py::dtype::of<float>();
+  }
+}
+
+py::dtype math_dtype(FlDtype d) { return d == FL_FLOAT64 ? py::dtype::of<double>() : py::dtype::of<float>(); }
+
+std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += std::to_string(a.shape(i)) + (i + 1 < a.ndim() ? ", " : "");
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+// obj as an array of exactly `dtype` and `shape`, C-contiguous (and writable if asked).
+py::array checked(const py::handle& obj, const char* name, const py::dtype& dtype, const std::vector<py::ssize_t>& shape,
+                  bool writable) {
+  FL_CHECK(py::isinstance<py::array>(obj), std::string(name) + " must be a NumPy array");
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  FL_CHECK(a.dtype().is(dtype) || a.dtype().equal(dtype),
+           std::string(name) + " must have dtype " + std::string(py::str(dtype)) + ", got " + std::string(py::str(a.dtype())));
+  bool same = a.ndim() == py::ssize_t(shape.size());
+  for (size_t i = 0; same && i < shape.size(); ++i) same = a.shape(i) == shape[i];
+  FL_CHECK(same, std::string(name) + " has the wrong shape " + shape_str(a));
+  FL_CHECK(a.flags() & py::array::c_style, std::string(name) + " must be C-contiguous");
+  FL_CHECK(!writable || a.writeable(), std::string(name) + " must be writable");
+  return a;
+}
+
+LossParams params_of(const py::dict& d) {
+  static const char* const keys[] = {"ignore_index", "label_smoothing", "z_loss", "softcap", "gamma", "alpha",
+                                     "margin", "squared", "weston_watkins", "delta", "beta", "soft_target"};
+  double v[12];
+  for (int i = 0; i < 12; ++i) {
+    FL_CHECK(d.contains(keys[i]), std::string("params is missing '") + keys[i] + "'");
+    try {
+      v[i] = d[keys[i]].cast<double>();
+    } catch (const py::cast_error&) {
+      throw py::value_error(std::string("params['") + keys[i] + "'] must be a number");
+    }
+  }
+  FL_CHECK(py::len(d) == 12, "params has unknown keys");
+  return LossParams{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11]};
+}
+
+struct Outputs {
+  const void* row_scale = nullptr;
+  void* loss_out = nullptr;
+  void* grad_out = nullptr;
+};
+
+Outputs outputs(FlDtype dt, const py::array& x, const std::vector<py::ssize_t>& loss_shape, const py::object& row_scale,
+                const py::object& loss_out, const py::object& grad_out) {
+  Outputs o;
+  std::vector<py::ssize_t> xshape(x.shape(), x.shape() + x.ndim());
+  if (!row_scale.is_none()) o.row_scale = checked(row_scale, "row_scale", math_dtype(dt), loss_shape, false).data();
+  if (!loss_out.is_none()) o.loss_out = checked(loss_out, "loss_out", math_dtype(dt), loss_shape, true).mutable_data();
+  if (!grad_out.is_none()) o.grad_out = checked(grad_out, "grad_out", storage_dtype(dt), xshape, true).mutable_data();
+  return o;
+}
+
+double run_or_raise(int rc, double total, const char* error) {
+  if (rc != 0) throw py::value_error(error);
+  return total;
+}
+
+double rowwise(int loss_id, const py::object& x_obj, const std::string& dtype, const py::object& target,
+               const py::object& weight, const py::dict& params, const py::object& row_scale, double grad_scale,
+               const py::object& loss_out, const py::object& grad_out, bool need_loss) {
+  const FlDtype dt = dtype_of(dtype);
+  FL_CHECK(py::isinstance<py::array>(x_obj), "x must be a NumPy array");
+  py::array x0 = py::reinterpret_borrow<py::array>(x_obj);
+  FL_CHECK(x0.ndim() == 3, "x must be 3-D (outer, C, inner), got shape " + shape_str(x0));
+  const std::vector<py::ssize_t> xshape{x0.shape(0), x0.shape(1), x0.shape(2)}, rows{x0.shape(0), x0.shape(2)};
+  py::array x = checked(x0, "x", storage_dtype(dt), xshape, false);
+  FlRowwiseArgs a{};
+  a.loss_id = loss_id;
+  a.dtype = dt;
+  a.outer = xshape[0];
+  a.classes = xshape[1];
+  a.inner = xshape[2];
+  a.x = x.data();
+  a.params = params_of(params);
+  if (a.params.soft_target != 0.0) a.soft_target = checked(target, "target", storage_dtype(dt), xshape, false).data();
+  else a.target = static_cast<const int64_t*>(checked(target, "target", py::dtype::of<int64_t>(), rows, false).data());
+  if (!weight.is_none()) a.weight = static_cast<const double*>(
+      checked(weight, "weight", py::dtype::of<double>(), {a.classes}, false).data());
+  const Outputs o = outputs(dt, x, rows, row_scale, loss_out, grad_out);
+  a.row_scale = o.row_scale;
+  a.grad_scale = grad_scale;
+  a.loss_out = o.loss_out;
+  a.grad_out = o.grad_out;
+  a.need_loss = need_loss;
+  double total = 0;
+  char error[256] = {0};
+  int rc;
+  {
+    py::gil_scoped_release release;
+    rc = fastloss_rowwise(&a, &total, error, sizeof error);
+  }
+  return run_or_raise(rc, total, error);
+}
+
+double pointwise(int loss_id, const py::object& x_obj, const std::string& dtype, const py::object& target,
+                 const py::object& weight, const py::dict& params, const py::object& row_scale, double grad_scale,
+                 const py::object& loss_out, const py::object& grad_out, bool need_loss) {
+  const FlDtype dt = dtype_of(dtype);
+  FL_CHECK(py::isinstance<py::array>(x_obj), "x must be a NumPy array");
+  py::array x0 = py::reinterpret_borrow<py::array>(x_obj);
+  FL_CHECK(x0.ndim() == 1, "x must be 1-D, got shape " + shape_str(x0));
+  FL_CHECK(weight.is_none(), "pointwise losses take no class weights");
+  const std::vector<py::ssize_t> shape{x0.shape(0)};
+  py::array x = checked(x0, "x", storage_dtype(dt), shape, false);
+  FlPointwiseArgs a{};
+  a.loss_id = loss_id;
+  a.dtype = dt;
+  a.n = shape[0];
+  a.x = x.data();
+  a.target = checked(target, "target", storage_dtype(dt), shape, false).data();
+  a.params = params_of(params);
+  const Outputs o = outputs(dt, x, shape, row_scale, loss_out, grad_out);
+  a.row_scale = o.row_scale;
+  a.grad_scale = grad_scale;
+  a.loss_out = o.loss_out;
+  a.grad_out = o.grad_out;
+  a.need_loss = need_loss;
+  double total = 0;
+  char error[256] = {0};
+  int rc;
+  {
+    py::gil_scoped_release release;
+    rc = fastloss_pointwise(&a, &total, error, sizeof error);
+  }
+  return run_or_raise(rc, total, error);
+}
+
+std::string isa_name() {
+  try {
+    return current_isa();
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(e.what());
+  }
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "fastloss CPU kernels (SIMD, OpenMP); see python/fastloss/_backends.py and csrc/fastloss/kernels.h";
+  const char* kernel_doc =
+      "(loss_id, x, dtype, target, weight, params, row_scale, grad_scale, loss_out, grad_out, need_loss) -> "
+      "sum of the unreduced losses; writes loss_out / grad_out (grad_out may be x). Raises ValueError on bad input.";
+  m.def("rowwise", &rowwise, kernel_doc);
+  m.def("pointwise", &pointwise, kernel_doc);
+  m.def("isa", &isa_name, "The instruction set in use.");
+  m.def("available_isas", &available_isas, "Instruction sets this CPU and build can run, best first.");
+  m.def("set_isa", [](const std::string& name) {
+    try {
+      set_isa(name);
+    } catch (const std::invalid_argument& e) {
+      throw py::value_error(e.what());
+    }
+  }, "Switch the instruction set (tests run every available one).");
+  m.def("set_num_threads", [](int n) {
+    FL_CHECK(n >= 1, "num_threads must be a positive integer");
+    set_num_threads(n);
+  });
+  m.def("get_num_threads", &get_num_threads);
+  m.def("_vector_math", [](const std::string& fn, const py::array_t<float, py::array::c_style | py::array::forcecast>& in) {
+    static const char* const names[] = {"exp", "log", "log1p", "tanh"};
+    int f = -1;
+    for (int i = 0; i < 4; ++i)
+      if (fn == names[i]) f = i;
+    FL_CHECK(f >= 0, "function must be exp, log, log1p or tanh");
+    py::array_t<float> out(in.size());
+    vector_math(f, in.data(), out.mutable_data(), in.size());
+    return out;
+  }, "Test hook: the current ISA's float32 vector exp/log/log1p/tanh, elementwise.");
+  m.attr("_kernel_table") = py::capsule(static_cast<const void*>(&kernel_table), FL_KERNEL_TABLE_CAPSULE);
+}

@@ -1,0 +1,237 @@
+// Compiled with baseline flags only: CPU detection, argument checks, and the memory the kernels
+// use (weights in the math type, per-thread scratch, chunk partial sums), kept in thread-local
+// buffers that grow and are reused, so calls allocate nothing once warm.
+#include "dispatch.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+
+#include "workspace.h"
+
+#ifdef FL_HAVE_AVX512
+FL_DECLARE_ISA(avx512)
+#endif
+#ifdef FL_HAVE_AVX2
+FL_DECLARE_ISA(avx2)
+#endif
+#ifdef FL_HAVE_NEON
+FL_DECLARE_ISA(neon)
+#endif
+FL_DECLARE_ISA(scalar)
+
+namespace fastloss {
+namespace {
+
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+// The OS must save the wide registers too (XCR0), not only the CPU support them.
+bool os_saves(unsigned mask) {
+  unsigned eax, ebx, ecx, edx;
+  __asm__("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(1), "c"(0));
+  if (!(ecx & (1u << 27))) return false;  // OSXSAVE
+  unsigned lo, hi;
+  __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (lo & mask) == mask;
+}
+#endif
+
+bool cpu_has(const std::string& isa) {
+  if (isa == "scalar") return true;
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+  __builtin_cpu_init();
+  if (isa == "avx2")
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && os_saves(0x6);
+  if (isa == "avx512")
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && os_saves(0xE6);
+#endif
+#if defined(__aarch64__)
+  if (isa == "neon") return true;
+#endif
+  return false;
+}
+
+// Best first.
+const IsaKernels* const kBuilt[] = {
+#ifdef FL_HAVE_AVX512
+    &fastloss_cpu_kernels_avx512,
+#endif
+#ifdef FL_HAVE_AVX2
+    &fastloss_cpu_kernels_avx2,
+#endif
+#ifdef FL_HAVE_NEON
+    &fastloss_cpu_kernels_neon,
+#endif
+    &fastloss_cpu_kernels_scalar,
+};
+
+const IsaKernels* find(const std::string& name) {
+  for (const IsaKernels* k : kBuilt)
+    if (name == k->name && cpu_has(name)) return k;
+  return nullptr;
+}
+
+std::atomic<const IsaKernels*> g_isa{nullptr};
+std::string g_isa_error;  // set once, under g_init
+std::once_flag g_init;
+std::atomic<int> g_threads{1};
+
+const IsaKernels* isa() {
+  std::call_once(g_init, [] {
+    const char* env = std::getenv("FASTLOSS_CPU_ISA");
+    if (env && *env) {
+      if (const IsaKernels* k = find(env)) g_isa = k;
+      else g_isa_error = std::string("FASTLOSS_CPU_ISA=") + env + " is not available on this CPU/build";
+      return;
+    }
+    for (const IsaKernels* k : kBuilt)
+      if (cpu_has(k->name)) { g_isa = k; break; }
+  });
+  const IsaKernels* k = g_isa.load();
+  if (!k) throw std::invalid_argument(g_isa_error);
+  return k;
+}
+
+const char* kind_error(int loss_id, bool rowwise) {
+  switch (loss_id) {
+#define FASTLOSS_LOSS(name, kind) \
+  case LOSS_##name: return (std::strcmp(#kind, "rowwise") == 0) == rowwise ? nullptr : "loss_id is of the other kind";
+#include "../fastloss/losses.def"
+#undef FASTLOSS_LOSS
+    default: return "unknown loss_id";
+  }
+}
+
+template <class T> T* grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+struct ThreadBuffers {
+  std::vector<char> scratch;
+  std::vector<double> partials;
+  std::vector<float> weights_f;
+  std::vector<double> weights_d;
+};
+thread_local ThreadBuffers tls;
+
+Workspace workspace(const WorkPlan& plan, int64_t max_useful_threads) {
+  Workspace ws{};
+  ws.threads = int(std::max<int64_t>(1, std::min<int64_t>(g_threads.load(), max_useful_threads)));
+  ws.scratch_per_thread = (plan.scratch_per_thread + 63) & ~size_t(63);
+  char* raw = grow(tls.scratch, ws.scratch_per_thread * size_t(ws.threads) + 64);
+  ws.scratch = raw + ((64 - reinterpret_cast<uintptr_t>(raw) % 64) % 64);
+  ws.partials = grow(tls.partials, size_t(std::max<int64_t>(plan.chunks, 1)));
+  return ws;
+}
+
+template <class S> const S* class_weights(std::vector<S>& buf, const FlRowwiseArgs& a, double& sum) {
+  S* w = grow(buf, size_t(a.classes));
+  const bool focal = a.loss_id == LOSS_softmax_focal_loss;
+  sum = 0;
+  for (int64_t c = 0; c < a.classes; ++c) {
+    double v = a.weight ? a.weight[c] : focal ? a.params.alpha : 1.0;
+    w[c] = S(v);
+    sum += v;
+  }
+  return w;
+}
+
+int fail(char* error, size_t size, const char* msg) {
+  if (error && size) std::snprintf(error, size, "%s", msg);
+  return -1;
+}
+
+}  // namespace
+
+const char* current_isa() { return isa()->name; }
+
+std::vector<std::string> available_isas() {
+  std::vector<std::string> out;
+  for (const IsaKernels* k : kBuilt)
+    if (cpu_has(k->name)) out.push_back(k->name);
+  return out;
+}
+
+void set_isa(const std::string& name) {
+  const IsaKernels* k = find(name);
+  if (!k) throw std::invalid_argument("ISA '" + name + "' is not available on this CPU/build");
+  std::call_once(g_init, [] {});
+  g_isa = k;
+}
+
+void set_num_threads(int n) {
+  if (n < 1) throw std::invalid_argument("num_threads must be a positive integer");
+  g_threads = n;
+}
+
+int get_num_threads() { return g_threads.load(); }
+
+void vector_math(int f, const float* in, float* out, int64_t n) { isa()->vector_math(f, in, out, n); }
+
+extern "C" int fastloss_rowwise(const FlRowwiseArgs* a, double* total, char* error, size_t error_size) {
+  try {
+    if (!a || !total) return fail(error, error_size, "null argument");
+    if (const char* e = kind_error(a->loss_id, true)) return fail(error, error_size, e);
+    if (a->dtype < FL_FLOAT32 || a->dtype > FL_BFLOAT16) return fail(error, error_size, "unknown dtype");
+    if (a->outer < 0 || a->classes < 1 || a->inner < 1) return fail(error, error_size, "bad shape");
+    const bool soft = a->params.soft_target != 0.0;
+    if (soft && (a->loss_id != LOSS_cross_entropy || !a->soft_target))
+      return fail(error, error_size, "soft targets need cross_entropy and a soft_target array");
+    if (!a->x || (!soft && !a->target)) return fail(error, error_size, "x and target are required");
+    if (!soft) {
+      const int64_t n = a->outer * a->inner, ignore = int64_t(a->params.ignore_index);
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t t = a->target[i];
+        if ((t < 0 || t >= a->classes) && t != ignore) {
+          char msg[160];
+          std::snprintf(msg, sizeof msg, "target %lld at row %lld is out of range [0, %lld) and is not ignore_index",
+                        (long long)t, (long long)i, (long long)a->classes);
+          return fail(error, error_size, msg);
+        }
+      }
+    }
+    const IsaKernels* k = isa();
+    const WorkPlan plan = k->rowwise_plan(*a);
+    Workspace ws = workspace(plan, plan.chunks);
+    ws.weights = a->dtype == FL_FLOAT64 ? static_cast<const void*>(class_weights(tls.weights_d, *a, ws.weight_sum))
+                                        : static_cast<const void*>(class_weights(tls.weights_f, *a, ws.weight_sum));
+    *total = k->rowwise(*a, ws);
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(error, error_size, e.what());
+  }
+}
+
+extern "C" int fastloss_pointwise(const FlPointwiseArgs* a, double* total, char* error, size_t error_size) {
+  try {
+    if (!a || !total) return fail(error, error_size, "null argument");
+    if (const char* e = kind_error(a->loss_id, false)) return fail(error, error_size, e);
+    if (a->dtype < FL_FLOAT32 || a->dtype > FL_BFLOAT16) return fail(error, error_size, "unknown dtype");
+    if (a->n < 0) return fail(error, error_size, "bad shape");
+    if (a->n > 0 && (!a->x || !a->target)) return fail(error, error_size, "x and target are required");
+    const IsaKernels* k = isa();
+    const WorkPlan plan = k->pointwise_plan(*a);
+    *total = k->pointwise(*a, workspace(plan, plan.chunks));
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(error, error_size, e.what());
+  }
+}
+
+static const char* isa_or_error() noexcept {
+  try {
+    return current_isa();
+  } catch (const std::exception&) {
+    return "unavailable";
+  }
+}
+
+const FlKernelTable kernel_table = {FL_KERNEL_ABI_VERSION, fastloss_rowwise, fastloss_pointwise, isa_or_error};
+
+}  // namespace fastloss

@@ -1,0 +1,128 @@
+// multiclass_hinge_loss (both variants) on one row or one tile; formulas in
+// csrc/fastloss/multiclass_hinge_loss.h. Every input value a row needs is read before its
+// gradient is written, so the gradient may overwrite the input in place.
+// Rows: the classes j != t are walked as the two ranges [0, t) and (t, C), so the target is
+// excluded exactly. Tiles: lanes have different targets; weston_watkins sums over all classes and
+// removes the target's term (exactly margin's term, since s_t - s_t = 0), crammer_singer keeps the
+// two largest scores per lane (the max over j != t is the second one when s_t is the largest).
+#pragma once
+
+#include "../fastloss/multiclass_hinge_loss.h"
+#include "row_context.h"
+#include "row_loop.h"
+
+FL_NAMESPACE_BEGIN
+
+// First j != t in [0, C) with x[j * stride] == value, or -1.
+template <class S, class T>
+inline int64_t first_index_of(const T* x, int64_t C, int64_t stride, int64_t t, S value) {
+  for (int64_t j = 0; j < C; ++j)
+    if (j != t && load_scalar<S>(x + j * stride) == value) return j;
+  return -1;
+}
+
+template <class V, class T>
+inline typename V::scalar hinge_row(const RowContext<typename V::scalar>& k, const T* x, int64_t t, T* g,
+                                    typename V::scalar scale) {
+  using S = typename V::scalar;
+  const int64_t C = k.classes;
+  const S s_t = load_scalar<S>(x + t), w_t = k.weights[t];
+  if (!k.weston_watkins) {
+    Dual<V> mx(-__builtin_inf());
+    auto body = [&](int64_t c, auto tag) {
+      using W = decltype(tag);
+      mx.get(tag) = fl_max(mx.get(tag), W::load(x + c));
+    };
+    vector_loop<V>(0, t, body);
+    vector_loop<V>(t + 1, C, body);
+    const S max_other = mx.max();
+    const int64_t j = first_index_of<S>(x, C, 1, t, max_other);
+    const LossGrad<S> r = crammer_singer_finalize(s_t, max_other, w_t, k.hinge, scale);
+    if (g) {
+      vector_loop<V>(0, C, [&](int64_t c, auto tag) { decltype(tag)(S(0)).store(g + c); });
+      if (j >= 0) store_scalar(g + j, r.grad);
+      store_scalar(g + t, -r.grad);
+    }
+    return r.loss;
+  }
+  const S wscale = w_t * scale;
+  Dual<V> lsum(0), dsum(0);
+  auto body = [&](int64_t c, auto tag) {
+    using W = decltype(tag);
+    const LossGrad<W> term = weston_watkins_term(W::load(x + c), W(s_t), k.hinge);
+    lsum.get(tag) = lsum.get(tag) + term.loss;
+    dsum.get(tag) = dsum.get(tag) + term.grad;
+    if (g) (term.grad * W(wscale)).store(g + c);
+  };
+  vector_loop<V>(0, t, body);
+  vector_loop<V>(t + 1, C, body);
+  if (g) store_scalar(g + t, -dsum.sum() * wscale);
+  return w_t * lsum.sum();
+}
+
+template <class V, class T>
+inline void hinge_tile(const RowContext<typename V::scalar>& k, const T* x, const int64_t* tgt, T* g,
+                       const typename V::scalar* rs, typename V::scalar* loss) {
+  using S = typename V::scalar;
+  constexpr int NL = V::lanes;
+  const int64_t C = k.classes, in = k.inner;
+  S st[NL], keep[NL], wscale[NL], wt[NL], scale[NL];
+  for (int j = 0; j < NL; ++j) {
+    keep[j] = tgt[j] != k.ignore_index ? S(1) : S(0);
+    st[j] = keep[j] != S(0) ? load_scalar<S>(x + tgt[j] * in + j) : S(0);
+    wt[j] = keep[j] != S(0) ? k.weights[tgt[j]] : S(0);
+    scale[j] = rs ? k.grad_scale * rs[j] : k.grad_scale;
+    wscale[j] = wt[j] * scale[j];
+    loss[j] = 0;
+  }
+  const V keepv = V::from_lanes(keep);
+  if (!k.weston_watkins) {
+    V m1(-__builtin_inf()), m2(-__builtin_inf());
+    for (int64_t c = 0; c < C; ++c) {
+      V z = V::load(x + c * in);
+      m2 = fl_max(m2, fl_min(m1, z));
+      m1 = fl_max(m1, z);
+    }
+    S m1l[NL], m2l[NL], d[NL];
+    int64_t jstar[NL];
+    m1.lanes_to(m1l);
+    m2.lanes_to(m2l);
+    for (int j = 0; j < NL; ++j) {
+      d[j] = 0;
+      jstar[j] = -1;
+      if (keep[j] == S(0)) continue;
+      const S max_other = st[j] == m1l[j] ? m2l[j] : m1l[j];
+      jstar[j] = first_index_of<S>(x + j, C, in, tgt[j], max_other);
+      const LossGrad<S> r = crammer_singer_finalize(st[j], max_other, wt[j], k.hinge, scale[j]);
+      loss[j] = r.loss;
+      d[j] = r.grad;
+    }
+    if (!g) return;
+    for (int64_t c = 0; c < C; ++c) V(S(0)).store(g + c * in);
+    for (int j = 0; j < NL; ++j) {
+      if (keep[j] == S(0)) continue;
+      if (jstar[j] >= 0) store_scalar(g + jstar[j] * in + j, d[j]);
+      store_scalar(g + tgt[j] * in + j, -d[j]);
+    }
+    return;
+  }
+  const V stv = V::from_lanes(st), wsv = V::from_lanes(wscale);
+  V lsum(0), dsum(0);
+  for (int64_t c = 0; c < C; ++c) {
+    const LossGrad<V> term = weston_watkins_term(V::load(x + c * in), stv, k.hinge);
+    lsum = lsum + term.loss;
+    dsum = dsum + term.grad;
+    if (g) select(keepv == V(0), V(0), term.grad * wsv).store(g + c * in);
+  }
+  const LossGrad<S> own = weston_watkins_term(S(0), S(0), k.hinge);  // the target's own term
+  S ll[NL], dl[NL];
+  lsum.lanes_to(ll);
+  dsum.lanes_to(dl);
+  for (int j = 0; j < NL; ++j) {
+    if (keep[j] == S(0)) continue;
+    loss[j] = wt[j] * (ll[j] - own.loss);
+    if (g) store_scalar(g + tgt[j] * in + j, -(dl[j] - own.grad) * wscale[j]);
+  }
+}
+
+FL_NAMESPACE_END

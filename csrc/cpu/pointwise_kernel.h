@@ -1,0 +1,91 @@
+// The generic pointwise kernel: one read of x and target, one write of the gradient (and of the
+// loss for reduction="none"), chunks of kPointChunk elements whose loss sums (double lanes) are
+// added in chunk order.
+#pragma once
+
+#include <stdint.h>
+
+#include <type_traits>
+
+#include "../fastloss/hinge_loss.h"
+#include "../fastloss/huber_loss.h"
+#include "../fastloss/sigmoid_focal_loss.h"
+#include "../fastloss/smooth_l1_loss.h"
+#include "row_loop.h"
+#include "workspace.h"
+
+FL_NAMESPACE_BEGIN
+
+constexpr int64_t kPointChunk = 16384;
+
+inline WorkPlan pointwise_plan(const FlPointwiseArgs& a) {
+  WorkPlan p;
+  p.chunks = (a.n + kPointChunk - 1) / kPointChunk;
+  p.scratch_per_thread = 0;
+  return p;
+}
+
+// Loss sums: a double vector for V's steps and a double lane for the tail's.
+template <class V, class VD> struct LossAccumulator {
+  using L = Lane1<typename V::scalar>;
+  VD v = VD(0.0);
+  Lane1<double> l = Lane1<double>(0.0);
+  template <class W> auto& get(W) {  // V == L for the scalar ISA: then only v is used
+    if constexpr (std::is_same<W, V>::value) return v; else return l;
+  }
+};
+
+// f(x, y) -> LossGrad for any vector width; VD is the double vector type of the ISA.
+template <class V, class VD, class T, class F>
+inline double pointwise_loop(const FlPointwiseArgs& a, const Workspace& ws, F&& f) {
+  using S = typename V::scalar;
+  const WorkPlan plan = pointwise_plan(a);
+  const T* x = static_cast<const T*>(a.x);
+  const T* y = static_cast<const T*>(a.target);
+  T* g = static_cast<T*>(a.grad_out);
+  const S* rs = static_cast<const S*>(a.row_scale);
+  S* loss_out = static_cast<S*>(a.loss_out);
+  const S gs = S(a.grad_scale);
+  const bool need_loss = a.need_loss != 0;
+  parallel_chunks(plan.chunks, ws.threads, ws.scratch, ws.scratch_per_thread, [&](int64_t chunk, char*) {
+    const int64_t i0 = chunk * kPointChunk, i1 = i0 + kPointChunk < a.n ? i0 + kPointChunk : a.n;
+    LossAccumulator<V, VD> acc;
+    vector_loop<V>(i0, i1, [&](int64_t i, auto tag) {
+      using W = decltype(tag);
+      const LossGrad<W> r = f(W::load(x + i), W::load(y + i));
+      if (loss_out) r.loss.store(loss_out + i);
+      if (need_loss) widen_add(acc.get(tag), r.loss);
+      if (g) (r.grad * (rs ? W::load(rs + i) * W(gs) : W(gs))).store(g + i);
+    });
+    ws.partials[chunk] = hsum(acc.v) + acc.l.v;
+  });
+  double total = 0;
+  if (need_loss)
+    for (int64_t c = 0; c < plan.chunks; ++c) total += ws.partials[c];
+  return total;
+}
+
+template <class V, class VD, class T> inline double pointwise_run(const FlPointwiseArgs& a, const Workspace& ws) {
+  using S = typename V::scalar;
+  const LossParams& p = a.params;
+  switch (a.loss_id) {
+    case LOSS_sigmoid_focal_loss: {
+      const SigmoidFocalConsts<S> k(p);
+      return pointwise_loop<V, VD, T>(a, ws, [&](auto x, auto y) { return sigmoid_focal_loss_and_grad(x, y, k); });
+    }
+    case LOSS_hinge_loss: {
+      const BinaryHingeConsts<S> k(p);
+      return pointwise_loop<V, VD, T>(a, ws, [&](auto x, auto y) { return hinge_loss_and_grad(x, y, k); });
+    }
+    case LOSS_huber_loss: {
+      const HuberConsts<S> k(p);
+      return pointwise_loop<V, VD, T>(a, ws, [&](auto x, auto y) { return huber_loss_and_grad(x, y, k); });
+    }
+    default: {
+      const SmoothL1Consts<S> k(p);
+      return pointwise_loop<V, VD, T>(a, ws, [&](auto x, auto y) { return smooth_l1_loss_and_grad(x, y, k); });
+    }
+  }
+}
+
+FL_NAMESPACE_END

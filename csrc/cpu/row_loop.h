@@ -1,0 +1,54 @@
+// Loop helpers shared by the kernels: a range walked with whole vectors V and then one-lane
+// L = Lane1 steps for the tail, with per-type accumulators; and the OpenMP chunk loop.
+#pragma once
+
+#include <stdint.h>
+
+#include <type_traits>
+
+#include "simd/vec_scalar.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+FL_NAMESPACE_BEGIN
+
+// A vector accumulator and its one-lane twin for the tail; get(tag) picks by the step's type.
+template <class V> struct Dual {
+  using L = Lane1<typename V::scalar>;
+  V v;
+  L l;
+  explicit Dual(typename V::scalar init) : v(init), l(init) {}
+  template <class W> auto& get(W) {  // V == L for the scalar ISA: then only v is used
+    if constexpr (std::is_same<W, V>::value) return v; else return l;
+  }
+  typename V::scalar sum() const { return hsum(v) + l.v; }
+  typename V::scalar max() const { return fl_max(hmax(v), l.v); }
+};
+
+// body(i, tag) for i = begin, begin + V::lanes, ... with tag a V, then i = ..., end-1 with tag an L.
+template <class V, class Body> inline void vector_loop(int64_t begin, int64_t end, Body&& body) {
+  int64_t i = begin;
+  for (; i + V::lanes <= end; i += V::lanes) body(i, V());
+  for (; i < end; ++i) body(i, Lane1<typename V::scalar>());
+}
+
+inline int thread_id() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+// work(chunk, scratch_of_this_thread) for every chunk, in parallel; threads only change who runs
+// a chunk, never what it computes.
+template <class Work> inline void parallel_chunks(int64_t chunks, int threads, char* scratch, size_t per_thread,
+                                                  Work&& work) {
+  (void)threads;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && chunks > 1)
+  for (int64_t k = 0; k < chunks; ++k) work(k, scratch + size_t(thread_id()) * per_thread);
+}
+
+FL_NAMESPACE_END

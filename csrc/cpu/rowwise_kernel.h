@@ -1,0 +1,135 @@
+// The generic rowwise kernel: splits (outer, C, inner) into fixed chunks, runs each row (inner == 1)
+// or tile of V::lanes rows (inner > 1; the last rows of a chunk one lane at a time) through the
+// loss's row/tile function, and sums the row losses per chunk in row order (double).
+#pragma once
+
+#include <stdint.h>
+
+#include <type_traits>
+
+#include "hinge_kernel.h"
+#include "row_loop.h"
+#include "softmax_kernel.h"
+#include "workspace.h"
+
+FL_NAMESPACE_BEGIN
+
+constexpr int64_t kTileChunk = 1024;  // inner positions per chunk: a multiple of every lane count
+
+inline size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
+
+template <class V> inline WorkPlan rowwise_plan(const FlRowwiseArgs& a) {
+  using S = typename V::scalar;
+  WorkPlan p;
+  const int64_t width = a.inner == 1 ? 1 : V::lanes;
+  p.scratch_per_thread = 2 * align64(size_t(a.classes) * size_t(width) * sizeof(S));
+  if (a.inner == 1) {
+    int64_t rows = 16384 / (a.classes > 0 ? a.classes : 1);
+    rows = rows < 1 ? 1 : rows > 64 ? 64 : rows;
+    p.chunks = (a.outer + rows - 1) / rows;
+  } else {
+    p.chunks = a.outer * ((a.inner + kTileChunk - 1) / kTileChunk);
+  }
+  return p;
+}
+
+// The loss of one call: row(x, y, t, g, scale, ebuf, thbuf) -> loss for a contiguous row, and
+// tile(tag, x, y, tgt, g, rs, loss, ebuf, estride, thbuf) for decltype(tag)::lanes rows at stride inner.
+template <class V, class T, class Row, class Tile>
+inline double rowwise_loop(const FlRowwiseArgs& a, const Workspace& ws, const RowContext<typename V::scalar>& k,
+                           Row&& row, Tile&& tile) {
+  using S = typename V::scalar;
+  using L = Lane1<S>;
+  constexpr bool kGradIsMath = std::is_same<T, S>::value;
+  const WorkPlan plan = rowwise_plan<V>(a);
+  const int64_t C = a.classes, inner = a.inner;
+  const T* x = static_cast<const T*>(a.x);
+  const T* y = static_cast<const T*>(a.soft_target);
+  T* g = static_cast<T*>(a.grad_out);
+  const S* rs = static_cast<const S*>(a.row_scale);
+  S* loss_out = static_cast<S*>(a.loss_out);
+  const size_t half = plan.scratch_per_thread / 2;
+
+  parallel_chunks(plan.chunks, ws.threads, ws.scratch, ws.scratch_per_thread, [&](int64_t chunk, char* scratch) {
+    S* ebuf = reinterpret_cast<S*>(scratch);
+    S* thbuf = reinterpret_cast<S*>(scratch + half);
+    double part = 0;
+    if (inner == 1) {
+      const int64_t rows = (a.outer + plan.chunks - 1) / plan.chunks;
+      const int64_t r0 = chunk * rows, r1 = r0 + rows < a.outer ? r0 + rows : a.outer;
+      for (int64_t r = r0; r < r1; ++r) {
+        T* gr = g ? g + r * C : nullptr;
+        const int64_t t = k.soft ? -1 : a.target[r];
+        S l = 0;
+        if (!k.soft && t == k.ignore_index) {
+          if (gr) vector_loop<V>(0, C, [&](int64_t c, auto tag) { decltype(tag)(S(0)).store(gr + c); });
+        } else {
+          S* eb = kGradIsMath && gr ? reinterpret_cast<S*>(gr) : ebuf;
+          l = row(x + r * C, y ? y + r * C : nullptr, t, gr, rs ? k.grad_scale * rs[r] : k.grad_scale, eb, thbuf);
+        }
+        if (loss_out) loss_out[r] = l;
+        part += double(l);
+      }
+    } else {
+      const int64_t groups = (inner + kTileChunk - 1) / kTileChunk;
+      const int64_t o = chunk / groups, i0 = (chunk % groups) * kTileChunk;
+      const int64_t i1 = i0 + kTileChunk < inner ? i0 + kTileChunk : inner;
+      const int64_t base = o * C * inner;
+      S lanes_loss[V::lanes];
+      auto run = [&](int64_t i, auto tag) {
+        using W = decltype(tag);
+        T* gt = g ? g + base + i : nullptr;
+        S* eb = kGradIsMath && gt ? reinterpret_cast<S*>(gt) : ebuf;
+        const int64_t estride = kGradIsMath && gt ? inner : W::lanes;
+        tile(tag, x + base + i, y ? y + base + i : nullptr, k.soft ? nullptr : a.target + o * inner + i, gt,
+             rs ? rs + o * inner + i : nullptr, lanes_loss, eb, estride, thbuf);
+        for (int j = 0; j < W::lanes; ++j) {
+          if (loss_out) loss_out[o * inner + i + j] = lanes_loss[j];
+          part += double(lanes_loss[j]);
+        }
+      };
+      int64_t i = i0;
+      for (; i + V::lanes <= i1; i += V::lanes) run(i, V());
+      for (; i < i1; ++i) run(i, L());
+    }
+    ws.partials[chunk] = part;
+  });
+  double total = 0;
+  if (a.need_loss)
+    for (int64_t c = 0; c < plan.chunks; ++c) total += ws.partials[c];
+  return total;
+}
+
+template <class V, int MODE, bool CAP, class T>
+inline double softmax_rowwise(const FlRowwiseArgs& a, const Workspace& ws, const RowContext<typename V::scalar>& k) {
+  using S = typename V::scalar;
+  return rowwise_loop<V, T>(
+      a, ws, k,
+      [&](const T* x, const T* y, int64_t t, T* g, S scale, S* eb, S* th) {
+        return softmax_row<V, MODE, CAP>(k, x, y, t, g, scale, eb, th);
+      },
+      [&](auto tag, const T* x, const T* y, const int64_t* tgt, T* g, const S* rs, S* loss, S* eb, int64_t es, S* th) {
+        softmax_tile<decltype(tag), MODE, CAP>(k, x, y, tgt, g, rs, loss, eb, es, th);
+      });
+}
+
+template <class V, class T> inline double rowwise_run(const FlRowwiseArgs& a, const Workspace& ws) {
+  using S = typename V::scalar;
+  const RowContext<S> k(a, static_cast<const S*>(ws.weights), ws.weight_sum);
+  if (a.loss_id == LOSS_multiclass_hinge_loss) {
+    return rowwise_loop<V, T>(
+        a, ws, k,
+        [&](const T* x, const T*, int64_t t, T* g, S scale, S*, S*) { return hinge_row<V>(k, x, t, g, scale); },
+        [&](auto tag, const T* x, const T*, const int64_t* tgt, T* g, const S* rs, S* loss, S*, int64_t, S*) {
+          hinge_tile<decltype(tag)>(k, x, tgt, g, rs, loss);
+        });
+  }
+  const bool cap = k.cap > S(0);
+  if (k.soft) return cap ? softmax_rowwise<V, SOFTMAX_SOFT, true, T>(a, ws, k) : softmax_rowwise<V, SOFTMAX_SOFT, false, T>(a, ws, k);
+  if (k.ce.eps != S(0))
+    return cap ? softmax_rowwise<V, SOFTMAX_HARD_SMOOTHED, true, T>(a, ws, k)
+               : softmax_rowwise<V, SOFTMAX_HARD_SMOOTHED, false, T>(a, ws, k);
+  return cap ? softmax_rowwise<V, SOFTMAX_HARD, true, T>(a, ws, k) : softmax_rowwise<V, SOFTMAX_HARD, false, T>(a, ws, k);
+}
+
+FL_NAMESPACE_END

@@ -1,0 +1,20 @@
+// float64 transcendental functions of the SIMD types, lane by lane through the C library
+// (<= 1 ulp). float64 inputs are correctness-first; their passes are memory-bound except exp.
+#pragma once
+
+FL_NAMESPACE_BEGIN
+
+template <class Vd, class F> inline Vd lanewise(Vd v, F fn) {
+  alignas(64) double lanes[Vd::lanes];
+  v.lanes_to(lanes);
+  for (int i = 0; i < Vd::lanes; ++i) lanes[i] = fn(lanes[i]);
+  return Vd::from_lanes(lanes);
+}
+
+#define FL_DOUBLE_LANEWISE(Vd)                                                                   \
+  inline Vd fl_exp(Vd v) { return lanewise(v, [](double d) { return fl_exp(d); }); }           \
+  inline Vd fl_log(Vd v) { return lanewise(v, [](double d) { return fl_log(d); }); }           \
+  inline Vd fl_log1p(Vd v) { return lanewise(v, [](double d) { return fl_log1p(d); }); }       \
+  inline Vd fl_tanh(Vd v) { return lanewise(v, [](double d) { return fl_tanh(d); }); }
+
+FL_NAMESPACE_END

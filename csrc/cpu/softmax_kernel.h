@@ -1,0 +1,182 @@
+// The softmax family (cross_entropy with every option, softmax_focal_loss) on one row or one tile.
+//
+// Memory: three sweeps over a row that stays in L1/L2, one exp per element:
+//   1. z = x (or softcap(x), tanh kept in thbuf), row max m
+//   2. e = exp(z - m) written to ebuf (the gradient buffer itself when it has the math type, even
+//      in place over x: every x needed later was read before), sum e and the soft/smoothing sums
+//   3. g = (e * a - b * wq) * dz_dx written once in the storage dtype; the target class's value is
+//      recomputed in the math type and stored once (never a rounded value corrected).
+// Rows (class axis last): vectorised along the row. Tiles (class axis in the middle): V::lanes
+// neighbouring rows at stride `inner`, vectorised across them, so no transposing copy is made.
+// Ignored rows are handled by the caller (row) or by a lane mask (tile).
+#pragma once
+
+#include "../fastloss/cross_entropy.h"
+#include "../fastloss/softmax_focal_loss.h"
+#include "row_context.h"
+#include "row_loop.h"
+
+FL_NAMESPACE_BEGIN
+
+enum SoftmaxMode { SOFTMAX_HARD = 0, SOFTMAX_HARD_SMOOTHED = 1, SOFTMAX_SOFT = 2 };
+
+template <class S>
+inline SoftmaxRowResult<S> softmax_finalize(const RowContext<S>& k, const SoftmaxRowStats<S>& st, S scale) {
+  if (k.loss_id == LOSS_softmax_focal_loss) return softmax_focal_finalize(st, k.gamma, scale);
+  return k.soft ? cross_entropy_finalize_soft(st, k.ce, scale) : cross_entropy_finalize_hard(st, k.ce, scale);
+}
+
+template <class S> inline SoftmaxRowStats<S> softmax_stats(const RowContext<S>& k, S m, S s, S zt, S w_t, S a1, S a2) {
+  SoftmaxRowStats<S> st;
+  st.m = m;
+  st.s = s;
+  st.zt_m = zt - m;
+  st.w_t = w_t;
+  st.sum_w = k.sum_w;
+  st.sum_wzm = a1;
+  st.sum_wq = a1;
+  st.sum_wq_zm = a2;
+  return st;
+}
+
+// One row x[0..C) (target t, or soft probabilities y); returns the row loss, writes g if not null.
+template <class V, int MODE, bool CAP, class T>
+inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, const T* x, const T* y, int64_t t,
+                                      T* g, typename V::scalar scale, typename V::scalar* ebuf,
+                                      typename V::scalar* thbuf) {
+  using S = typename V::scalar;
+  const int64_t C = k.classes;
+  const S* w = k.weights;
+  Dual<V> mx(-__builtin_inf());
+  vector_loop<V>(0, C, [&](int64_t c, auto tag) {
+    using W = decltype(tag);
+    W z = W::load(x + c);
+    if constexpr (CAP) {
+      W th = fl_tanh(z * W(k.inv_cap));
+      th.store(thbuf + c);
+      z = W(k.cap) * th;
+    }
+    mx.get(tag) = fl_max(mx.get(tag), z);
+  });
+  const S m = softmax_safe_max(mx.max());
+  S zt = 0;
+  if constexpr (MODE != SOFTMAX_SOFT) zt = CAP ? k.cap * thbuf[t] : load_scalar<S>(x + t);
+
+  Dual<V> s(0), a1(0), a2(0);
+  vector_loop<V>(0, C, [&](int64_t c, auto tag) {
+    using W = decltype(tag);
+    W z = CAP ? W(k.cap) * W::load(thbuf + c) : W::load(x + c);
+    W d = z - W(m);
+    W e = fl_exp(d);
+    if (g) e.store(ebuf + c);
+    s.get(tag) = s.get(tag) + e;
+    if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) a1.get(tag) = a1.get(tag) + W::load(w + c) * d;
+    if constexpr (MODE == SOFTMAX_SOFT) {
+      W wq = W::load(w + c) * cross_entropy_soft_q(W::load(y + c), k.ce);
+      a1.get(tag) = a1.get(tag) + wq;
+      a2.get(tag) = a2.get(tag) + wq * d;
+    }
+  });
+  const S w_t = MODE == SOFTMAX_SOFT ? S(1) : w[t];
+  const SoftmaxRowResult<S> r = softmax_finalize(k, softmax_stats(k, m, s.sum(), zt, w_t, a1.sum(), a2.sum()), scale);
+  if (!g) return r.loss;
+
+  const S e_t = MODE == SOFTMAX_SOFT ? S(0) : ebuf[t];
+  vector_loop<V>(0, C, [&](int64_t c, auto tag) {
+    using W = decltype(tag);
+    W val = W::load(ebuf + c) * W(r.a);
+    if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) val = val - W(r.b) * W::load(w + c);
+    if constexpr (MODE == SOFTMAX_SOFT) val = val - W(r.b) * W::load(w + c) * cross_entropy_soft_q(W::load(y + c), k.ce);
+    if constexpr (CAP) val = val * softcap_dz_dx(W::load(thbuf + c));
+    val.store(g + c);
+  });
+  if constexpr (MODE != SOFTMAX_SOFT) {
+    S gt = softmax_grad(e_t, w_t, r.a, MODE == SOFTMAX_HARD ? S(0) : r.b) - r.t_coef;
+    if constexpr (CAP) gt *= softcap_dz_dx(thbuf[t]);
+    store_scalar(g + t, gt);
+  }
+  return r.loss;
+}
+
+// V::lanes rows side by side: element (c, j) at x[c * inner + j]; targets tgt[j], scales rs[j];
+// per-lane losses to loss[j]. ebuf holds e at ebuf[c * estride + j]; thbuf at thbuf[c * lanes + j].
+template <class V, int MODE, bool CAP, class T>
+inline void softmax_tile(const RowContext<typename V::scalar>& k, const T* x, const T* y, const int64_t* tgt,
+                         T* g, const typename V::scalar* rs, typename V::scalar* loss, typename V::scalar* ebuf,
+                         int64_t estride, typename V::scalar* thbuf) {
+  using S = typename V::scalar;
+  constexpr int NL = V::lanes;
+  const int64_t C = k.classes, in = k.inner;
+  const S* w = k.weights;
+  V mx(-__builtin_inf());
+  for (int64_t c = 0; c < C; ++c) {
+    V z = V::load(x + c * in);
+    if constexpr (CAP) {
+      V th = fl_tanh(z * V(k.inv_cap));
+      th.store(thbuf + c * NL);
+      z = V(k.cap) * th;
+    }
+    mx = fl_max(mx, z);
+  }
+  S m[NL], zt[NL], keep[NL];
+  mx.lanes_to(m);
+  for (int j = 0; j < NL; ++j) {
+    m[j] = softmax_safe_max(m[j]);
+    keep[j] = MODE == SOFTMAX_SOFT || tgt[j] != k.ignore_index ? S(1) : S(0);
+    zt[j] = 0;
+    if (MODE != SOFTMAX_SOFT && keep[j] != S(0))
+      zt[j] = CAP ? k.cap * thbuf[tgt[j] * NL + j] : load_scalar<S>(x + tgt[j] * in + j);
+  }
+  const V mv = V::from_lanes(m);
+  V s(0), a1(0), a2(0);
+  for (int64_t c = 0; c < C; ++c) {
+    V z = CAP ? V(k.cap) * V::load(thbuf + c * NL) : V::load(x + c * in);
+    V d = z - mv;
+    V e = fl_exp(d);
+    if (g) e.store(ebuf + c * estride);
+    s = s + e;
+    if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) a1 = a1 + V(w[c]) * d;
+    if constexpr (MODE == SOFTMAX_SOFT) {
+      V wq = V(w[c]) * cross_entropy_soft_q(V::load(y + c * in), k.ce);
+      a1 = a1 + wq;
+      a2 = a2 + wq * d;
+    }
+  }
+  S sl[NL], a1l[NL], a2l[NL], A[NL], B[NL], TC[NL], et[NL];
+  s.lanes_to(sl);
+  a1.lanes_to(a1l);
+  a2.lanes_to(a2l);
+  for (int j = 0; j < NL; ++j) {
+    A[j] = B[j] = TC[j] = et[j] = loss[j] = 0;
+    if (keep[j] == S(0)) continue;
+    const S w_t = MODE == SOFTMAX_SOFT ? S(1) : w[tgt[j]];
+    const S scale = rs ? k.grad_scale * rs[j] : k.grad_scale;
+    const SoftmaxRowResult<S> r = softmax_finalize(k, softmax_stats(k, m[j], sl[j], zt[j], w_t, a1l[j], a2l[j]), scale);
+    loss[j] = r.loss;
+    A[j] = r.a;
+    B[j] = r.b;
+    TC[j] = r.t_coef;
+    if (MODE != SOFTMAX_SOFT && g) et[j] = ebuf[tgt[j] * estride + j];
+  }
+  if (!g) return;
+  const V av = V::from_lanes(A), bv = V::from_lanes(B), keepv = V::from_lanes(keep);
+  for (int64_t c = 0; c < C; ++c) {
+    V val = V::load(ebuf + c * estride) * av;
+    if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) val = val - bv * V(w[c]);
+    if constexpr (MODE == SOFTMAX_SOFT) val = val - bv * V(w[c]) * cross_entropy_soft_q(V::load(y + c * in), k.ce);
+    if constexpr (CAP) val = val * softcap_dz_dx(V::load(thbuf + c * NL));
+    val = select(keepv == V(0), V(0), val);  // exact zeros for ignored rows, whatever x holds
+    val.store(g + c * in);
+  }
+  if constexpr (MODE != SOFTMAX_SOFT) {
+    for (int j = 0; j < NL; ++j) {
+      if (keep[j] == S(0)) continue;
+      const int64_t t = tgt[j];
+      S gt = softmax_grad(et[j], w[t], A[j], MODE == SOFTMAX_HARD ? S(0) : B[j]) - TC[j];
+      if constexpr (CAP) gt *= softcap_dz_dx(thbuf[t * NL + j]);
+      store_scalar(g + t * in + j, gt);
+    }
+  }
+}
+
+FL_NAMESPACE_END

@@ -1,0 +1,40 @@
+// What dispatch.cpp hands to the per-ISA kernels besides the arguments: memory it owns (so the
+// kernels, compiled with ISA flags, never instantiate allocation code) and the thread count.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../fastloss/kernels.h"
+
+namespace fastloss {
+
+struct Workspace {
+  char* scratch;           // threads * scratch_per_thread bytes, 64-byte aligned slices
+  size_t scratch_per_thread;
+  double* partials;        // one per work chunk: loss sums combined in chunk order
+  int threads;
+  const void* weights;     // rowwise: (classes,) in the math type; ones when the loss has none
+  double weight_sum;       // sum of weights (cross_entropy label smoothing)
+};
+
+// The work layout of one call: the same for every thread count, so reductions are deterministic.
+struct WorkPlan {
+  int64_t chunks;
+  size_t scratch_per_thread;
+};
+
+// One instruction set's kernels (defined in isa_kernels.cpp, compiled once per ISA).
+struct IsaKernels {
+  const char* name;
+  WorkPlan (*rowwise_plan)(const FlRowwiseArgs&);
+  double (*rowwise)(const FlRowwiseArgs&, const Workspace&);
+  WorkPlan (*pointwise_plan)(const FlPointwiseArgs&);
+  double (*pointwise)(const FlPointwiseArgs&, const Workspace&);
+  // Test hook: out[i] = f(in[i]) with the ISA's vector math, f = 0 exp, 1 log, 2 log1p, 3 tanh.
+  void (*vector_math)(int f, const float* in, float* out, int64_t n);
+};
+
+}  // namespace fastloss
+
+#define FL_DECLARE_ISA(isa) extern "C" const fastloss::IsaKernels fastloss_cpu_kernels_##isa;

@@ -1,0 +1,168 @@
+// pybind11 module fastloss._cuda: launches the CUDA kernels on raw device pointers prepared by
+// python/fastloss/_cuda_api.py (which owns validation, allocation and array interop).
+// A job is a dict of ints and floats (pointers as ints, 0 for none); every call enqueues work on the
+// given stream of the given device and returns without synchronising, with the GIL released.
+#include <pybind11/pybind11.h>
+
+#include <cuda_runtime_api.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "errors.h"
+#include "launch.h"
+
+namespace py = pybind11;
+using namespace fastloss;
+using namespace fastloss::cuda;
+
+namespace {
+
+template <class T> T get(const py::dict& d, const char* key) {
+  if (!d.contains(key)) throw std::invalid_argument(std::string("fastloss._cuda: job has no '") + key + "'");
+  return d[key].cast<T>();
+}
+template <class T> T* ptr(const py::dict& d, const char* key) {
+  return reinterpret_cast<T*>(static_cast<uintptr_t>(get<unsigned long long>(d, key)));
+}
+
+LossParams loss_params(const py::dict& p) {
+  LossParams lp{};
+  lp.ignore_index = get<double>(p, "ignore_index");
+  lp.label_smoothing = get<double>(p, "label_smoothing");
+  lp.z_loss = get<double>(p, "z_loss");
+  lp.softcap = get<double>(p, "softcap");
+  lp.gamma = get<double>(p, "gamma");
+  lp.alpha = get<double>(p, "alpha");
+  lp.margin = get<double>(p, "margin");
+  lp.squared = get<double>(p, "squared");
+  lp.weston_watkins = get<double>(p, "weston_watkins");
+  lp.delta = get<double>(p, "delta");
+  lp.beta = get<double>(p, "beta");
+  lp.soft_target = get<double>(p, "soft_target");
+  return lp;
+}
+
+GradScale grad_scale(const py::dict& j) {
+  return GradScale{get<double>(j, "scale_host"), ptr<const double>(j, "scale_numerator"), nullptr,
+                   ptr<const void>(j, "row_scale")};
+}
+
+Reduction reduction(const py::dict& j) {
+  return Reduction{get<int>(j, "reduction"), get<double>(j, "host_denominator"), get<int>(j, "device_denominator"),
+                   ptr<void>(j, "total")};
+}
+
+// Runs `launch` on `device`, restoring the caller's current device afterwards.
+template <class F> void on_device(int device, F launch) {
+  int previous = 0;
+  cudaGetDevice(&previous);
+  if (cudaError_t e = cudaSetDevice(device)) throw std::runtime_error(cudaGetErrorString(e));
+  const char* error = nullptr;
+  {
+    py::gil_scoped_release release;
+    error = launch();
+  }
+  cudaSetDevice(previous);
+  if (error) throw std::runtime_error(std::string("fastloss CUDA launch failed: ") + error);
+}
+
+void rowwise(const py::dict& j) {
+  RowwiseArgs a{};
+  a.loss_id = get<int>(j, "loss_id");
+  a.dtype = DType(get<int>(j, "dtype"));
+  a.x = ptr<const void>(j, "x");
+  a.grad = ptr<void>(j, "grad");
+  a.outer = get<long long>(j, "outer");
+  a.classes = get<long long>(j, "classes");
+  a.inner = get<long long>(j, "inner");
+  a.target = ptr<const long long>(j, "target");
+  a.soft_target = ptr<const void>(j, "soft_target");
+  a.class_weight = ptr<const void>(j, "class_weight");
+  a.params = loss_params(get<py::dict>(j, "params"));
+  a.scale = grad_scale(j);
+  a.row_loss = ptr<void>(j, "loss");
+  a.errors = device_errors();
+  const Reduction red = reduction(j);
+  auto stream = ptr<CUstream_st>(j, "stream");
+  on_device(get<int>(j, "device"), [&] { return run_rowwise(a, red, stream); });
+}
+
+void pointwise(const py::dict& j) {
+  PointwiseArgs a{};
+  a.loss_id = get<int>(j, "loss_id");
+  a.dtype = DType(get<int>(j, "dtype"));
+  a.x = ptr<const void>(j, "x");
+  a.target = ptr<const void>(j, "target");
+  a.grad = ptr<void>(j, "grad");
+  a.n = get<long long>(j, "n");
+  a.params = loss_params(get<py::dict>(j, "params"));
+  a.scale = grad_scale(j);
+  a.elem_loss = ptr<void>(j, "loss");
+  a.target_lo = get<double>(j, "target_lo");
+  a.target_hi = get<double>(j, "target_hi");
+  a.target_integral = get<int>(j, "target_integral");
+  a.check_target = get<int>(j, "check_target");
+  a.errors = device_errors();
+  const Reduction red = reduction(j);
+  auto stream = ptr<CUstream_st>(j, "stream");
+  on_device(get<int>(j, "device"), [&] { return run_pointwise(a, red, stream); });
+}
+
+int device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // no driver / no device is an answer (0), not a sticky error
+    return 0;
+  }
+  return n;
+}
+
+py::dict versions() {
+  int runtime = 0, driver = 0;
+  cudaRuntimeGetVersion(&runtime);
+  cudaDriverGetVersion(&driver);
+  py::dict d;
+  d["runtime"] = runtime;
+  d["driver"] = driver;
+  d["architectures"] = FASTLOSS_CUDA_ARCHS;
+  return d;
+}
+
+py::list device_names() {
+  py::list names;
+  for (int i = 0, n = device_count(); i < n; ++i) {
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, i) == cudaSuccess)
+      names.append(std::string(prop.name) + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) + ")");
+  }
+  return names;
+}
+
+py::object take_error() {
+  int loss_id = -1;
+  long long index = -1;
+  if (!take_device_error(loss_id, index)) return py::none();
+  return py::make_tuple(loss_id, index);
+}
+
+void synchronize(int device) {
+  on_device(device, [] {
+    cudaError_t e = cudaDeviceSynchronize();
+    return e == cudaSuccess ? nullptr : cudaGetErrorString(e);
+  });
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_cuda, m) {
+  m.doc() = "fastloss CUDA kernels (see python/fastloss/_cuda_api.py for the Python side)";
+  m.def("rowwise", &rowwise, py::arg("job"), "Enqueue a row-wise loss job (softmax family, multiclass hinge).");
+  m.def("pointwise", &pointwise, py::arg("job"), "Enqueue a point-wise loss job.");
+  m.def("device_count", &device_count, "Number of CUDA devices visible (0 without a driver).");
+  m.def("device_names", &device_names, "Names and compute capabilities of the visible devices.");
+  m.def("versions", &versions, "CUDA runtime/driver versions and the architectures compiled in.");
+  m.def("take_error", &take_error,
+        "(loss_id, flat index) of a bad target reported by a finished kernel since the last call, else None.");
+  m.def("synchronize", &synchronize, py::arg("device"), "cudaDeviceSynchronize on `device`.");
+}

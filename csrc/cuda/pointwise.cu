@@ -1,0 +1,162 @@
+// Point-wise losses (sigmoid focal, binary hinge, huber, smooth L1): one fused pass reading input
+// and target and writing the gradient (16-byte accesses when aligned), with per-block loss sums
+// for "mean"/"sum" over fixed segments (deterministic, no atomics).
+#include "dtype.cuh"
+#include "fastloss/hinge_loss.h"
+#include "fastloss/huber_loss.h"
+#include "fastloss/sigmoid_focal_loss.h"
+#include "fastloss/smooth_l1_loss.h"
+#include "launch.h"
+#include "ordered_sum.cuh"
+#include "pointwise.cuh"
+#include "scale_and_errors.cuh"
+
+namespace fastloss::cuda {
+
+template <class S> struct PointwiseConsts {
+  SigmoidFocalConsts<S> focal;
+  BinaryHingeConsts<S> hinge;
+  HuberConsts<S> huber;
+  SmoothL1Consts<S> smooth_l1;
+  __device__ explicit PointwiseConsts(const LossParams& p) : focal(p), hinge(p), huber(p), smooth_l1(p) {}
+};
+
+template <int kLoss, class S>
+__device__ __forceinline__ LossGrad<S> pointwise_eval(S x, S y, const PointwiseConsts<S>& k) {
+  if constexpr (kLoss == LOSS_sigmoid_focal_loss) return sigmoid_focal_loss_and_grad(x, y, k.focal);
+  if constexpr (kLoss == LOSS_hinge_loss) return hinge_loss_and_grad(x, y, k.hinge);
+  if constexpr (kLoss == LOSS_huber_loss) return huber_loss_and_grad(x, y, k.huber);
+  if constexpr (kLoss == LOSS_smooth_l1_loss) return smooth_l1_loss_and_grad(x, y, k.smooth_l1);
+}
+
+template <class S>
+__device__ __forceinline__ bool bad_target(const PointwiseArgs& a, S y) {
+  if (!a.check_target || y != y) return false;
+  return y < S(a.target_lo) || y > S(a.target_hi) || (a.target_integral && y != S(::rint(double(y))));
+}
+
+// Element e: loss and gradient, the domain check, "none" outputs; returns the loss for the sum.
+template <int kLoss, class T>
+__device__ __forceinline__ math_t<T> pointwise_element(const PointwiseArgs& a, const PointwiseConsts<math_t<T>>& k,
+                                                       math_t<T> scale, long long e, math_t<T> x, math_t<T> y,
+                                                       T& g_out) {
+  using S = math_t<T>;
+  LossGrad<S> r = pointwise_eval<kLoss>(x, y, k);
+  if (bad_target(a, y)) {
+    report_bad_target(a.errors, a.loss_id, e);
+    r.loss = r.grad = S(NAN);
+  }
+  S s = scale;
+  if (a.scale.row_scale) s *= static_cast<const S*>(a.scale.row_scale)[e];
+  g_out = from_math<T>(r.grad * s);
+  if (a.elem_loss) static_cast<S*>(a.elem_loss)[e] = r.loss;
+  return r.loss;
+}
+
+template <class T, int kLoss>
+__global__ void __launch_bounds__(kPointwiseThreads) pointwise_kernel(const PointwiseArgs a, bool vec, double* partials) {
+  using S = math_t<T>;
+  constexpr int V = Vec16<T>::kSize;
+  constexpr long long kSegment = pointwise_segment<T>();
+  const PointwiseConsts<S> k(a.params);
+  const S scale = S(grad_scale(a.scale));
+  const long long start = (long long)blockIdx.x * kSegment;
+  const long long len = a.n - start < kSegment ? a.n - start : kSegment;
+  const T* x = static_cast<const T*>(a.x) + start;
+  const T* y = static_cast<const T*>(a.target) + start;
+  T* grad = a.grad ? static_cast<T*>(a.grad) + start : nullptr;
+  S acc = S(0);
+  long long done = 0;
+  if (vec) {
+    done = len / V * V;
+    for (long long v = threadIdx.x; v < len / V; v += kPointwiseThreads) {
+      const Vec16<T> xv = reinterpret_cast<const Vec16<T>*>(x)[v];
+      const Vec16<T> yv = reinterpret_cast<const Vec16<T>*>(y)[v];
+      Vec16<T> gv;
+#pragma unroll
+      for (int j = 0; j < V; ++j)
+        acc += pointwise_element<kLoss, T>(a, k, scale, start + v * V + j, to_math(xv.v[j]), to_math(yv.v[j]), gv.v[j]);
+      if (grad) reinterpret_cast<Vec16<T>*>(grad)[v] = gv;
+    }
+  }
+  for (long long i = done + threadIdx.x; i < len; i += kPointwiseThreads) {
+    T g;
+    acc += pointwise_element<kLoss, T>(a, k, scale, start + i, to_math(x[i]), to_math(y[i]), g);
+    if (grad) grad[i] = g;
+  }
+  if (partials) {
+    const double total = block_sum(double(acc));
+    if (threadIdx.x == 0) partials[blockIdx.x] = total;
+  }
+}
+
+template <class T>
+cudaError_t launch_pointwise_typed(const PointwiseArgs& a, double* partials, cudaStream_t stream) {
+  const bool vec = aligned16(a.x) && aligned16(a.target) && (a.grad == nullptr || aligned16(a.grad));
+  const unsigned blocks = unsigned(pointwise_blocks<T>(a.n));
+  switch (a.loss_id) {
+#define FASTLOSS_LAUNCH(id)                                                                        \
+  case id:                                                                                         \
+    pointwise_kernel<T, id><<<blocks, kPointwiseThreads, 0, stream>>>(a, vec, partials);           \
+    break;
+    FASTLOSS_LAUNCH(LOSS_sigmoid_focal_loss)
+    FASTLOSS_LAUNCH(LOSS_hinge_loss)
+    FASTLOSS_LAUNCH(LOSS_huber_loss)
+    FASTLOSS_LAUNCH(LOSS_smooth_l1_loss)
+#undef FASTLOSS_LAUNCH
+    default: return cudaErrorInvalidValue;
+  }
+  return cudaGetLastError();
+}
+
+static cudaError_t launch_pointwise(const PointwiseArgs& a, double* partials, cudaStream_t stream) {
+  if (a.n == 0) return cudaSuccess;
+  switch (a.dtype) {
+    case F32: return launch_pointwise_typed<float>(a, partials, stream);
+    case F64: return launch_pointwise_typed<double>(a, partials, stream);
+    case F16: return launch_pointwise_typed<__half>(a, partials, stream);
+    case BF16: return launch_pointwise_typed<__nv_bfloat16>(a, partials, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace fastloss::cuda
+
+namespace fastloss::cuda {
+
+static long long pointwise_block_count(DType dtype, long long n) {
+  switch (dtype) {
+    case F64: return pointwise_blocks<double>(n);
+    case F16: case BF16: return pointwise_blocks<__half>(n);
+    default: return pointwise_blocks<float>(n);
+  }
+}
+
+const char* run_pointwise(PointwiseArgs a, Reduction red, cudaStream_t stream) {
+  const bool reduce = red.kind != 0 && red.total != nullptr;
+  const long long blocks = pointwise_block_count(a.dtype, a.n);
+  double* partials = nullptr;
+  if (reduce) {
+    if (cudaError_t e = cudaMallocAsync(&partials, sizeof(double) * size_t(blocks > 0 ? blocks : 1), stream))
+      return cudaGetErrorString(e);
+  }
+  cudaError_t e = launch_pointwise(a, partials, stream);
+  if (reduce) {
+    const double denominator = red.kind == 2 ? red.host_denominator : 1.0;
+    if (e == cudaSuccess) {
+      if (a.dtype == F64) {
+        finish_sum_kernel<double><<<1, kSumThreads, 0, stream>>>(partials, blocks, nullptr, denominator,
+                                                                  static_cast<double*>(red.total));
+      } else {
+        finish_sum_kernel<float><<<1, kSumThreads, 0, stream>>>(partials, blocks, nullptr, denominator,
+                                                                 static_cast<float*>(red.total));
+      }
+      e = cudaGetLastError();
+    }
+    cudaError_t freed = cudaFreeAsync(partials, stream);
+    if (e == cudaSuccess) e = freed;
+  }
+  return e == cudaSuccess ? nullptr : cudaGetErrorString(e);
+}
+
+}  // namespace fastloss::cuda

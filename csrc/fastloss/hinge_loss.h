@@ -1,0 +1,28 @@
+// hinge_loss (binary), elementwise: y in {-1, +1} with 0 meaning -1 (NaN targets propagate):
+//   h = margin - y s;  l = h (or h^2) if h > 0 else 0;  dl/ds = -y (or -2 y h) if h > 0 else 0.
+// A hinge exactly at 0 has gradient 0, as PyTorch's backward of clamp_min.
+#pragma once
+
+#include "params.h"
+#include "math_ops.h"
+
+FL_NAMESPACE_BEGIN
+
+template <class S> struct BinaryHingeConsts {
+  S margin;
+  bool squared;
+  explicit FL_HD BinaryHingeConsts(const LossParams& p) : margin(S(p.margin)), squared(p.squared != 0.0) {}
+};
+
+template <class V, class S>
+FL_HD LossGrad<V> hinge_loss_and_grad(V s, V y, const BinaryHingeConsts<S>& k) {
+  y = select(y == V(0), V(-1), y);
+  V h = V(k.margin) - y * s;
+  auto active = h > V(0);
+  LossGrad<V> r;
+  r.loss = select(active, k.squared ? h * h : h, V(0));
+  r.grad = select(active, k.squared ? V(-2) * y * h : -y, V(0));
+  return r;
+}
+
+FL_NAMESPACE_END

@@ -1,0 +1,26 @@
+// huber_loss (PyTorch's formula), elementwise, delta > 0:
+//   e = x - y;  l = 0.5 e^2 if |e| < delta else delta (|e| - 0.5 delta);  dl/dx = clamp(e, -delta, delta)
+// The clamp lets a NaN e through (fl_min/fl_max return their second operand on NaN).
+#pragma once
+
+#include "params.h"
+#include "math_ops.h"
+
+FL_NAMESPACE_BEGIN
+
+template <class S> struct HuberConsts {
+  S delta, half_delta;
+  explicit FL_HD HuberConsts(const LossParams& p) : delta(S(p.delta)), half_delta(S(0.5 * p.delta)) {}
+};
+
+template <class V, class S>
+FL_HD LossGrad<V> huber_loss_and_grad(V x, V y, const HuberConsts<S>& k) {
+  V e = x - y;
+  V ae = fl_abs(e);
+  LossGrad<V> r;
+  r.loss = select(ae < V(k.delta), V(0.5) * e * e, V(k.delta) * (ae - V(k.half_delta)));
+  r.grad = fl_min(V(k.delta), fl_max(V(-k.delta), e));
+  return r;
+}
+
+FL_NAMESPACE_END

@@ -1,0 +1,73 @@
+// The C ABI of fastloss's dispatched CPU kernels, for other C/C++ extensions.
+//
+// fastloss._C exports a PyCapsule named FL_KERNEL_TABLE_CAPSULE ("fastloss._C._kernel_table")
+// holding a pointer to an FlKernelTable. Get it with
+//   auto* t = static_cast<const fastloss::FlKernelTable*>(PyCapsule_Import("fastloss._C._kernel_table", 0));
+// check t->abi_version == FL_KERNEL_ABI_VERSION, fill an FlRowwiseArgs / FlPointwiseArgs and call
+// t->rowwise / t->pointwise. They run on the ISA and thread count fastloss is set to, do not touch
+// Python (call them with or without the GIL), and return 0 on success or -1 with a message in
+// `error` (bad arguments; nothing is written then). Semantics: see python/fastloss/_backends.py
+// (NativeBackend) and DESIGN.md section 1.2; gradient = grad_scale * row_scale[i] * dl_i/dx.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "params.h"
+
+#ifdef __cplusplus
+namespace fastloss {
+extern "C" {
+#endif
+
+#define FL_KERNEL_ABI_VERSION 1
+#define FL_KERNEL_TABLE_CAPSULE "fastloss._C._kernel_table"
+
+// Storage dtype of x, soft targets, pointwise targets and the gradient. The math (and the loss
+// and row_scale arrays) is float64 for FL_FLOAT64 and float32 for the three others.
+typedef enum FlDtype { FL_FLOAT32 = 0, FL_FLOAT64 = 1, FL_FLOAT16 = 2, FL_BFLOAT16 = 3 } FlDtype;
+
+typedef struct FlRowwiseArgs {
+  int loss_id;               // LossId (losses.def order); must be a rowwise loss
+  int dtype;                 // FlDtype
+  int64_t outer, classes, inner;
+  const void* x;             // (outer, classes, inner), C-contiguous
+  const int64_t* target;     // (outer, inner) class indices in [0, classes) or ignore_index; NULL if soft
+  const void* soft_target;   // (outer, classes, inner) probabilities when params.soft_target, else NULL
+  const double* weight;      // (classes,) or NULL: CE / hinge class weights, focal per-class alpha
+  LossParams params;
+  const void* row_scale;     // (outer, inner) of the math type, or NULL
+  double grad_scale;
+  void* loss_out;            // (outer, inner) of the math type, or NULL
+  void* grad_out;            // like x (may be x itself), or NULL for no gradient
+  int need_loss;             // 0: skip the loss sum (the return total is then 0)
+} FlRowwiseArgs;
+
+typedef struct FlPointwiseArgs {
+  int loss_id;               // LossId; must be a pointwise loss
+  int dtype;                 // FlDtype
+  int64_t n;
+  const void* x;             // (n,)
+  const void* target;        // (n,) in x's storage dtype (hinge: 0 means -1)
+  LossParams params;
+  const void* row_scale;     // (n,) of the math type, or NULL
+  double grad_scale;
+  void* loss_out;            // (n,) of the math type, or NULL
+  void* grad_out;            // (n,) like x (may be x itself), or NULL
+  int need_loss;
+} FlPointwiseArgs;
+
+typedef int (*FlRowwiseFn)(const FlRowwiseArgs* args, double* total, char* error, size_t error_size);
+typedef int (*FlPointwiseFn)(const FlPointwiseArgs* args, double* total, char* error, size_t error_size);
+
+typedef struct FlKernelTable {
+  int abi_version;           // FL_KERNEL_ABI_VERSION
+  FlRowwiseFn rowwise;       // *total = sum of the unreduced losses (fixed order, double)
+  FlPointwiseFn pointwise;
+  const char* (*isa)(void);  // the instruction set in use: "avx512", "avx2", "neon" or "scalar"
+} FlKernelTable;
+
+#ifdef __cplusplus
+}  // extern "C"
+}  // namespace fastloss
+#endif

@@ -1,0 +1,49 @@
+// multiclass_hinge_loss on a row of C scores s_c with target t and weight w_t (1 if none).
+//
+// crammer_singer:  h = margin + max_{j!=t} s_j - s_t (j* = first maximiser)
+//   l = w_t * (h or h^2) if h > 0 else 0;  dl/ds_{j*} = w_t (1 or 2h) = -dl/ds_t; others 0.
+//   Row statistics: s_t, the max over j != t and j*; finalize below.
+// weston_watkins:  h_j = margin + (s_j - s_t) for j != t
+//   l = w_t sum_{j!=t} (h_j or h_j^2) [h_j > 0];  dl/ds_j = w_t (1 or 2 h_j) [h_j > 0] (j != t),
+//   dl/ds_t = -sum_{j!=t} dl/ds_j.
+//   Per element: weston_watkins_term (in V); the kernel sums terms and d over j != t.
+// A hinge exactly at 0 has gradient 0 (PyTorch's multi_margin_loss). h_j is formed as
+// margin + (s_j - s_t) so that it is exactly margin at j = t, whatever the magnitude of s.
+// C = 1 (crammer_singer): max over no class is -inf, so h = -inf and l = 0.
+#pragma once
+
+#include "params.h"
+#include "math_ops.h"
+
+FL_NAMESPACE_BEGIN
+
+template <class S> struct HingeConsts {
+  S margin;
+  bool squared;
+  explicit FL_HD HingeConsts(const LossParams& p) : margin(S(p.margin)), squared(p.squared != 0.0) {}
+};
+
+// One Weston-Watkins term for score s against the target score s_t: {loss term, d term}.
+template <class V, class S>
+FL_HD LossGrad<V> weston_watkins_term(V s, V s_t, const HingeConsts<S>& k) {
+  V h = V(k.margin) + (s - s_t);
+  auto active = h > V(0);
+  LossGrad<V> r;
+  r.loss = select(active, k.squared ? h * h : h, V(0));
+  r.grad = select(active, k.squared ? V(2) * h : V(1), V(0));
+  return r;
+}
+
+// Crammer-Singer: loss and d = dl/ds_{j*} (already times w_t and the gradient scale).
+template <class S>
+FL_HD LossGrad<S> crammer_singer_finalize(S s_t, S max_other, S w_t, const HingeConsts<S>& k,
+                                          S scale) {
+  S h = k.margin + max_other - s_t;
+  bool active = h > S(0);
+  LossGrad<S> r;
+  r.loss = active ? w_t * (k.squared ? h * h : h) : S(0);
+  r.grad = active ? scale * w_t * (k.squared ? S(2) * h : S(1)) : S(0);
+  return r;
+}
+
+FL_NAMESPACE_END

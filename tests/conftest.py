@@ -1,0 +1,56 @@
+"""Shared fixtures: every numerical test runs on every backend, and on every ISA of the native one.
+
+Request the ``backend`` fixture and the test body runs inside ``fastloss.use_backend(...)`` with
+the ISA selected, so one suite holds the NumPy fallback and every compiled kernel to one standard.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import settings
+
+import fastloss
+from fastloss import _backends
+
+# The 2-core CI machine runs the whole suite in a few minutes; set HYPOTHESIS_PROFILE=thorough
+# for a longer local search.
+settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, print_blob=True)
+settings.register_profile("thorough", max_examples=500, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def implementations() -> list[tuple[str, str | None]]:
+    """(backend, ISA) pairs: numpy, then native once per ISA this CPU can run."""
+    out: list[tuple[str, str | None]] = []
+    for name in _backends.available():
+        if name == "native":
+            out += [("native", isa) for isa in _backends._C.available_isas()]
+        else:
+            out.append((name, None))
+    return out
+
+
+@pytest.fixture(params=implementations(), ids=lambda p: p[0] if p[1] is None else f"{p[0]}-{p[1]}")
+def backend(request):
+    """The active (backend, isa) for the test; restores the ISA afterwards."""
+    name, isa = request.param
+    native = _backends._C
+    previous = native.isa() if isa is not None else None
+    if isa is not None:
+        native.set_isa(isa)
+    try:
+        with fastloss.use_backend(name):
+            yield name, isa
+    finally:
+        if previous is not None:
+            native.set_isa(previous)
+
+
+@pytest.fixture
+def rng(request):
+    """A generator seeded by the test id, so each test draws its own reproducible data."""
+    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))

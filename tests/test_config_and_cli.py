@@ -1,0 +1,150 @@
+"""Introspection and control (DESIGN.md 1.4) and the command line, partly in fresh interpreters."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastloss
+from fastloss import _backends, _check
+
+PACKAGE_PARENT = str(Path(fastloss.__file__).resolve().parent.parent)
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    """``python -c code`` on this fastloss, in a fresh interpreter with extra environment."""
+    environ = {**os.environ, "PYTHONPATH": os.pathsep.join([PACKAGE_PARENT, os.environ.get("PYTHONPATH", "")]),
+               **env}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=300)
+
+
+def test_show_config_prints_every_fact(capsys):
+    fastloss.show_config()
+    out = capsys.readouterr().out
+    for key in ("version", "backend", "cpu_isa", "cpu_isas_available", "threads", "cuda"):
+        assert f"{key}:" in out
+    assert fastloss.__version__ in out and fastloss.backend() in out
+
+
+def test_backend_is_the_best_available():
+    assert fastloss.backend() == ("native" if "native" in _backends.available() else "numpy")
+
+
+def test_use_backend_switches_and_restores():
+    before = fastloss.backend()
+    with fastloss.use_backend("numpy"):
+        assert fastloss.backend() == "numpy"
+    assert fastloss.backend() == before
+    with pytest.raises(ValueError, match="backend must be 'numpy' or 'native', got 'gpu'"):
+        with fastloss.use_backend("gpu"):
+            pass
+
+
+def test_requesting_a_missing_native_backend_raises():
+    if "native" in _backends.available():
+        with fastloss.use_backend("native"):
+            assert fastloss.backend() == "native"
+    else:
+        with pytest.raises(RuntimeError, match="backend 'native' was requested but fastloss._C failed"):
+            with fastloss.use_backend("native"):
+                pass
+
+
+def test_fastloss_backend_numpy_forces_the_fallback():
+    result = run_python("import fastloss, numpy as np; print(fastloss.backend());"
+                        "print(fastloss.cross_entropy(np.zeros((2, 4)), np.array([0, 3])))",
+                        FASTLOSS_BACKEND="numpy")
+    assert result.returncode == 0, result.stderr
+    backend, loss = result.stdout.split()
+    assert backend == "numpy" and float(loss) == pytest.approx(np.log(4), rel=1e-12)
+
+
+def test_bad_fastloss_backend_is_an_error():
+    result = run_python("import fastloss; fastloss.backend()", FASTLOSS_BACKEND="gpu")
+    assert result.returncode != 0 and "FASTLOSS_BACKEND must be 'numpy' or 'native', got 'gpu'" in result.stderr
+
+
+def test_import_works_without_the_extension():
+    # A None entry in sys.modules makes `from . import _C` raise ImportError, as a missing .so does.
+    result = run_python("import sys; sys.modules['fastloss._C'] = None\n"
+                        "import fastloss, numpy as np\n"
+                        "print(fastloss.backend(), fastloss.huber_loss(np.ones(3), np.zeros(3)))\n"
+                        "fastloss.show_config()")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[:2] == ["numpy", "0.5"]
+    assert "native_import_error" in result.stdout
+
+
+def test_thread_setters():
+    before = fastloss.get_num_threads()
+    try:
+        for n in (1, 2, 3):
+            fastloss.set_num_threads(n)
+            assert fastloss.get_num_threads() == n
+        fastloss.set_num_threads(np.int64(1))
+        assert fastloss.get_num_threads() == 1
+    finally:
+        fastloss.set_num_threads(before)
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match=f"num_threads must be a positive integer, got {bad!r}"):
+            fastloss.set_num_threads(bad)
+
+
+def test_default_threads_follow_omp_num_threads():
+    result = run_python("import fastloss; print(fastloss.get_num_threads())", OMP_NUM_THREADS="3")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "3"
+
+
+def test_cli_info():
+    result = subprocess.run([sys.executable, "-m", "fastloss", "info"], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": PACKAGE_PARENT}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "backend:" in result.stdout and fastloss.__version__ in result.stdout
+
+
+def test_cli_check_passes_and_covers_every_loss_and_implementation():
+    result = subprocess.run([sys.executable, "-m", "fastloss", "check"], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": PACKAGE_PARENT}, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = [line.split() for line in result.stdout.splitlines()[2:-1]]
+    expected = [(f"{b}-{isa}" if isa else b, spec.name) for b, isa in _check.implementations()
+                for spec in fastloss.LOSSES]
+    assert [tuple(row[:2]) for row in table] == expected
+    assert "FAIL" not in result.stdout
+
+
+def test_check_fails_on_a_wrong_backend(monkeypatch, capsys):
+    def off_by_a_little(prob):
+        loss, grad = correct(prob)
+        return loss, (grad if grad is None else grad * 1.001)
+
+    numpy_backend = _backends._BACKENDS["numpy"]
+    correct = numpy_backend.run
+    monkeypatch.setattr(_check, "implementations", lambda: [("wrong", None)])
+    monkeypatch.setattr(_check, "running_on", lambda backend, isa: _patched(numpy_backend, backend,
+                                                                             off_by_a_little, correct))
+    assert _check.main() == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "FAILED" in out
+
+
+def _patched(numpy_backend, backend, wrong, correct):
+    """running_on() whose 'wrong' backend is the NumPy one with a perturbed gradient."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def context():
+        numpy_backend.run = wrong if backend == "wrong" else correct
+        try:
+            with fastloss.use_backend("numpy"):
+                yield
+        finally:
+            numpy_backend.run = correct
+
+    return context()

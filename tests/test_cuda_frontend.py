@@ -1,0 +1,334 @@
+"""The CUDA path's Python side, on every CI machine (no GPU needed).
+
+``fastloss._cuda`` is replaced by an emulator that executes each job on the host with the NumPy
+reference, reading and writing memory through the job's raw pointers exactly as the kernels do
+(scales, device-side "mean" denominators, NaN for bad targets, outputs in the math dtype), and
+CPU torch tensors stand in for CUDA tensors. That checks what this side hands the kernels: the
+layout, pointers, dtypes, scalar parameters, scales, reductions, out=/in-place handling and the
+error policy. The kernels themselves are checked by tests/test_cuda.py on a GPU.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+from typing import ClassVar
+
+import fastloss
+import numpy as np
+import pytest
+import torch
+from fastloss import _arrays, _cuda_api, _reference
+from fastloss import _cuda_arrays as ca
+from fastloss._registry import LOSSES
+from problems import (
+    DTYPES,
+    GRAD_TOL,
+    LOSS_TOL,
+    PER_CLASS,
+    SPECS,
+    all_cases,
+    assert_close,
+    call,
+    loss_shape,
+    make_problem,
+)
+
+_STORAGE = {0: ("float32", np.float32), 1: ("float64", np.float64), 2: ("float16", np.float16),
+            3: ("bfloat16", np.uint16)}
+
+
+def _view(ptr: int, dtype, count: int) -> np.ndarray:
+    """count elements of dtype at device (here: host) address ptr, writable, no copy."""
+    dtype = np.dtype(dtype)
+    buf = (ctypes.c_char * max(count * dtype.itemsize, 1)).from_address(ptr)
+    return np.frombuffer(buf, dtype=dtype, count=count)
+
+
+class EmulatedCuda:
+    """fastloss._cuda's job contract (csrc/cuda/launch.h), executed on the host."""
+
+    def __init__(self):
+        self.jobs: list[dict] = []
+        self.error = None
+
+    def device_count(self):
+        return 1
+
+    def take_error(self):
+        error, self.error = self.error, None
+        return error
+
+    def synchronize(self, device):
+        pass
+
+    def _scale(self, job, den):
+        s = job["scale_host"]
+        if job["scale_numerator"]:
+            s *= _view(job["scale_numerator"], np.float64, 1)[0]
+        return s / den if den is not None else s
+
+    def _finish(self, job, loss, math_dtype, den):
+        if job["reduction"] == 0:
+            if job["loss"]:
+                _view(job["loss"], math_dtype, loss.size)[:] = loss
+            return
+        if job["total"]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                total = np.sum(loss) / (den if den is not None else
+                                        (job["host_denominator"] if job["reduction"] == 2 else 1.0))
+            _view(job["total"], math_dtype, 1)[0] = total
+
+    def rowwise(self, job):
+        self.jobs.append(job)
+        name, p = LOSSES[job["loss_id"]].name, job["params"]
+        dname, storage = _STORAGE[job["dtype"]]
+        math_dtype = np.float64 if dname == "float64" else np.float32
+        outer, C, inner = job["outer"], job["classes"], job["inner"]
+        M = outer * inner
+        x = _arrays.to_float64(_view(job["x"], storage, M * C), dname).reshape(outer, C, inner)
+        rows = np.moveaxis(x, 1, 2).reshape(M, C)
+        w = _view(job["class_weight"], math_dtype, C).astype(np.float64) if job["class_weight"] else None
+        if job["soft_target"]:
+            y = _arrays.to_float64(_view(job["soft_target"], storage, M * C), dname).reshape(outer, C, inner)
+            t, bad = np.moveaxis(y, 1, 2).reshape(M, C), np.zeros(M, bool)
+        else:
+            t = _view(job["target"], np.int64, M).copy()
+            bad = ((t < 0) | (t >= C)) & (t != p["ignore_index"])
+            t[bad] = int(p["ignore_index"])
+        kw = {
+            "cross_entropy": lambda: {"weight": w, "ignore_index": int(p["ignore_index"]),
+                                          "label_smoothing": p["label_smoothing"], "z_loss": p["z_loss"],
+                                          "softcap": p["softcap"] or None},
+            "softmax_focal_loss": lambda: {"alpha": w if w is not None else p["alpha"], "gamma": p["gamma"],
+                                               "ignore_index": int(p["ignore_index"])},
+            "multiclass_hinge_loss": lambda: {"margin": p["margin"], "squared": bool(p["squared"]), "weight": w,
+                                                  "variant": "weston_watkins" if p["weston_watkins"] else "crammer_singer",
+                                                  "ignore_index": int(p["ignore_index"])},
+        }[name]()
+        loss, grad = getattr(_reference, name)(rows, t, **kw)
+        loss[bad], grad[bad] = np.nan, np.nan
+        if bad.any():
+            self.error = (job["loss_id"], int(np.argmax(bad)))
+        den = None
+        if job["reduction"] == 2 and job["device_denominator"]:
+            valid = ~bad & (t != p["ignore_index"]) if not job["soft_target"] else np.ones(M, bool)
+            tv = t[valid]
+            den = float(np.sum(w[tv])) if job["device_denominator"] == 2 else float(tv.size)
+        if job["grad"]:
+            scale = self._scale(job, den)
+            if job["row_scale"]:
+                scale = scale * _view(job["row_scale"], math_dtype, M).astype(np.float64)[:, None]
+            with np.errstate(invalid="ignore"):
+                g = np.where(grad == 0, 0.0, grad * scale)  # ignored rows stay exactly 0
+            g = np.moveaxis(g.reshape(outer, inner, C), 2, 1)
+            _view(job["grad"], storage, M * C)[:] = _arrays.from_float64(g, dname).reshape(-1)
+        self._finish(job, loss, math_dtype, den)
+
+    def pointwise(self, job):
+        self.jobs.append(job)
+        name, p = LOSSES[job["loss_id"]].name, job["params"]
+        dname, storage = _STORAGE[job["dtype"]]
+        math_dtype = np.float64 if dname == "float64" else np.float32
+        n = job["n"]
+        x = _arrays.to_float64(_view(job["x"], storage, n), dname)
+        y = _arrays.to_float64(_view(job["target"], storage, n), dname)
+        kw = {"sigmoid_focal_loss": {"alpha": p["alpha"], "gamma": p["gamma"]},
+              "hinge_loss": {"margin": p["margin"], "squared": bool(p["squared"])},
+              "huber_loss": {"delta": p["delta"]}, "smooth_l1_loss": {"beta": p["beta"]}}[name]
+        loss, grad = getattr(_reference, name)(x, y, **kw)
+        if job["check_target"]:
+            bad = ((y < job["target_lo"]) | (y > job["target_hi"])
+                   | (bool(job["target_integral"]) & (y != np.round(y)))) & ~np.isnan(y)
+            loss[bad], grad[bad] = np.nan, np.nan
+            if bad.any():
+                self.error = (job["loss_id"], int(np.argmax(bad)))
+        if job["grad"]:
+            scale = self._scale(job, None)
+            if job["row_scale"]:
+                scale = scale * _view(job["row_scale"], math_dtype, n).astype(np.float64)
+            _view(job["grad"], storage, n)[:] = _arrays.from_float64(grad * scale, dname)
+        self._finish(job, loss, math_dtype, None)
+
+
+class HostTorchLib(ca.TorchLib):
+    """CPU torch tensors playing CUDA tensors on device 0."""
+
+    def describe(self, obj, name):
+        return ca.DeviceArray(source=obj, lib=self, shape=tuple(obj.shape), strides=tuple(obj.stride()),
+                              dtype=str(obj.dtype).removeprefix("torch."), device=0, ptr=obj.data_ptr(),
+                              itemsize=obj.element_size())
+
+    def stream(self, device):
+        return 0
+
+    def synchronize(self, device):
+        pass
+
+    def empty(self, shape, dtype, device):
+        return self.torch.empty(shape, dtype=getattr(self.torch, dtype))
+
+    def upload(self, values, dtype, device):
+        return self.torch.as_tensor(values).to(dtype=getattr(self.torch, dtype))
+
+    def to_host(self, obj):
+        return obj.detach().numpy()  # a CPU tensor would still pass for a CUDA one here
+
+
+@pytest.fixture
+def emulated(monkeypatch):
+    """Routes CPU torch tensors through the CUDA path onto EmulatedCuda; returns the emulator."""
+    lib, emulator = HostTorchLib(), EmulatedCuda()
+    host_device_of = _arrays.device_of
+    monkeypatch.setattr(_arrays, "device_of", lambda o: "cuda:0" if isinstance(o, torch.Tensor) else host_device_of(o))
+    monkeypatch.setattr(ca, "library_of", lambda o: lib if isinstance(o, torch.Tensor) else None)
+    monkeypatch.setattr(ca, "is_device_array", lambda o: isinstance(o, torch.Tensor))
+    monkeypatch.setattr(_cuda_api, "_cuda", emulator)
+    return emulator
+
+
+def as_tensor(a: np.ndarray) -> torch.Tensor:
+    a = np.asarray(a)
+    if a.dtype.name == "bfloat16":
+        return torch.from_numpy(a.view(np.uint16).astype(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+def reference(name, form, x, target, **kwargs):
+    with fastloss.use_backend("numpy"):
+        return call(name, form, x, target, **kwargs)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize(("name", "case"), all_cases())
+def test_jobs_reproduce_the_reference(emulated, name, case, dtype, reduction, rng):
+    rowwise = SPECS[name].rowwise
+    axis = 1 if rowwise and reduction == "none" else -1  # the (outer, C, inner) layout too
+    shape = (3, 6, 5) if rowwise else (4, 9)
+    x, target, opts = make_problem(name, shape, rng, case, dtype=dtype, axis=axis)
+    kwargs = dict(opts, reduction=reduction, **({"axis": axis} if rowwise else {}))
+    lshape = loss_shape(name, shape, axis)
+    go = ((np.arange(math.prod(lshape)) % 5 - 2) * 0.5).reshape(lshape) if reduction == "none" else 0.5
+    want_loss, want_grad = reference(name, "with_grad", x, target, grad_output=go, **kwargs)
+    dev = {k: as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+    loss, grad = call(name, "with_grad", as_tensor(x), as_tensor(target),
+                      grad_output=as_tensor(go) if reduction == "none" else go, **dev)
+    assert isinstance(loss, torch.Tensor) and isinstance(grad, torch.Tensor)
+    assert loss.dtype == (torch.float64 if dtype == "float64" else torch.float32)
+    assert_close(loss, want_loss, LOSS_TOL[dtype], what="loss")
+    assert_close(grad, want_grad, GRAD_TOL[dtype], what="grad")
+
+
+def test_in_place_passes_the_input_as_the_gradient(emulated, rng):
+    x, target, _ = make_problem("cross_entropy", (6, 10), rng, {}, dtype="float32")
+    xt = as_tensor(x.copy())
+    got = fastloss.cross_entropy_grad(xt, as_tensor(target), out=xt)
+    assert got is xt and emulated.jobs[-1]["grad"] == emulated.jobs[-1]["x"] == xt.data_ptr()
+    assert_close(xt, reference("cross_entropy", "grad", x, target), GRAD_TOL["float32"])
+
+
+def test_non_contiguous_input_and_out(emulated, rng):
+    x, target, _ = make_problem("cross_entropy", (8, 5), rng, {}, dtype="float32")
+    xt = as_tensor(np.ascontiguousarray(x.T)).T
+    out = torch.empty((5, 8)).T
+    assert fastloss.cross_entropy_grad(xt, as_tensor(target), out=out) is out
+    assert_close(out, reference("cross_entropy", "grad", x, target), GRAD_TOL["float32"])
+    assert fastloss.cross_entropy_grad(xt, as_tensor(target), out=xt) is xt
+    assert_close(xt, reference("cross_entropy", "grad", x, target), GRAD_TOL["float32"])
+
+
+def test_data_dependent_mean_stays_on_the_device(emulated, rng):
+    x, target, opts = make_problem("cross_entropy", (6, 4), rng, {"weight": PER_CLASS, "ignore_index": 1})
+    fastloss.cross_entropy(as_tensor(x), as_tensor(target), weight=as_tensor(opts["weight"]), ignore_index=1)
+    job = emulated.jobs[-1]
+    assert job["device_denominator"] == 2 and math.isnan(job["host_denominator"])
+    fastloss.huber_loss(as_tensor(x), as_tensor(x))
+    assert emulated.jobs[-1]["device_denominator"] == 0 and emulated.jobs[-1]["host_denominator"] == x.size
+
+
+def test_bad_targets_raise_at_the_next_call_or_check(emulated, monkeypatch):
+    x = torch.randn(4, 5)
+    loss = fastloss.cross_entropy(x, torch.tensor([0, 7, 1, 2]), reduction="none")
+    assert torch.isnan(loss[1]) and not torch.isnan(loss[0])
+    with pytest.raises(ValueError, match=r"huber_loss: an earlier CUDA call of cross_entropy .*flat index 1 of its rows"):
+        fastloss.huber_loss(x, x)
+    fastloss.huber_loss(x, x)  # reported once
+    fastloss.hinge_loss(x, torch.full_like(x, 3.0))
+    with pytest.raises(ValueError, match="hinge_loss found a target out of range"):
+        _cuda_api.check_errors()
+    monkeypatch.setenv("FASTLOSS_CUDA_SYNC_CHECKS", "1")
+    with pytest.raises(ValueError, match=r"target\[1\] = 7 is out of range \[0, 5\) and is not ignore_index=-100"):
+        fastloss.cross_entropy(x, torch.tensor([0, 7, 1, 2]))
+    with pytest.raises(ValueError, match=r"target\[0, 0\] = 3.0 is not in"):
+        fastloss.hinge_loss(x, torch.full_like(x, 3.0))
+
+
+def test_arguments_from_elsewhere_are_refused(emulated):
+    x, t = torch.randn(4, 5), torch.tensor([0, 1, 2, 3])
+    with pytest.raises(ValueError, match="grad_output is a host array"):
+        fastloss.cross_entropy_grad(x, t, reduction="none", grad_output=np.ones(4))
+    with pytest.raises(ValueError, match="out must be on the input's device"):
+        fastloss.cross_entropy_grad(x, t, out=np.empty((4, 5), np.float32))
+    base = torch.randn(21)
+    with pytest.raises(ValueError, match="out overlaps the input"):
+        fastloss.cross_entropy_grad(base[:20].view(4, 5), t, out=base[1:].view(4, 5))
+    with pytest.raises(ValueError, match="weight must have shape"):
+        fastloss.cross_entropy(x, t, weight=torch.ones(4))
+
+
+def test_validation_is_the_front_ends(emulated):
+    x = torch.randn(4, 5)
+    with pytest.raises(TypeError, match="floating-point"):
+        fastloss.cross_entropy(torch.ones(4, 5, dtype=torch.int32), torch.tensor([0, 1, 2, 3]))
+    with pytest.raises(ValueError, match=r"target must have shape \(4,\)"):
+        fastloss.cross_entropy(x, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        fastloss.cross_entropy(x, torch.tensor([0, 1, 2, 3]), reduction="avg")
+    with pytest.raises(ValueError, match="ignore_index=3 cannot be used with soft"):
+        fastloss.cross_entropy(x, torch.rand(4, 5), ignore_index=3)
+
+
+# ---- without the emulator ------------------------------------------------------------------------
+
+
+class FakeCudaArray:
+    """An object of no supported library that says it lives on a CUDA device."""
+
+    __cuda_array_interface__: ClassVar[dict] = {"shape": (2, 3), "typestr": "<f4", "data": (0, False), "version": 3}
+
+
+def test_cuda_data_without_the_module_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(_cuda_api, "_cuda", None)
+    with pytest.raises(RuntimeError, match="no CUDA support"):
+        fastloss.cross_entropy(FakeCudaArray(), FakeCudaArray())
+    assert _cuda_api.describe().startswith("not built")
+
+
+def test_unsupported_cuda_objects_are_named(emulated):
+    with pytest.raises(TypeError, match="only CuPy arrays and CUDA torch tensors"):
+        _cuda_api.call(SPECS["huber_loss"], "loss", {"input": FakeCudaArray(), "target": FakeCudaArray(),
+                                                     "reduction": "mean", "delta": 1.0})
+
+
+def test_show_config_reports_cuda():
+    text = _cuda_api.describe()
+    assert text.startswith("not built") or "device(s)" in text
+    assert fastloss._config.config()["cuda"] == text
+
+
+def test_device_array_geometry():
+    lib = HostTorchLib()
+    base = torch.zeros(4, 6)
+    a = lib.describe(base, "a")
+    assert a.contiguous and a.size == 24 and a.byte_range() == (base.data_ptr(), base.data_ptr() + 96)
+    t = lib.describe(base.T, "t")
+    assert not t.contiguous and t.byte_range() == a.byte_range() and t.overlaps(a) and not t.same_array(a)
+    right = lib.describe(base[:, 3:], "right")
+    left = lib.describe(base[:, :3], "left")
+    assert left.overlaps(right)  # interleaved rows share a byte range: refusing is the safe answer
+    assert not lib.describe(base[:2], "top").overlaps(lib.describe(base[2:], "bottom"))
+    lo, hi = lib.describe(torch.zeros(0, 3), "empty").byte_range()
+    assert lo == hi
+    column = torch.zeros(3, 1)
+    assert lib.describe(column.expand(3, 5), "broadcast").byte_range() == (column.data_ptr(), column.data_ptr() + 12)
