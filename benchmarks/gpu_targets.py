@@ -10,8 +10,10 @@ forward + backward; ``torch.compile`` of the same; Liger-Kernel's cross-entropy 
 Targets: fastloss >= 85 % of the clone's bandwidth and >= 3x PyTorch eager.
 
 Bytes per call follow ``_bench.bytes_moved`` (read input + write gradient + int64 class indices;
-point-wise also reads the target). Every time is the median of repeated calls, each followed by
-``torch.cuda.synchronize()``.
+point-wise also reads the target). Every time is the median over repeated samples of
+``--calls-per-sample`` back-to-back calls followed by one ``torch.cuda.synchronize()``, divided by
+that count: the device throughput a training loop sees, where the host's per-call Python work
+overlaps the GPU's (``--calls-per-sample 1`` times single synchronised calls instead).
 """
 
 from __future__ import annotations
@@ -22,9 +24,8 @@ import json
 import sys
 
 import competitors
-from fastloss import LOSSES, _bench
-
 import fastloss
+from fastloss import LOSSES, _bench
 
 ROW_SHAPES = ((32768, 1024), (8192, 32000), (4096, 128256))
 POINT_ELEMENTS = 16 * 2**20
@@ -41,15 +42,28 @@ def fastloss_call(case: _bench.Case):
     return lambda: fn(x, t, out=out)
 
 
-def timed(build, case: _bench.Case, timing: dict) -> tuple[float | None, str]:
-    """(median seconds, note) of build(case) or (None, why it was skipped)."""
+def timed(build, case: _bench.Case, timing: dict, calls: int) -> tuple[float | None, str]:
+    """(median seconds per call, note) of build(case)(), or (None, why it was skipped)."""
     import torch
 
     try:
         fn = build(case)
     except _bench.Skip as why:
         return None, str(why)
-    return _bench.measure(fn, sync=torch.cuda.synchronize, **timing).median, ""
+
+    def sample():
+        for _ in range(calls):
+            fn()
+
+    return _bench.measure(sample, sync=torch.cuda.synchronize, **timing).median / calls, ""
+
+
+def clone_time(nbytes: int, timing: dict, calls: int) -> float:
+    """``_bench.copy_yardstick``'s clone of the same bytes, timed like the losses."""
+    import torch
+
+    src = torch.ones(max(1, nbytes // 2), dtype=torch.uint8, device="cuda")
+    return timed(lambda case: src.clone, None, timing, calls)[0]
 
 
 def cases(quick: bool):
@@ -68,6 +82,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="one shape per loss, short timing")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (compiles take minutes)")
     parser.add_argument("--json", help="also write the rows here")
+    parser.add_argument("--calls-per-sample", type=int, default=20, help="calls between synchronisations")
     args = parser.parse_args(argv)
     try:
         import torch
@@ -88,14 +103,15 @@ def main(argv=None) -> int:
     print(header)
     for case in cases(args.quick):
         nbytes = case.nbytes
-        fl_s, _ = timed(fastloss_call, case, timing)
-        clone_s = _bench.copy_yardstick(nbytes, device="cuda", **timing).median
+        calls = args.calls_per_sample
+        fl_s, _ = timed(fastloss_call, case, timing, calls)
+        clone_s = clone_time(nbytes, timing, calls)
         on_gpu = dataclasses.replace(case, x=_bench.to_torch(case.x, "cuda"), target=_bench.to_torch(case.target, "cuda"))
         row = {"device": torch.cuda.get_device_name(), "loss": case.spec.name, "dtype": case.dtype,
                "shape": list(case.shape), "bytes": nbytes, "fastloss_s": fl_s, "clone_s": clone_s,
                "gbps": nbytes / fl_s / 1e9, "pct_of_clone": 100.0 * clone_s / fl_s}
         for name, build in others.items():
-            seconds, note = timed(lambda c, b=build: b(c, "cuda", 1), on_gpu, timing)
+            seconds, note = timed(lambda c, b=build: b(c, "cuda", 1), on_gpu, timing, calls)
             row[f"{name}_s"], row[f"{name}_note"] = seconds, note
             row[f"{name}_speedup"] = seconds / fl_s if seconds else None
         speedup = row.get("torch_speedup")

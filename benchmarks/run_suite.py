@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import sys
 from pathlib import Path
@@ -28,8 +29,9 @@ ALL_FORMS = tuple(_bench.FORMS)
 PRESETS = {
     "full": {},
     # issue 3's CPU targets and the README numbers: fused, the two dtypes that matter, realistic C
+    # (32 MiB inputs: input + gradient still twice the L3; 4 Mi fp32 elements move 48 MiB)
     "reduced": {"forms": ("fused",), "dtypes": ("float32", "bfloat16"), "classes": (10, 1000, 32000, 128256),
-                "elements": (1 << 20, 1 << 24)},
+                "elements": (1 << 20, 1 << 22), "budget_mb": 32},
     # checks that every path runs (tests): tiny sizes, no compiler in the loop
     "tiny": {"dtypes": ("float32", "bfloat16"), "classes": (2, 100), "elements": (4096,), "threads": (1,),
              "budget_mb": 0.25, "competitors": tuple(c for c in competitors.COMPETITORS if c != "torch_compile"),
@@ -38,7 +40,7 @@ PRESETS = {
 DEFAULTS = {
     "forms": ALL_FORMS, "dtypes": _bench.DTYPES, "classes": sweep.DEFAULT_CLASSES,
     "elements": sweep.DEFAULT_ELEMENTS, "threads": (1, 2), "budget_mb": sweep.DEFAULT_BUDGET_BYTES / 2**20,
-    "competitors": tuple(competitors.COMPETITORS), "min_time": 0.3, "max_time": 3.0,
+    "competitors": tuple(competitors.COMPETITORS), "rounds": 3, "min_time": 0.3, "max_time": 3.0,
     # torch.compile takes seconds to minutes per shape: only these sizes and dtypes by default
     "compile_sizes": (4096, 32000, 1 << 22), "compile_dtypes": ("float32",),
 }
@@ -68,6 +70,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--compile-dtypes", type=_names, help="dtypes where torch.compile runs")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: CPU, plus CUDA when a GPU and fastloss._cuda are there")
+    p.add_argument("--rounds", type=int, help="alternating rounds over fastloss, copy and competitors")
     p.add_argument("--min-time", type=float, help="seconds of timed calls per measurement (at least)")
     p.add_argument("--max-time", type=float, help="seconds per measurement (at most)")
     p.add_argument("--allocate", action="store_true",
@@ -137,47 +140,57 @@ def _rel_diff(value: float | None, reference: float | None) -> float | None:
     return abs(value - reference) / max(abs(reference), 1e-30)
 
 
-def measure_case(case: Case, device: str, threads: int, args) -> dict:
-    """One result row: fastloss, the copy of the same bytes, then each competitor, same data."""
-    sync = None
-    if device != "cpu":
-        import torch
-
-        sync = torch.cuda.synchronize
-    kw = {"min_time": args.min_time, "max_time": args.max_time}
-    nbytes = case.nbytes
-    copy = _bench.copy_yardstick(nbytes, device, **kw)
-    fn = _bench.fastloss_fn(case, allocate=args.allocate)
-    t = _bench.measure(fn, sync=sync, **kw)
-    rows = case.shape[0] if case.spec.rowwise else None
-    row = {
-        "device": device, "loss": case.spec.name, "kind": case.spec.kind, "form": case.form,
-        "dtype": case.dtype, "threads": threads if device == "cpu" else None, "shape": list(case.shape),
-        "rows": rows, "classes": case.shape[-1] if case.spec.rowwise else None,
-        "elements": math.prod(case.shape),
-        "bytes": nbytes, "time_median_s": t.median, "time_min_s": t.min, "time_max_s": t.max,
-        "repeats": t.repeats, "gbps": t.gbps(nbytes), "copy_median_s": copy.median,
-        "copy_gbps": copy.gbps(nbytes), "pct_of_copy": 100.0 * copy.median / t.median,
-        "peak_extra_bytes": None if args.no_memory else _bench.peak_extra_memory(fn, device),
-    }
-    row["bytes_per_element"] = nbytes / row["elements"]
-    reference = _loss_of(fn(), case.form)
+def _build_competitors(case: Case, device: str, threads: int, args, reference, row: dict) -> dict:
+    """The competitors that can run, each called once here (a failure becomes a note, not a crash)
+    and checked to compute the same loss; the others get their reason in ``row``."""
+    fns = {}
     for name in args.competitors:
         if name == "torch_compile" and not _compile_allowed(case, args):
             row[f"{name}_note"] = "not run at this size/dtype (--compile-sizes, --compile-dtypes)"
             continue
         try:
-            other = competitors.COMPETITORS[name](case, device, threads)
-            ct = _bench.measure(other, sync=sync, **kw)
+            fn = competitors.COMPETITORS[name](case, device, threads)
+            row[f"{name}_loss_rel_diff"] = _rel_diff(_loss_of(fn(), case.form), reference)
         except Skip as why:
             row[f"{name}_note"] = str(why)
             continue
         except Exception as exc:  # noqa: BLE001 - a broken competitor is reported, not fatal
             row[f"{name}_note"] = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
             continue
-        row.update(_timing_fields(f"{name}_", ct, nbytes))
-        row[f"{name}_loss_rel_diff"] = _rel_diff(_loss_of(other(), case.form), reference)
-        row[f"{name}_speedup"] = ct.median / t.median
+        fns[name] = fn
+    return fns
+
+
+def measure_case(case: Case, device: str, threads: int, args) -> dict:
+    """One result row: fastloss, the copy of the same bytes and each competitor on the same data,
+    timed in alternating rounds."""
+    sync = None
+    if device != "cpu":
+        import torch
+
+        sync = torch.cuda.synchronize
+    nbytes, n = case.nbytes, math.prod(case.shape)
+    fn = _bench.fastloss_fn(case, allocate=args.allocate)
+    row = {
+        "device": device, "loss": case.spec.name, "kind": case.spec.kind, "form": case.form,
+        "dtype": case.dtype, "threads": threads if device == "cpu" else None, "shape": list(case.shape),
+        "rows": case.shape[0] if case.spec.rowwise else None,
+        "classes": case.shape[-1] if case.spec.rowwise else None, "elements": n,
+        "bytes": nbytes, "bytes_per_element": nbytes / n,
+    }
+    others = _build_competitors(case, device, threads, args, _loss_of(fn(), case.form), row)
+    t = _bench.measure_many({"copy": _bench.copy_fn(nbytes, device), "fastloss": fn, **others}, sync=sync,
+                            rounds=args.rounds, min_time=args.min_time, max_time=args.max_time)
+    fl, copy = t["fastloss"], t["copy"]
+    row.update({
+        "time_median_s": fl.median, "time_min_s": fl.min, "time_max_s": fl.max, "repeats": fl.repeats,
+        "gbps": fl.gbps(nbytes), "copy_median_s": copy.median, "copy_gbps": copy.gbps(nbytes),
+        "pct_of_copy": 100.0 * copy.median / fl.median,
+        "peak_extra_bytes": None if args.no_memory else _bench.peak_extra_memory(fn, device),
+    })
+    for name, other in others.items():
+        row.update(_timing_fields(f"{name}_", t[name], nbytes))
+        row[f"{name}_speedup"] = t[name].median / fl.median
         if not args.no_memory:
             row[f"{name}_peak_extra_bytes"] = _bench.peak_extra_memory(other, device)
     return row
@@ -193,6 +206,13 @@ def _measure_or_note(case: Case, device: str, threads: int, args, notes: list[st
         return []
 
 
+def _append_partial(out: Path, rows: list[dict]) -> None:
+    """Each row as soon as it exists (results.partial.jsonl), so a long run cut short keeps its rows."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "results.partial.jsonl", "a") as f:
+        f.writelines(json.dumps(row) + "\n" for row in rows)
+
+
 def run(args) -> tuple[list[dict], list[str], list[str]]:
     """(rows, notes, devices run)."""
     devices, notes = ["cpu"], []
@@ -205,6 +225,7 @@ def run(args) -> tuple[list[dict], list[str], list[str]]:
             if args.device == "cuda":
                 devices = []
     specs = [BY_NAME[n] for n in args.loss] if args.loss else list(LOSSES)
+    (args.out / "results.partial.jsonl").unlink(missing_ok=True)
     plan = sweep.points(specs, list(args.forms), list(args.dtypes), tuple(args.classes), tuple(args.elements),
                         int(args.budget_mb * 2**20))
     thread_counts = {d: (tuple(args.threads) if d == "cpu" else (0,)) for d in devices}
@@ -220,7 +241,9 @@ def run(args) -> tuple[list[dict], list[str], list[str]]:
                 case = None
             for threads in thread_counts[device]:
                 if case is not None:
-                    rows.extend(_measure_or_note(case, device, threads, args, notes, label))
+                    new = _measure_or_note(case, device, threads, args, notes, label)
+                    rows.extend(new)
+                    _append_partial(args.out, new)
                 bar.step(f"{label} t{threads}" if threads else label)
     if "jax" in args.competitors:
         notes.append("jax: XLA's CPU thread pool cannot be resized at run time; JAX used every core in every row")

@@ -51,6 +51,14 @@ def test_measure_reports_consistent_statistics():
     assert 0 < t.min <= t.median <= t.max
 
 
+def test_measure_many_alternates_rounds_and_rewarms_fast_calls():
+    calls = []
+    t = _bench.measure_many({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                            warmup=2, rounds=3, min_repeats=3, min_time=0.0, max_time=10.0)
+    assert "".join(calls) == "aabb" + "ab" + "aabb" + "aabb"  # warm-up, round 1, rounds 2-3 re-warmed
+    assert t["a"].repeats == t["b"].repeats == 3
+
+
 @pytest.mark.parametrize("spec", LOSSES, ids=lambda s: s.name)
 def test_make_case_gives_valid_inputs_for_every_loss(spec):
     shape = (8, 5) if spec.rowwise else (40,)

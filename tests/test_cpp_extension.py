@@ -16,11 +16,10 @@ import sys
 import sysconfig
 from pathlib import Path
 
-import numpy as np
-import pytest
-import pybind11
-
 import fastloss
+import numpy as np
+import pybind11
+import pytest
 from fastloss import _backends, _reference
 
 SOURCE = Path(__file__).resolve().parents[1] / "examples" / "cpp_extension" / "fastloss_example.cpp"
@@ -41,11 +40,24 @@ def example(tmp_path_factory):
     compiler = _compiler()
     if compiler is None:
         pytest.skip("no C++ compiler found")
-    out = tmp_path_factory.mktemp("cpp_extension") / f"fastloss_example{sysconfig.get_config_var('EXT_SUFFIX')}"
+    out = (
+        tmp_path_factory.mktemp("cpp_extension") / f"fastloss_example{sysconfig.get_config_var('EXT_SUFFIX')}"
+    )
     command = [
-        *compiler, "-O2", "-shared", "-fPIC", "-std=c++17", "-Wall", "-Wextra", "-Werror",
-        f"-I{pybind11.get_include()}", f"-I{sysconfig.get_paths()['include']}", f"-I{fastloss.get_include()}",
-        str(SOURCE), "-o", str(out),
+        *compiler,
+        "-O2",
+        "-shared",
+        "-fPIC",
+        "-std=c++17",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        f"-I{pybind11.get_include()}",
+        f"-I{sysconfig.get_paths()['include']}",
+        f"-I{fastloss.get_include()}",
+        str(SOURCE),
+        "-o",
+        str(out),
     ]
     if sys.platform == "darwin":
         command += ["-undefined", "dynamic_lookup"]
@@ -58,7 +70,9 @@ def example(tmp_path_factory):
 
 def test_get_include_holds_the_c_abi_and_the_math_headers():
     include = Path(fastloss.get_include()) / "fastloss"
-    for header in ["kernels.h", "params.h", "losses.def", "math_ops.h"] + [f"{s.name}.h" for s in fastloss.LOSSES]:
+    for header in ["kernels.h", "params.h", "losses.def", "math_ops.h"] + [
+        f"{s.name}.h" for s in fastloss.LOSSES
+    ]:
         assert (include / header).is_file(), header
 
 

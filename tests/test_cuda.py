@@ -75,18 +75,21 @@ def check_against_reference(name, x, target, opts, *, dtype, reduction, axis=Non
     _cuda_api.check_errors()
 
 
-# Short unaligned rows (warp per row, scalar loads) and point-wise arrays with a tail.
+# Short rows (11 classes: a thread per row); point-wise arrays of whole 16-byte-vector segments
+# (4096 float32 / 8192 16-bit / 2048 float64 elements per block) plus a ragged tail.
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 @pytest.mark.parametrize(("name", "case"), all_cases())
 def test_every_loss_and_option_matches_the_reference(name, case, dtype, reduction, rng):
-    shape = (37, 11) if SPECS[name].rowwise else (3, 1001)
+    shape = (37, 11) if SPECS[name].rowwise else (5, 4001)
     x, target, opts = make_problem(name, shape, rng, case, dtype=dtype)
     check_against_reference(name, x, target, opts, dtype=dtype, reduction=reduction)
 
 
-# Every row plan: 16-byte aligned short rows, block per row, the realistic vocabularies, rows
-# longer than shared memory (split into chunks: 70000 float32 / 150000 bfloat16 > 227 KiB).
+# Every row plan: a warp per short row (unaligned at 17 classes, aligned at 128), block per row,
+# the realistic vocabularies, rows over 64 KiB (a cluster per row on Hopper), rows longer than
+# shared memory (70000 float32 / 150000 bfloat16 > 227 KiB: cluster on Hopper, else split into
+# chunks), each with the cluster plan off too.
 ROW_PLAN_CASES = [
     ("cross_entropy", {}),
     ("cross_entropy", {"weight": PER_CLASS, "label_smoothing": 0.1, "z_loss": 1e-3, "softcap": 30.0,
@@ -98,10 +101,12 @@ ROW_PLAN_CASES = [
 ]
 
 
+@pytest.mark.parametrize("cluster", ["1", "0"], ids=["cluster-if-hopper", "no-cluster"])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-@pytest.mark.parametrize("shape", [(64, 128), (6, 1000), (3, 32000), (2, 70000), (2, 150000)], ids=str)
+@pytest.mark.parametrize("shape", [(50, 17), (64, 128), (6, 1000), (3, 32000), (2, 70000), (2, 150000)], ids=str)
 @pytest.mark.parametrize(("name", "case"), ROW_PLAN_CASES, ids=lambda v: v if isinstance(v, str) else str(v))
-def test_every_row_plan(name, case, shape, dtype, rng):
+def test_every_row_plan(name, case, shape, dtype, cluster, rng, monkeypatch):
+    monkeypatch.setenv("FASTLOSS_CUDA_CLUSTER", cluster)
     x, target, opts = make_problem(name, shape, rng, case, dtype=dtype, min_gap=0)
     check_against_reference(name, x, target, opts, dtype=dtype, reduction="mean")
 
@@ -124,7 +129,7 @@ def test_host_class_weights_are_accepted(name, case, rng):
 
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_in_place_gradient_overwrites_the_input(name, rng):
-    shape = (33, 1000) if SPECS[name].rowwise else (4, 777)
+    shape = (33, 1000) if SPECS[name].rowwise else (4, 5000)
     x, target, opts = make_problem(name, shape, rng, {}, dtype="float32")
     out_of_place = call(name, "grad", to_cuda(x), to_cuda(target), **opts)
     xd = to_cuda(x)
@@ -145,6 +150,32 @@ def test_non_contiguous_input_and_out(rng):
     inplace = fastloss.cross_entropy_grad(xd, to_cuda(target), out=xd)
     assert inplace is xd
     assert_close(xd.cpu(), want, GRAD_TOL["float32"])
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "multiclass_hinge_loss", "huber_loss", "sigmoid_focal_loss"])
+def test_inputs_off_16_byte_alignment(name, rng):
+    # Views one element into their buffers: every 16-byte vector path must fall back to scalar code.
+    shape = (12, 1000) if SPECS[name].rowwise else (4099,)
+    x, target, opts = make_problem(name, shape, rng, {}, dtype="float32")
+    xd = torch.empty(x.size + 1, device="cuda")[1:].view(shape)
+    xd.copy_(to_cuda(x))
+    td = to_cuda(target)
+    if not SPECS[name].rowwise:
+        td = torch.empty(x.size + 1, device="cuda")[1:].view(shape).copy_(td)
+    out = torch.empty(x.size + 1, device="cuda")[1:].view(shape)
+    want_loss, want_grad = reference(name, "with_grad", x, target, **opts)
+    loss, grad = call(name, "with_grad", xd, td, out=out, **opts)
+    assert grad is out
+    assert_close(loss.cpu(), want_loss, LOSS_TOL["float32"])
+    assert_close(grad.cpu(), want_grad, GRAD_TOL["float32"])
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "softmax_focal_loss"])
+def test_many_rows_take_the_two_level_ordered_sum(name, rng):
+    # Over 65536 rows the "mean" denominator and the loss are summed by two kernels, not one.
+    case = {"weight": PER_CLASS, "ignore_index": 1} if name == "cross_entropy" else {"ignore_index": 1}
+    x, target, opts = make_problem(name, (100_003, 5), rng, case, dtype="float32")
+    check_against_reference(name, x, target, opts, dtype="float32", reduction="mean")
 
 
 def test_device_scalar_grad_output_equals_a_python_float(rng):

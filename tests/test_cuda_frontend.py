@@ -255,7 +255,7 @@ def test_bad_targets_raise_at_the_next_call_or_check(emulated, monkeypatch):
         fastloss.huber_loss(x, x)
     fastloss.huber_loss(x, x)  # reported once
     fastloss.hinge_loss(x, torch.full_like(x, 3.0))
-    with pytest.raises(ValueError, match="hinge_loss found a target out of range"):
+    with pytest.raises(ValueError, match="hinge_loss found a target outside its domain"):
         _cuda_api.check_errors()
     monkeypatch.setenv("FASTLOSS_CUDA_SYNC_CHECKS", "1")
     with pytest.raises(ValueError, match=r"target\[1\] = 7 is out of range \[0, 5\) and is not ignore_index=-100"):
@@ -287,6 +287,8 @@ def test_validation_is_the_front_ends(emulated):
         fastloss.cross_entropy(x, torch.tensor([0, 1, 2, 3]), reduction="avg")
     with pytest.raises(ValueError, match="ignore_index=3 cannot be used with soft"):
         fastloss.cross_entropy(x, torch.rand(4, 5), ignore_index=3)
+    with pytest.raises(TypeError, match="floating-point array for huber_loss"):
+        fastloss.huber_loss(x, torch.ones(4, 5, dtype=torch.int64))
 
 
 # ---- without the emulator ------------------------------------------------------------------------

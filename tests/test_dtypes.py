@@ -13,6 +13,7 @@ from problems import (
     LOSS_TOL,
     NAMES,
     SPECS,
+    all_cases,
     assert_close,
     call,
     loss_shape,
@@ -39,31 +40,40 @@ def expected_dtypes(dtype: str, lib: str):
     return np.dtype(loss), np.dtype(ml_dtypes.bfloat16 if dtype == "bfloat16" else dtype)
 
 
-# (9, 37) / (7, 45): unaligned rows of a few SIMD vectors, enough elements to hit 16-bit rounding.
-@pytest.mark.parametrize("lib", ["numpy", "torch"])
+def check_dtype(name, case, dtype, reduction, lib, rng):
+    shape = (9, 37) if SPECS[name].rowwise else (7, 45)
+    x, t, opts = make_problem(name, shape, rng, case, dtype=dtype)
+    g = rng.uniform(0.5, 2, loss_shape(name, shape)) if reduction == "none" else 1.0
+    t64 = t.astype(np.float64) if t.dtype.kind == "f" or t.dtype == ml_dtypes.bfloat16 else t
+    expected_loss, expected_grad = loss_and_grad(name, x.astype(np.float64), t64, reduction=reduction,
+                                                 grad_output=g, **opts)
+    xa, ta = (to_torch(x), to_torch(t)) if lib == "torch" else (x, t)
+    ga = torch.from_numpy(np.asarray(g)) if lib == "torch" and reduction == "none" else g
+    loss, grad = call(name, "with_grad", xa, ta, reduction=reduction, grad_output=ga, **opts)
+    loss_dtype, grad_dtype = expected_dtypes(dtype, lib)
+    assert loss.dtype == loss_dtype and grad.dtype == grad_dtype
+    if lib == "torch":
+        assert isinstance(loss, torch.Tensor) and isinstance(grad, torch.Tensor)
+    scale = max(1.0, float(np.max(np.abs(to64(x)))))
+    assert_close(loss, expected_loss, LOSS_TOL[dtype], scale, "loss")
+    assert_close(grad, expected_grad, GRAD_TOL[dtype], what="grad")
+    alone = call(name, "loss", xa, ta, reduction=reduction, **opts)
+    assert_close(alone, loss, 0.0 if dtype == "float64" else LOSS_TOL[dtype], scale, "loss alone")
+
+
+# Every option set in every dtype, "none" with a per-loss grad_output (the reductions only rescale,
+# and test_against_torch covers them). (9, 37) / (7, 45): unaligned rows of a few SIMD vectors.
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("name", "case"), all_cases())
+def test_every_option_in_every_dtype(backend, rng, name, case, dtype):
+    check_dtype(name, case, dtype, "none", "numpy", rng)
+
+
 @pytest.mark.parametrize("reduction", ["none", "mean"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", NAMES)
-def test_every_dtype_against_float64_torch(backend, rng, name, dtype, reduction, lib):
-    for case in CASES[name]:
-        shape = (9, 37) if SPECS[name].rowwise else (7, 45)
-        x, t, opts = make_problem(name, shape, rng, case, dtype=dtype)
-        g = rng.uniform(0.5, 2, loss_shape(name, shape)) if reduction == "none" else 1.0
-        expected_loss, expected_grad = loss_and_grad(name, x.astype(np.float64), t.astype(
-            np.float64) if t.dtype.kind == "f" or t.dtype == ml_dtypes.bfloat16 else t,
-            reduction=reduction, grad_output=g, **opts)
-        xa, ta = (to_torch(x), to_torch(t)) if lib == "torch" else (x, t)
-        ga = torch.from_numpy(np.asarray(g)) if lib == "torch" and reduction == "none" else g
-        loss, grad = call(name, "with_grad", xa, ta, reduction=reduction, grad_output=ga, **opts)
-        loss_dtype, grad_dtype = expected_dtypes(dtype, lib)
-        assert loss.dtype == loss_dtype and grad.dtype == grad_dtype
-        if lib == "torch":
-            assert isinstance(loss, torch.Tensor) and isinstance(grad, torch.Tensor)
-        scale = max(1.0, float(np.max(np.abs(to64(x)))))
-        assert_close(loss, expected_loss, LOSS_TOL[dtype], scale, f"{case} loss")
-        assert_close(grad, expected_grad, GRAD_TOL[dtype], what=f"{case} grad")
-        assert_close(call(name, "loss", xa, ta, reduction=reduction, **opts), loss, 0.0 if dtype == "float64"
-                     else LOSS_TOL[dtype], scale, "loss alone")
+def test_torch_tensors_of_every_dtype(backend, rng, name, dtype, reduction):
+    check_dtype(name, CASES[name][-1], dtype, reduction, "torch", rng)
 
 
 @pytest.mark.parametrize("int_dtype", INT_DTYPES, ids=lambda d: np.dtype(d).name)

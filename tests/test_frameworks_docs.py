@@ -17,13 +17,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "frameworks.md"
-BLOCK = re.compile(r"(<!-- requires: (?P<needs>\w+) -->\n)?```(?P<lang>python|bash)\n(?P<code>.*?)```", re.S)
+BLOCK = re.compile(
+    r"(<!-- requires: (?P<needs>\w+) -->\n)?```(?P<lang>python|bash)\n(?P<code>.*?)```", re.DOTALL
+)
 
 
 def _blocks():
     text = DOC.read_text()
     for match in BLOCK.finditer(text):
-        section = re.findall(r"^### (.+)$", text[: match.start()], re.M)[-1]
+        section = re.findall(r"^### (.+)$", text[: match.start()], re.MULTILINE)[-1]
         line = text.count("\n", 0, match.start()) + 1
         yield pytest.param(match["lang"], match["code"], match["needs"], id=f"{section}-line{line}")
 
@@ -47,9 +49,12 @@ def test_snippet_runs(lang, code, needs, tmp_path):
     if needs == "cuda" and not _has_gpu():
         pytest.skip("needs a CUDA GPU")
     if lang == "python":
-        exec(compile(code, str(DOC), "exec"), {"__name__": "__doc_snippet__"})
+        exec(compile(code, str(DOC), "exec"), {"__name__": "__doc_snippet__"})  # noqa: S102 - our own docs
         return
     (tmp_path / "examples").symlink_to(ROOT / "examples")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
     subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=tmp_path, env=env, check=True)

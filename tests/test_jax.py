@@ -5,14 +5,13 @@ optax works in float32 (JAX's default), so agreement is to float32 round-off.
 
 from __future__ import annotations
 
+import fastloss
+import fastloss.jax as fj
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-
-import fastloss
-import fastloss.jax as fj
 
 TOL = {"rtol": 2e-5, "atol": 2e-6}
 
@@ -38,41 +37,57 @@ def _pm_one(seed, shape):
 CASES = {
     "cross_entropy": (
         lambda x, t, r: fj.cross_entropy(x, t, reduction=r),
-        optax.softmax_cross_entropy_with_integer_labels, _normal(0, (16, 10)), _labels(1, (16,), 10),
+        optax.softmax_cross_entropy_with_integer_labels,
+        _normal(0, (16, 10)),
+        _labels(1, (16,), 10),
     ),
     "cross_entropy-axis1": (
         lambda x, t, r: fj.cross_entropy(x, t, axis=1, reduction=r),
         lambda x, t: optax.softmax_cross_entropy_with_integer_labels(x, t, axis=1),
-        _normal(2, (4, 6, 3)), _labels(3, (4, 3), 6),
+        _normal(2, (4, 6, 3)),
+        _labels(3, (4, 3), 6),
     ),
     "cross_entropy-smoothing": (
         lambda x, t, r: fj.cross_entropy(x, t, label_smoothing=0.1, reduction=r),
         lambda x, t: optax.softmax_cross_entropy(x, optax.smooth_labels(jax.nn.one_hot(t, 10), 0.1)),
-        _normal(4, (16, 10)), _labels(5, (16,), 10),
+        _normal(4, (16, 10)),
+        _labels(5, (16,), 10),
     ),
     "cross_entropy-soft": (
         lambda x, t, r: fj.cross_entropy(x, t, reduction=r),
-        optax.softmax_cross_entropy, _normal(6, (8, 5)), jax.nn.softmax(_normal(7, (8, 5))),
+        optax.softmax_cross_entropy,
+        _normal(6, (8, 5)),
+        jax.nn.softmax(_normal(7, (8, 5))),
     ),
     "huber_loss": (
         lambda x, y, r: fj.huber_loss(x, y, delta=0.7, reduction=r),
-        lambda x, y: optax.huber_loss(x, y, delta=0.7), _normal(8, (6, 7)), _normal(9, (6, 7)),
+        lambda x, y: optax.huber_loss(x, y, delta=0.7),
+        _normal(8, (6, 7)),
+        _normal(9, (6, 7)),
     ),
     "sigmoid_focal_loss": (
         lambda x, y, r: fj.sigmoid_focal_loss(x, y, alpha=0.3, gamma=1.5, reduction=r),
-        lambda x, y: optax.sigmoid_focal_loss(x, y, alpha=0.3, gamma=1.5), _normal(10, (6, 7)), _binary(11, (6, 7)),
+        lambda x, y: optax.sigmoid_focal_loss(x, y, alpha=0.3, gamma=1.5),
+        _normal(10, (6, 7)),
+        _binary(11, (6, 7)),
     ),
     "sigmoid_focal_loss-no-alpha": (
         lambda x, y, r: fj.sigmoid_focal_loss(x, y, alpha=-1.0, gamma=2.0, reduction=r),
-        lambda x, y: optax.sigmoid_focal_loss(x, y, alpha=None, gamma=2.0), _normal(12, (40,)), _binary(13, (40,)),
+        lambda x, y: optax.sigmoid_focal_loss(x, y, alpha=None, gamma=2.0),
+        _normal(12, (40,)),
+        _binary(13, (40,)),
     ),
     "hinge_loss": (
         lambda s, y, r: fj.hinge_loss(s, y, reduction=r),
-        optax.hinge_loss, _normal(14, (50,)), _pm_one(15, (50,)),
+        optax.hinge_loss,
+        _normal(14, (50,)),
+        _pm_one(15, (50,)),
     ),
     "multiclass_hinge_loss": (
         lambda s, t, r: fj.multiclass_hinge_loss(s, t, reduction=r),
-        optax.losses.multiclass_hinge_loss, _normal(16, (20, 6)), _labels(17, (20,), 6),
+        optax.losses.multiclass_hinge_loss,
+        _normal(16, (20, 6)),
+        _labels(17, (20,), 6),
     ),
 }
 
@@ -100,6 +115,7 @@ def test_loss_and_grad_match_optax_under_jit(name, reduction):
     np.testing.assert_allclose(grad, ref_grad, **TOL)
     np.testing.assert_allclose(jax.jit(fastloss_jax)(x, target), theirs(x, target), **TOL)
 
+
 def test_traced_class_weights_match_pytorchs_weighted_mean():
     x, t, w = _normal(0, (12, 5)), _labels(1, (12,), 5), jnp.linspace(0.5, 2.0, 5)
     loss, grad = jax.jit(jax.value_and_grad(lambda x, w: fj.cross_entropy(x, t, weight=w)))(x, w)
@@ -121,6 +137,7 @@ def test_vmap_of_jit_grad_matches_per_example_grads():
 
     np.testing.assert_allclose(ours, jax.jit(jax.vmap(jax.grad(reference)))(xs, ts), **TOL)
 
+
 def test_vmap_of_unreduced_loss_with_positive_axis():
     xs, ts = _normal(0, (3, 4, 6, 2)), _labels(1, (3, 4, 2), 6)
     ours = jax.jit(jax.vmap(lambda x, t: fj.cross_entropy(x, t, axis=1, reduction="none")))(xs, ts)
@@ -131,7 +148,9 @@ def test_bfloat16_gradient_keeps_the_input_dtype_and_float32_loss():
     x, t = _normal(0, (8, 5)).astype(jnp.bfloat16), _labels(1, (8,), 5)
     loss, grad = jax.jit(jax.value_and_grad(fj.cross_entropy))(x, t)
     assert loss.dtype == jnp.float32 and grad.dtype == jnp.bfloat16
-    ref = jax.grad(lambda x: optax.softmax_cross_entropy_with_integer_labels(x.astype(jnp.float32), t).mean())(x)
+    ref = jax.grad(
+        lambda x: optax.softmax_cross_entropy_with_integer_labels(x.astype(jnp.float32), t).mean()
+    )(x)
     np.testing.assert_allclose(np.asarray(grad, np.float32), ref, rtol=1e-2, atol=1e-3)
 
 
@@ -140,3 +159,15 @@ def test_signatures_follow_the_core_api():
 
     for name in fj.__all__:
         assert inspect.signature(getattr(fj, name)) == inspect.signature(getattr(fastloss, name))
+
+
+def test_bad_options_are_rejected_at_trace_time_and_bad_data_at_run_time():
+    x, t = _normal(0, (4, 3)), jnp.array([0, 1, 2, 5])
+    with pytest.raises(ValueError, match="reduction"):
+        jax.jit(lambda x: fj.cross_entropy(x, t, reduction="avg"))(x)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        fj.cross_entropy(x, t, label_smoothing=2.0)
+    with pytest.raises(ValueError, match="axis"):
+        fj.cross_entropy(x, t, axis=2)
+    with pytest.raises(Exception, match=r"target\[3\] = 5 is out of range"):
+        jax.jit(fj.cross_entropy)(x, t).block_until_ready()

@@ -5,12 +5,11 @@ Results must come back in the caller's own type and agree with the PyTorch float
 
 from __future__ import annotations
 
+import fastloss
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-import fastloss
 from problems import NAMES, make_problem
 from torch_reference import loss_and_grad
 
@@ -38,7 +37,9 @@ def _problem(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_jax_cpu_arrays_in_jax_arrays_out(name):
     x, t, opts = _problem(name)
-    loss, grad = getattr(fastloss, f"{name}_with_grad")(jnp.asarray(x), jnp.asarray(t), reduction="sum", **opts)
+    loss, grad = getattr(fastloss, f"{name}_with_grad")(
+        jnp.asarray(x), jnp.asarray(t), reduction="sum", **opts
+    )
     assert isinstance(loss, jax.Array) and isinstance(grad, jax.Array) and grad.dtype == jnp.float32
     ref_loss, ref_grad = loss_and_grad(name, x, t, reduction="sum", **opts)
     np.testing.assert_allclose(np.asarray(loss), ref_loss, rtol=1e-5)
@@ -49,8 +50,9 @@ def test_jax_cpu_arrays_in_jax_arrays_out(name):
 def test_dlpack_producer_in_dlpack_array_out(name):
     x, t, opts = _problem(name)
     x.flags.writeable = False  # a producer may hand out read-only memory
-    loss, grad = getattr(fastloss, f"{name}_with_grad")(DLPackProducer(x), DLPackProducer(t), reduction="none",
-                                                         **opts)
+    loss, grad = getattr(fastloss, f"{name}_with_grad")(
+        DLPackProducer(x), DLPackProducer(t), reduction="none", **opts
+    )
     ref_loss, ref_grad = loss_and_grad(name, x, t, reduction="none", **opts)
     np.testing.assert_allclose(np.from_dlpack(loss), ref_loss, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.from_dlpack(grad), ref_grad, rtol=1e-5, atol=1e-6)

@@ -92,7 +92,8 @@ def test_ignored_rows_are_exactly_zero_among_others(backend, rng, name):
     ignored = t == -100
     loss, grad = call(name, "with_grad", x, t, reduction="none")
     assert ignored.any() and np.all(loss[ignored] == 0.0) and np.all(grad[ignored] == 0.0)
-    assert np.all(loss[~ignored] != 0.0)
+    if name != "multiclass_hinge_loss":  # an inactive hinge is a legitimate 0
+        assert np.all(loss[~ignored] != 0.0)
 
 
 # Logits up to +-1e4 (float32) overflow any exp that is not taken relative to the row maximum.

@@ -71,7 +71,7 @@ LAYOUTS = [((3, 5, 4, 2), 1), ((3, 5, 4, 2), -3), ((6, 3, 2), 0), ((2, 3, 9), -1
 @pytest.mark.parametrize(("shape", "axis"), LAYOUTS)
 @pytest.mark.parametrize("name", [n for n in NAMES if SPECS[n].rowwise])
 def test_class_axis_layouts(backend, rng, name, shape, axis, reduction):
-    for case in CASES[name]:
+    for case in (CASES[name][0], CASES[name][-1]):  # defaults, and every option at once
         x, t, opts = make_problem(name, shape, rng, case, axis=axis)
         check_against_torch(name, x, t, opts, reduction, "with_grad", axis, rng=rng)
 

@@ -7,6 +7,9 @@ Where PyTorch has the loss, F.<loss> is the oracle; the other losses use tests/t
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
+import sys
 
 import fastloss.torch as ft
 import pytest
@@ -20,8 +23,11 @@ REDUCTIONS = ("none", "mean", "sum")
 def _loss_and_grad(fn, x, target, grad_output=None, **kwargs):
     x = x.detach().clone().requires_grad_()
     loss = fn(x, target, **kwargs)
-    g = torch.randn(loss.shape, dtype=loss.dtype, generator=torch.Generator().manual_seed(1)) \
-        if grad_output is None else grad_output
+    g = (
+        torch.randn(loss.shape, dtype=loss.dtype, generator=torch.Generator().manual_seed(1))
+        if grad_output is None
+        else grad_output
+    )
     (grad,) = torch.autograd.grad(loss, x, g)
     return loss.detach(), grad
 
@@ -50,8 +56,13 @@ CE_LAYOUTS = [((7, 5), (7,)), ((3, 4, 2, 5), (3, 2, 5)), ((6,), ())]
 @pytest.mark.parametrize("shapes", CE_LAYOUTS, ids=["NC", "NCd1d2", "C"])
 @pytest.mark.parametrize(
     "opts",
-    [{}, {"label_smoothing": 0.2}, {"ignore_index": 1}, {"weight": "w"},
-     {"weight": "w", "label_smoothing": 0.1, "ignore_index": 2}],
+    [
+        {},
+        {"label_smoothing": 0.2},
+        {"ignore_index": 1},
+        {"weight": "w"},
+        {"weight": "w", "label_smoothing": 0.1, "ignore_index": 2},
+    ],
     ids=["plain", "smoothing", "ignore", "weight", "all"],
 )
 def test_cross_entropy_matches_pytorch(reduction, shapes, opts):
@@ -80,8 +91,10 @@ def test_cross_entropy_extras_match_reference():
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("name, param", [("huber_loss", {"delta": 0.7}), ("smooth_l1_loss", {"beta": 0.7}),
-                                         ("smooth_l1_loss", {"beta": 0.0})])
+@pytest.mark.parametrize(
+    "name, param",
+    [("huber_loss", {"delta": 0.7}), ("smooth_l1_loss", {"beta": 0.7}), ("smooth_l1_loss", {"beta": 0.0})],
+)
 def test_elementwise_losses_match_pytorch(reduction, name, param):
     x, y = _logits(4, 9), _logits(4, 9).flip(0)
     assert_same_as(getattr(ft, name), getattr(F, name), x, y, reduction=reduction, **param)
@@ -108,8 +121,9 @@ def test_huber_elementwise_weight_and_broadcast_match_pytorch():
 def test_multi_margin_loss_matches_pytorch(reduction, p, weighted):
     x, t = _logits(9, 5) / 3, _classes((9,), 5)
     w = torch.rand(5, dtype=torch.float64) + 0.5 if weighted else None
-    assert_same_as(ft.multi_margin_loss, F.multi_margin_loss, x, t, reduction=reduction, p=p, margin=0.8,
-                   weight=w)
+    assert_same_as(
+        ft.multi_margin_loss, F.multi_margin_loss, x, t, reduction=reduction, p=p, margin=0.8, weight=w
+    )
 
 
 def test_multi_margin_loss_unbatched_matches_pytorch():
@@ -124,15 +138,20 @@ def test_sigmoid_focal_loss_matches_torchvision_formula(reduction):
     def torchvision_formula(x, y, **kw):
         return REFERENCES["sigmoid_focal_loss"](x, y, **kw)
 
-    assert_same_as(ft.sigmoid_focal_loss, torchvision_formula, x, y, reduction=reduction, alpha=0.3, gamma=1.5)
+    assert_same_as(
+        ft.sigmoid_focal_loss, torchvision_formula, x, y, reduction=reduction, alpha=0.3, gamma=1.5
+    )
 
 
-@pytest.mark.parametrize("name, opts", [
-    ("softmax_focal_loss", {"gamma": 1.5, "alpha": "w", "ignore_index": 0}),
-    ("softmax_focal_loss", {"gamma": 0.5, "alpha": 0.25}),
-    ("multiclass_hinge_loss", {"margin": 0.5, "weight": "w", "ignore_index": 2}),
-    ("multiclass_hinge_loss", {"squared": True}),
-])
+@pytest.mark.parametrize(
+    "name, opts",
+    [
+        ("softmax_focal_loss", {"gamma": 1.5, "alpha": "w", "ignore_index": 0}),
+        ("softmax_focal_loss", {"gamma": 0.5, "alpha": 0.25}),
+        ("multiclass_hinge_loss", {"margin": 0.5, "weight": "w", "ignore_index": 2}),
+        ("multiclass_hinge_loss", {"squared": True}),
+    ],
+)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_class_dim_extras_match_reference(name, opts, reduction):
     x, t = _logits(5, 4, 3), _classes((5, 3), 4)
@@ -143,14 +162,21 @@ def test_class_dim_extras_match_reference(name, opts, reduction):
     def reference(x, t, reduction):
         return REFERENCES[name](x, t, axis=1, reduction=reduction, **ref_opts)
 
-    assert_same_as(lambda x, t, reduction: getattr(ft, name)(x, t, reduction=reduction, **ours_opts),
-                   reference, x, t, reduction=reduction)
+    assert_same_as(
+        lambda x, t, reduction: getattr(ft, name)(x, t, reduction=reduction, **ours_opts),
+        reference,
+        x,
+        t,
+        reduction=reduction,
+    )
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_binary_hinge_matches_reference(reduction):
     s, y = _logits(10), torch.tensor([1, -1] * 5)
-    assert_same_as(ft.hinge_loss, REFERENCES["hinge_loss"], s, y, reduction=reduction, margin=0.5, squared=True)
+    assert_same_as(
+        ft.hinge_loss, REFERENCES["hinge_loss"], s, y, reduction=reduction, margin=0.5, squared=True
+    )
 
 
 # ---- conventions ---------------------------------------------------------------------------------
@@ -170,8 +196,9 @@ MODULE_PAIRS = [
 
 
 def _positional_or_keyword(fn):
-    return [(p.name, p.default) for p in inspect.signature(fn).parameters.values()
-            if p.kind is not p.KEYWORD_ONLY]
+    return [
+        (p.name, p.default) for p in inspect.signature(fn).parameters.values() if p.kind is not p.KEYWORD_ONLY
+    ]
 
 
 @pytest.mark.parametrize("ours, theirs", FUNCTIONAL_PAIRS + MODULE_PAIRS, ids=lambda f: f.__name__)
@@ -181,12 +208,19 @@ def test_signatures_and_defaults_are_pytorchs(ours, theirs):
 
 def test_torchvision_sigmoid_focal_signature():
     params = inspect.signature(ft.sigmoid_focal_loss).parameters
-    assert [(p.name, p.default) for p in params.values()][2:] == [("alpha", 0.25), ("gamma", 2), ("reduction", "none")]
+    assert [(p.name, p.default) for p in params.values()][2:] == [
+        ("alpha", 0.25),
+        ("gamma", 2),
+        ("reduction", "none"),
+    ]
 
 
 def test_modules_hold_pytorch_attributes_and_buffers():
     w = torch.rand(3)
-    ours, theirs = ft.CrossEntropyLoss(w, label_smoothing=0.1), torch.nn.CrossEntropyLoss(w, label_smoothing=0.1)
+    ours, theirs = (
+        ft.CrossEntropyLoss(w, label_smoothing=0.1),
+        torch.nn.CrossEntropyLoss(w, label_smoothing=0.1),
+    )
     assert isinstance(ours, torch.nn.modules.loss._WeightedLoss)
     assert ours.state_dict().keys() == theirs.state_dict().keys()
     assert (ours.reduction, ours.ignore_index, ours.label_smoothing) == ("mean", -100, 0.1)
@@ -218,7 +252,11 @@ def test_no_grad_computes_the_loss_only():
 # ---- autograd contract -----------------------------------------------------------------------------
 
 GRADCHECK_CASES = [
-    (ft.cross_entropy, lambda: (_logits(4, 3, 2), _classes((4, 2), 3)), {"label_smoothing": 0.1, "z_loss": 0.01}),
+    (
+        ft.cross_entropy,
+        lambda: (_logits(4, 3, 2), _classes((4, 2), 3)),
+        {"label_smoothing": 0.1, "z_loss": 0.01},
+    ),
     (ft.cross_entropy, lambda: (_logits(4, 3), torch.softmax(_logits(4, 3), 1)), {}),
     (ft.huber_loss, lambda: (_logits(3, 4), _logits(3, 4).flip(0)), {"delta": 0.5}),
     (ft.smooth_l1_loss, lambda: (_logits(3, 4), _logits(3, 4).flip(0)), {"beta": 0.5}),
@@ -236,6 +274,19 @@ def test_gradcheck_float64(fn, make, opts, reduction):
     x, t = make()
     x.requires_grad_()
     assert torch.autograd.gradcheck(lambda x: fn(x, t, reduction=reduction, **opts), (x,))
+
+
+@pytest.mark.parametrize("through", ["leaf", "non-leaf"])
+def test_backward_twice_with_retain_graph_accumulates(through):
+    # loss.backward() hands out the saved gradient itself (grad_output = 1): it must stay intact.
+    x, t = _logits(5, 4), _classes((5,), 4)
+    leaf = x.clone().requires_grad_()
+    loss = ft.cross_entropy(leaf if through == "leaf" else leaf * 2.0, t)
+    loss.backward(retain_graph=True)
+    loss.backward()
+    x.requires_grad_()
+    (ref,) = torch.autograd.grad(F.cross_entropy(x if through == "leaf" else x * 2.0, t), x)
+    torch.testing.assert_close(leaf.grad, 2 * ref, rtol=1e-12, atol=1e-12)
 
 
 def test_double_backward_raises_a_clear_error():
@@ -273,6 +324,12 @@ def test_inplace_backward_refuses_logits_another_node_saved():
         loss.backward()
 
 
+def test_inplace_backward_refuses_to_overwrite_a_leaf():
+    leaf = _logits(4, 3).requires_grad_()
+    with pytest.raises(ValueError, match="leaf"):
+        ft.cross_entropy(leaf, _classes((4,), 3), inplace_backward=True)
+
+
 def test_bad_input_is_reported_by_the_core():
     with pytest.raises(ValueError, match="out of range"):
         ft.cross_entropy(_logits(4, 3), torch.tensor([0, 1, 2, 3]))
@@ -280,3 +337,14 @@ def test_bad_input_is_reported_by_the_core():
         ft.multi_margin_loss(_logits(2, 3), torch.tensor([0, -100]))
     with pytest.raises(ValueError, match="reduction"):
         ft.cross_entropy(_logits(4, 3), _classes((4,), 3), reduction="avg")
+
+
+def test_import_fastloss_loads_neither_torch_nor_jax_and_reaches_both_lazily():
+    code = (
+        "import sys, fastloss\n"
+        "assert 'torch' not in sys.modules and 'jax' not in sys.modules, 'imported eagerly'\n"
+        "assert fastloss.torch.CrossEntropyLoss and fastloss.jax.cross_entropy\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    )

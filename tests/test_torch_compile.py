@@ -14,7 +14,9 @@ import torch.nn.functional as F
 
 def _data(seed=0):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(6, 5, 3, generator=g, dtype=torch.float64) * 2, torch.randint(0, 5, (6, 3), generator=g)
+    return torch.randn(6, 5, 3, generator=g, dtype=torch.float64) * 2, torch.randint(
+        0, 5, (6, 3), generator=g
+    )
 
 
 def _binary_target(x):
@@ -33,8 +35,17 @@ MODULES = [
     (ft.HingeLoss(), lambda x, t: _binary_target(x.detach())),
     (ft.MultiClassHingeLoss(reduction="none"), lambda x, t: t),
 ]
-IDS = ["ce", "ce-none-softcap", "ce-inplace", "huber", "smooth_l1", "sigmoid_focal", "softmax_focal",
-       "hinge", "mc_hinge"]
+IDS = [
+    "ce",
+    "ce-none-softcap",
+    "ce-inplace",
+    "huber",
+    "smooth_l1",
+    "sigmoid_focal",
+    "softmax_focal",
+    "hinge",
+    "mc_hinge",
+]
 
 
 def _loss_and_grad(fn, x, target):
@@ -59,8 +70,12 @@ def test_multi_margin_fullgraph_matches_pytorch():
     x, t = _data()
     x2, t2 = x[:, :, 0].contiguous(), t[:, 0].contiguous()
     module = torch.compile(ft.MultiMarginLoss(p=2), fullgraph=True, backend="aot_eager")
-    torch.testing.assert_close(_loss_and_grad(module, x2, t2),
-                               _loss_and_grad(torch.nn.MultiMarginLoss(p=2), x2, t2), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        _loss_and_grad(module, x2, t2),
+        _loss_and_grad(torch.nn.MultiMarginLoss(p=2), x2, t2),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 def test_inductor_fullgraph_model_and_loss_matches_pytorch():
@@ -87,5 +102,7 @@ def test_dynamo_sees_no_graph_break():
     x, t = _data()
     explanation = torch._dynamo.explain(lambda x, t: ft.cross_entropy(x, t))(x.requires_grad_(), t)
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1
-    ops = [str(node.target) for g in explanation.graphs for node in g.graph.nodes if node.op == "call_function"]
+    ops = [
+        str(node.target) for g in explanation.graphs for node in g.graph.nodes if node.op == "call_function"
+    ]
     assert "fastloss.loss_with_grad.default" in ops

@@ -47,12 +47,20 @@ PAIRS = {
         torch.nn.CrossEntropyLoss(weight=torch.linspace(0.5, 1.5, C), label_smoothing=0.1, ignore_index=0),
         _classes,
     ),
-    "CrossEntropyLoss-inplace": (ft.CrossEntropyLoss(inplace_backward=True), torch.nn.CrossEntropyLoss(), _classes),
+    "CrossEntropyLoss-inplace": (
+        ft.CrossEntropyLoss(inplace_backward=True),
+        torch.nn.CrossEntropyLoss(),
+        _classes,
+    ),
     "HuberLoss": (ft.HuberLoss(delta=0.5), torch.nn.HuberLoss(delta=0.5), _regression),
     "SmoothL1Loss": (ft.SmoothL1Loss(beta=0.5), torch.nn.SmoothL1Loss(beta=0.5), _regression),
     "MultiMarginLoss": (ft.MultiMarginLoss(p=2), torch.nn.MultiMarginLoss(p=2), _classes),
     "SigmoidFocalLoss": (ft.SigmoidFocalLoss(), _reference_module("sigmoid_focal_loss"), _binary),
-    "SoftmaxFocalLoss": (ft.SoftmaxFocalLoss(gamma=2.0), _reference_module("softmax_focal_loss", gamma=2.0), _classes),
+    "SoftmaxFocalLoss": (
+        ft.SoftmaxFocalLoss(gamma=2.0),
+        _reference_module("softmax_focal_loss", gamma=2.0),
+        _classes,
+    ),
     "HingeLoss": (ft.HingeLoss(), _reference_module("hinge_loss"), _binary),
     "MultiClassHingeLoss": (ft.MultiClassHingeLoss(), _reference_module("multiclass_hinge_loss"), _classes),
 }

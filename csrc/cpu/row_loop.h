@@ -34,6 +34,30 @@ template <class V, class Body> inline void vector_loop(int64_t begin, int64_t en
   for (; i < end; ++i) body(i, Lane1<typename V::scalar>());
 }
 
+// vector_loop whose whole-vector steps start where out + i (elements of elem bytes) is aligned to
+// a vector's bytes, so that they may use non-temporal stores; the head goes in one-lane steps.
+template <class V, class Body>
+inline void vector_loop_aligned(int64_t begin, int64_t end, const void* out, size_t elem, Body&& body) {
+  const uintptr_t base = reinterpret_cast<uintptr_t>(out), bytes = uintptr_t(V::lanes) * elem;
+  int64_t i = begin;
+  for (; i < end && (base + uintptr_t(i) * elem) % bytes != 0; ++i) body(i, Lane1<typename V::scalar>());
+  vector_loop<V>(i, end, body);
+}
+
+// Store v at p, non-temporally for whole vectors when `stream` (p aligned as vector_loop_aligned does).
+template <class W, class T> inline void put(W v, T* p, bool stream) {
+  if constexpr (W::lanes > 1) {
+    if (stream) {
+      v.stream(p);
+      return;
+    }
+  }
+  v.store(p);
+}
+
+// Gradients at least this large bypass the caches (they would only evict the inputs).
+constexpr int64_t kStreamBytes = int64_t(8) << 20;
+
 inline int thread_id() {
 #ifdef _OPENMP
   return omp_get_thread_num();

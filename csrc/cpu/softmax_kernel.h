@@ -39,11 +39,12 @@ template <class S> inline SoftmaxRowStats<S> softmax_stats(const RowContext<S>& 
   return st;
 }
 
-// One row x[0..C) (target t, or soft probabilities y); returns the row loss, writes g if not null.
+// One row x[0..C) (target t, or soft probabilities y); returns the row loss, writes g if not null
+// (non-temporally if stream). The next row is prefetched while this one is in the caches.
 template <class V, int MODE, bool CAP, class T>
 inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, const T* x, const T* y, int64_t t,
                                       T* g, typename V::scalar scale, typename V::scalar* ebuf,
-                                      typename V::scalar* thbuf) {
+                                      typename V::scalar* thbuf, bool stream) {
   using S = typename V::scalar;
   const int64_t C = k.classes;
   const S* w = k.weights;
@@ -69,6 +70,7 @@ inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, c
     W d = z - W(m);
     W e = fl_exp(d);
     if (g) e.store(ebuf + c);
+    __builtin_prefetch(x + C + c);
     s.get(tag) = s.get(tag) + e;
     if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) a1.get(tag) = a1.get(tag) + W::load(w + c) * d;
     if constexpr (MODE == SOFTMAX_SOFT) {
@@ -82,14 +84,16 @@ inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, c
   if (!g) return r.loss;
 
   const S e_t = MODE == SOFTMAX_SOFT ? S(0) : ebuf[t];
-  vector_loop<V>(0, C, [&](int64_t c, auto tag) {
+  auto grad = [&](int64_t c, auto tag) {
     using W = decltype(tag);
     W val = W::load(ebuf + c) * W(r.a);
     if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) val = val - W(r.b) * W::load(w + c);
     if constexpr (MODE == SOFTMAX_SOFT) val = val - W(r.b) * W::load(w + c) * cross_entropy_soft_q(W::load(y + c), k.ce);
     if constexpr (CAP) val = val * softcap_dz_dx(W::load(thbuf + c));
-    val.store(g + c);
-  });
+    put(val, g + c, stream);
+  };
+  if (stream) vector_loop_aligned<V>(0, C, g, sizeof(T), grad);
+  else vector_loop<V>(0, C, grad);
   if constexpr (MODE != SOFTMAX_SOFT) {
     S gt = softmax_grad(e_t, w_t, r.a, MODE == SOFTMAX_HARD ? S(0) : r.b) - r.t_coef;
     if constexpr (CAP) gt *= softcap_dz_dx(thbuf[t]);

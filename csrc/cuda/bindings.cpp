@@ -6,6 +6,9 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstdint>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -53,11 +56,28 @@ Reduction reduction(const py::dict& j) {
                    ptr<void>(j, "total")};
 }
 
+// The kernels' small workspaces come from the device's default stream-ordered pool; by default it
+// returns memory to the driver at every synchronisation, which would make the next call's
+// cudaMallocAsync a driver allocation. Keeping a little cached avoids that.
+void keep_workspace_cached(int device) {
+  static std::mutex mutex;
+  static std::set<int> done;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!done.insert(device).second) return;
+  cudaMemPool_t pool;
+  if (cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess) {
+    std::uint64_t keep = std::uint64_t(64) << 20;
+    cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+  }
+  cudaGetLastError();
+}
+
 // Runs `launch` on `device`, restoring the caller's current device afterwards.
 template <class F> void on_device(int device, F launch) {
   int previous = 0;
   cudaGetDevice(&previous);
   if (cudaError_t e = cudaSetDevice(device)) throw std::runtime_error(cudaGetErrorString(e));
+  keep_workspace_cached(device);
   const char* error = nullptr;
   {
     py::gil_scoped_release release;
@@ -83,6 +103,7 @@ void rowwise(const py::dict& j) {
   a.scale = grad_scale(j);
   a.row_loss = ptr<void>(j, "loss");
   a.errors = device_errors();
+  a.allow_cluster = get<int>(j, "allow_cluster");
   const Reduction red = reduction(j);
   auto stream = ptr<CUstream_st>(j, "stream");
   on_device(get<int>(j, "device"), [&] { return run_rowwise(a, red, stream); });

@@ -52,6 +52,7 @@ struct RowwiseArgs {
   GradScale scale;
   void* row_loss;             // (outer*inner) in the math type, or null
   DeviceErrors* errors;
+  int allow_cluster;          // 1: long rows may use the Hopper thread-block-cluster plan
 };
 
 struct PointwiseArgs {

@@ -40,4 +40,19 @@ __global__ void __launch_bounds__(kSumThreads) finish_sum_kernel(const double* p
 
 inline long long sum_segments(long long n) { return (n + kSumSegment - 1) / kSumSegment; }
 
+// Up to kSmallSum values (e.g. the row losses of an LLM batch) one block sums them all, in one
+// launch instead of two; the partition is again fixed, so the result is too.
+constexpr int kSmallSumThreads = 1024;
+constexpr long long kSmallSum = 1 << 16;
+
+template <class F, class Out>
+__global__ void __launch_bounds__(kSmallSumThreads) small_sum_kernel(F value, long long n,
+                                                                     const double* device_denominator,
+                                                                     double host_denominator, Out* out) {
+  double acc = 0;
+  for (long long i = threadIdx.x; i < n; i += kSmallSumThreads) acc += value(i);
+  acc = block_sum(acc);
+  if (threadIdx.x == 0) *out = Out(acc / (device_denominator ? *device_denominator : host_denominator));
+}
+
 }  // namespace fastloss::cuda

@@ -67,7 +67,29 @@ __global__ void __launch_bounds__(kPointwiseThreads) pointwise_kernel(const Poin
   T* grad = a.grad ? static_cast<T*>(a.grad) + start : nullptr;
   S acc = S(0);
   long long done = 0;
-  if (vec) {
+  if (vec && len == kSegment) {
+    // A whole segment: all of this thread's loads are issued before any math, so several 16-byte
+    // requests are in flight per thread. In place (grad == x) is safe: a thread writes only the
+    // elements it has already read.
+    constexpr int kPerThread = int(kSegment / (kPointwiseThreads * V));
+    Vec16<T> xv[kPerThread], yv[kPerThread];
+#pragma unroll
+    for (int u = 0; u < kPerThread; ++u) {
+      xv[u] = reinterpret_cast<const Vec16<T>*>(x)[threadIdx.x + u * kPointwiseThreads];
+      yv[u] = reinterpret_cast<const Vec16<T>*>(y)[threadIdx.x + u * kPointwiseThreads];
+    }
+#pragma unroll
+    for (int u = 0; u < kPerThread; ++u) {
+      const long long v = threadIdx.x + u * kPointwiseThreads;
+      Vec16<T> gv;
+#pragma unroll
+      for (int j = 0; j < V; ++j)
+        acc += pointwise_element<kLoss, T>(a, k, scale, start + v * V + j, to_math(xv[u].v[j]), to_math(yv[u].v[j]),
+                                           gv.v[j]);
+      if (grad) reinterpret_cast<Vec16<T>*>(grad)[v] = gv;
+    }
+    done = len;
+  } else if (vec) {
     done = len / V * V;
     for (long long v = threadIdx.x; v < len / V; v += kPointwiseThreads) {
       const Vec16<T> xv = reinterpret_cast<const Vec16<T>*>(x)[v];

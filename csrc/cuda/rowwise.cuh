@@ -6,16 +6,21 @@
 //    (16-byte loads when aligned), the statistics and the gradient are computed from there and the
 //    gradient is written with 16-byte stores. A warp per row for short rows (8 rows per block), a
 //    whole block per row otherwise.
-//  - class axis last, row larger than shared memory (e.g. C = 128256 in float32): the row is split
-//    into fixed chunks; one kernel reduces each chunk to its partial log-sum-exp statistics, a
+//  - class axis last, long rows on Hopper (sm_90, rows over 64 KiB, e.g. C = 32000 float32 or
+//    128256): a thread-block cluster of up to 8 blocks per row, each holding one chunk in shared
+//    memory; the chunks' partial log-sum-exp statistics are exchanged through distributed shared
+//    memory and combined in chunk order, so the row is still read from HBM once.
+//  - class axis last, rows that fit neither (pre-Hopper, or over 8 chunks of shared memory): the
+//    row is split into 32 KiB chunks; one kernel reduces each chunk to its partial statistics, a
 //    second combines a row's partials in chunk order and writes the chunk's gradient. That reads
-//    the row twice (the second read often from L2); a Hopper thread-block-cluster version that
-//    exchanges the partials through distributed shared memory would read it once (not done yet).
-//  - class axis not last ((outer, C, inner) with inner > 1): one thread per row, neighbouring
-//    threads take neighbouring `inner` positions so every access is coalesced; the three passes
-//    over a row re-read it from global memory and hit in L1/L2 for the class counts of dense
-//    prediction (tens to hundreds).
+//    the row twice (the second read often from L2).
+//  - class axis not last ((outer, C, inner) with inner > 1), and rows of at most 16 classes: one
+//    thread per row; for inner > 1 neighbouring threads take neighbouring `inner` positions so
+//    every access is coalesced; the three passes over a row re-read it from global memory and hit
+//    in L1/L2 for the class counts of dense prediction (tens to hundreds).
 #pragma once
+
+#include <cooperative_groups.h>
 
 #include <algorithm>
 
@@ -85,7 +90,7 @@ __global__ void __launch_bounds__(1024) whole_row_kernel(const RowwiseArgs a, lo
   if (grad) write_grad<kLoss, T>(k, ri, r, xv, yv, grad, 1, 0, C, vec, false, S(0), lane, lanes);
 }
 
-// Class axis not last: one thread per row of the (outer, C, inner) array.
+// One thread per row of the (outer, C, inner) array (class axis not last, or very short rows).
 template <class T, int kLoss>
 __global__ void __launch_bounds__(256) strided_row_kernel(const RowwiseArgs a) {
   using S = math_t<T>;
@@ -164,6 +169,53 @@ __global__ void __launch_bounds__(512) split_grad_kernel(const RowwiseArgs a, lo
   }
 }
 
+// Long rows on Hopper: the cluster's blocks are the row's chunks (block rank = chunk index).
+template <class T, int kLoss>
+__global__ void __launch_bounds__(512) cluster_row_kernel(const RowwiseArgs a, long long chunk, int chunks, bool vec) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  namespace cg = cooperative_groups;
+  using S = math_t<T>;
+  extern __shared__ __align__(16) unsigned char smem[];
+  __shared__ ArgMax<S> scratch[32];
+  __shared__ RowPartial<S> partial;
+  cg::cluster_group cluster = cg::this_cluster();
+  const long long row = blockIdx.x / chunks, c0 = (long long)cluster.block_rank() * chunk;
+  const long long C = a.classes, len = C - c0 < chunk ? C - c0 : chunk;
+  const RowConsts<S> k(a);
+  const RowInfo<S> ri = row_info<kLoss>(a, k, row);
+  T* grad = a.grad ? static_cast<T*>(a.grad) + row * C + c0 : nullptr;
+  if (ri.skip || ri.bad) {  // the same for every block of the cluster: none reaches cluster.sync
+    write_skipped<kLoss, T>(a, k, ri, row, grad, 1, c0, len, vec, c0 == 0, threadIdx.x, blockDim.x);
+    return;
+  }
+  T* xs = reinterpret_cast<T*>(smem);
+  T* ys = xs + chunk;
+  copy_to_shared(xs, static_cast<const T*>(a.x) + row * C + c0, len, vec, threadIdx.x, blockDim.x);
+  if (k.soft) copy_to_shared(ys, static_cast<const T*>(a.soft_target) + row * C + c0, len, vec, threadIdx.x, blockDim.x);
+  __syncthreads();
+  S th, zt = S(0);
+  if (ri.t >= 0) {  // no block of the row writes its gradient before the cluster barrier below
+    const S xt = to_math(static_cast<const T*>(a.x)[row * C + ri.t]);
+    zt = kLoss == kMulticlassHinge ? xt : k.z(xt, th);
+  }
+  const RowView<T> xv{xs, 1}, yv{ys, 1};
+  const RowPartial<S> mine = chunk_stats<kLoss, 0, T>(k, ri, xv, yv, c0, len, zt, threadIdx.x, blockDim.x, scratch);
+  if (threadIdx.x == 0) partial = mine;
+  cluster.sync();
+  RowPartial<S> p = *cluster.map_shared_rank(&partial, 0);
+  for (int j = 1; j < chunks; ++j) {
+    const RowPartial<S> other = *cluster.map_shared_rank(&partial, j);
+    p = kLoss == kMulticlassHinge ? combine_hinge(p, other, k.weston_watkins) : combine_softmax(p, other);
+  }
+  cluster.sync();  // no block may exit while another still reads its shared memory
+  const RowCoef<S> r = finalize_row<kLoss>(k, ri, p);
+  if (c0 == 0 && threadIdx.x == 0 && a.row_loss) static_cast<S*>(a.row_loss)[row] = r.loss;
+  if (grad) write_grad<kLoss, T>(k, ri, r, xv, yv, grad, 1, c0, len, vec, false, S(0), threadIdx.x, blockDim.x);
+#else
+  __trap();  // the host launches this only where sm_90 code was compiled in (cluster_plan_usable)
+#endif
+}
+
 template <class Kernel>
 cudaError_t allow_shared(Kernel kernel, size_t bytes) {
   if (bytes <= 48 * 1024) return cudaSuccess;
@@ -176,13 +228,45 @@ inline int pow2_at_least(long long v) {
   return p;
 }
 
+constexpr int kMaxClusterBlocks = 8;  // the portable cluster size
+
+// Launches the cluster plan if this device and binary can run it; false: use another plan.
+template <class T, int kLoss>
+bool launch_cluster(const RowwiseArgs& a, long long chunk, int chunks, bool vec, size_t bytes, cudaStream_t stream) {
+  auto kernel = cluster_row_kernel<T, kLoss>;
+  cudaFuncAttributes attr{};
+  if (cudaFuncGetAttributes(&attr, kernel) != cudaSuccess || attr.binaryVersion < 90 ||
+      allow_shared(kernel, bytes) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  cudaLaunchAttribute cluster{};
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim.x = unsigned(chunks);
+  cluster.val.clusterDim.y = 1;
+  cluster.val.clusterDim.z = 1;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(unsigned(a.outer * chunks));
+  cfg.blockDim = dim3(512);
+  cfg.dynamicSmemBytes = bytes;
+  cfg.stream = stream;
+  cfg.attrs = &cluster;
+  cfg.numAttrs = 1;
+  // A cluster that cannot be placed (too much shared memory per GPC) fails here, synchronously.
+  return cudaLaunchKernelEx(&cfg, kernel, a, chunk, chunks, vec) == cudaSuccess;
+}
+
 template <class T, int kLoss>
 cudaError_t launch_rowwise_loss(const RowwiseArgs& a, cudaStream_t stream) {
   using S = math_t<T>;
   constexpr int V = Vec16<T>::kSize;
   const long long rows = a.outer * a.inner, C = a.classes;
   if (rows == 0) return cudaSuccess;
-  if (a.inner > 1) {
+  // Very short rows also take one thread per row: a warp per row of a few elements would keep too
+  // few bytes in flight, while the threads of a block read neighbouring rows whose cache lines are
+  // shared, so each line still comes from HBM once (chosen by reasoning, not yet timed on a GPU).
+  constexpr long long kThreadPerRowMaxClasses = 16;
+  if (a.inner > 1 || C <= kThreadPerRowMaxClasses) {
     strided_row_kernel<T, kLoss><<<unsigned((rows + 255) / 256), 256, 0, stream>>>(a);
     return cudaGetLastError();
   }
@@ -204,6 +288,16 @@ cudaError_t launch_rowwise_loss(const RowwiseArgs& a, cudaStream_t stream) {
     if (cudaError_t e = allow_shared(kernel, bytes)) return e;
     kernel<<<unsigned((rows + kRowsPerBlock - 1) / kRowsPerBlock), 32 * kRowsPerBlock, bytes, stream>>>(a, slot, vec);
     return cudaGetLastError();
+  }
+  int major = 0;
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+  if (a.allow_cluster && major >= 9 && row_bytes > 64 * 1024) {
+    const long long parts = std::min<long long>(kMaxClusterBlocks, (row_bytes + 48 * 1024 - 1) / (48 * 1024));
+    const long long chunk = ((C + parts - 1) / parts + V - 1) / V * V;
+    const int chunks = int((C + chunk - 1) / chunk);
+    const size_t bytes = size_t(chunk) * sizeof(T) * arrays;
+    if (bytes <= budget && launch_cluster<T, kLoss>(a, chunk, chunks, vec, bytes, stream)) return cudaSuccess;
+    cudaGetLastError();
   }
   if (row_bytes <= budget) {  // a block per row
     const int threads = std::min(1024, std::max(128, pow2_at_least((vectors + 1) / 2)));

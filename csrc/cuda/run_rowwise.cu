@@ -29,6 +29,14 @@ template <class S> struct Values {
 
 template <class F> cudaError_t ordered_sum(F value, long long n, double* partials, const double* device_den,
                                            double host_den, void* out, bool out_double, cudaStream_t stream) {
+  if (n <= kSmallSum) {
+    if (out_double) {
+      small_sum_kernel<<<1, kSmallSumThreads, 0, stream>>>(value, n, device_den, host_den, static_cast<double*>(out));
+    } else {
+      small_sum_kernel<<<1, kSmallSumThreads, 0, stream>>>(value, n, device_den, host_den, static_cast<float*>(out));
+    }
+    return cudaGetLastError();
+  }
   const long long segments = sum_segments(n);
   if (segments > 0) segment_sum_kernel<<<unsigned(segments), kSumThreads, 0, stream>>>(value, n, partials);
   if (out_double) {

@@ -1,7 +1,8 @@
 """Benchmark machinery (the one place that times anything) and the quick ``python -m fastloss bench``.
 
 The full suite in ``benchmarks/`` imports everything it measures with from here: ``measure``
-(timing), ``bytes_moved`` (byte accounting), ``copy_yardstick``, ``peak_extra_memory``,
+(timing), ``measure_many`` (interleaved timing), ``bytes_moved`` (byte accounting),
+``copy_fn``/``copy_yardstick``, ``peak_extra_memory``,
 ``make_case`` (registry-driven inputs) and the PyTorch / JAX / NumPy-reference competitors.
 Methodology: benchmarks/README.md.
 """
@@ -75,49 +76,76 @@ class Timing:
         return nbytes / self.median / 1e9
 
 
-def measure(
-    fn: Callable[[], Any],
+_REWARM_BELOW_S = 0.01  # faster calls can live in cache, so a round re-warms them before timing
+
+
+def measure_many(
+    fns: dict[str, Callable[[], Any]],
     *,
     warmup: int = 2,
+    rounds: int = 3,
     min_repeats: int = 5,
     max_repeats: int = 100,
     min_time: float = 0.3,
     max_time: float = 3.0,
     sync: Callable[[], Any] | None = None,
-) -> Timing:
-    """Time ``fn()`` after ``warmup`` untimed calls (compilation, first-touch page faults).
+) -> dict[str, Timing]:
+    """Time each ``fn()`` after ``warmup`` untimed calls (compilation, lazy set-up, first-touch
+    page faults), in ``rounds`` alternating rounds so that every implementation sees the same
+    machine state (other load, clock speed): a drift hits all of them, not just one.
 
-    Repeats until ``min_repeats`` calls AND ``min_time`` seconds are done, but stop at
-    ``max_repeats`` calls or ``max_time`` seconds (at least one timed call). ``sync`` waits for
-    asynchronous work (a CUDA stream) before each clock read. The garbage collector is paused so
-    that a collection does not land inside one sample.
+    Over all rounds each fn gets at least ``min_repeats`` calls and ``min_time`` seconds, and at
+    most ``max_repeats`` calls or ``max_time`` seconds (always one timed call per round); a warm-up
+    call longer than max_time/rounds ends its warm-up. Within a round a fast fn is called once
+    untimed first, because the other fns of the round evicted its data from the caches. ``sync``
+    waits for asynchronous work (a CUDA stream) before each clock read. The garbage collector is
+    paused so that no collection lands inside a sample.
     """
     sync = sync or (lambda: None)
-    for _ in range(warmup):
-        fn()
-        sync()
-    samples: list[float] = []
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        while len(samples) < max_repeats:
+    share = {"min_repeats": -(-min_repeats // rounds), "max_repeats": -(-max_repeats // rounds),
+             "min_time": min_time / rounds, "max_time": max_time / rounds}
+    for fn in fns.values():
+        for _ in range(warmup):
             t0 = time.perf_counter()
             fn()
             sync()
-            now = time.perf_counter()
-            samples.append(now - t0)
-            elapsed = now - start
-            if (len(samples) >= min_repeats and elapsed >= min_time) or elapsed >= max_time:
+            if time.perf_counter() - t0 > share["max_time"]:
                 break
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for r in range(rounds):
+            for name, fn in fns.items():
+                if r and statistics.median(samples[name]) < _REWARM_BELOW_S:
+                    fn()
+                    sync()
+                _timed_calls(fn, sync, samples[name], **share)
     finally:
         if gc_was_enabled:
             gc.enable()
-    return Timing(statistics.median(samples), min(samples), max(samples), len(samples))
+    return {name: Timing(statistics.median(v), min(v), max(v), len(v)) for name, v in samples.items()}
 
 
-def copy_yardstick(nbytes: int, device: str = "cpu", **measure_kw) -> Timing:
-    """A plain copy that moves ``nbytes`` in all (reads nbytes/2, writes nbytes/2).
+def _timed_calls(fn, sync, samples: list[float], *, min_repeats, max_repeats, min_time, max_time) -> None:
+    start = time.perf_counter()
+    for i in range(1, max_repeats + 1):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        now = time.perf_counter()
+        samples.append(now - t0)
+        if (i >= min_repeats and now - start >= min_time) or now - start >= max_time:
+            return
+
+
+def measure(fn: Callable[[], Any], **kw) -> Timing:
+    """``measure_many`` of one function, in one round."""
+    return measure_many({"fn": fn}, **{"rounds": 1, **kw})["fn"]
+
+
+def copy_fn(nbytes: int, device: str = "cpu") -> Callable[[], Any]:
+    """The yardstick: a plain copy that moves ``nbytes`` in all (reads nbytes/2, writes nbytes/2).
 
     CPU: ``np.copyto`` into a preallocated buffer (memcpy); CUDA: ``torch.clone`` (the GPU's copy
     kernel plus the caching allocator, as a loss call that returns a gradient would use)."""
@@ -125,11 +153,20 @@ def copy_yardstick(nbytes: int, device: str = "cpu", **measure_kw) -> Timing:
     if device == "cpu":
         src = np.ones(half, dtype=np.uint8)
         dst = np.zeros_like(src)
-        return measure(lambda: np.copyto(dst, src), **measure_kw)
+        return lambda: np.copyto(dst, src)
     import torch
 
-    src = torch.ones(half, dtype=torch.uint8, device=device)
-    return measure(src.clone, sync=torch.cuda.synchronize, **measure_kw)
+    return torch.ones(half, dtype=torch.uint8, device=device).clone
+
+
+def copy_yardstick(nbytes: int, device: str = "cpu", **measure_kw) -> Timing:
+    """``measure`` of ``copy_fn`` alone (measure_many interleaves it with the loss instead)."""
+    sync = None
+    if device != "cpu":
+        import torch
+
+        sync = torch.cuda.synchronize
+    return measure(copy_fn(nbytes, device), sync=sync, **measure_kw)
 
 
 # ---- peak extra memory -------------------------------------------------------------------------
@@ -546,7 +583,7 @@ _QUICK_SIZES = {
     "quick": ((512, 1000), 1 << 19),
     "default": ((2048, 4096), 1 << 22),
 }
-_QUICK_TIMING = {"warmup": 1, "min_repeats": 3, "min_time": 0.2, "max_time": 1.0}
+_QUICK_TIMING = {"warmup": 1, "rounds": 2, "min_repeats": 4, "min_time": 0.2, "max_time": 1.0}
 _QUICK_LABELS = {"numpy_ref": "x NumPy", "torch": "x PyTorch", "jax": "x JAX"}
 
 
@@ -567,22 +604,23 @@ def add_arguments(parser) -> None:
 
 
 def _quick_row(case: Case, compare: bool) -> dict:
-    kw = _QUICK_TIMING
-    fl_time = measure(fastloss_fn(case), **kw)
-    copy_time = copy_yardstick(case.nbytes, **kw)
+    fns = {"copy": copy_fn(case.nbytes), "fastloss": fastloss_fn(case)}
+    notes = {}
+    for name, build in QUICK_COMPETITORS.items() if compare else ():
+        try:
+            fns[name] = build(case)
+        except Skip as why:
+            notes[f"note_{name}"] = str(why)
+    t = measure_many(fns, **_QUICK_TIMING)
+    fl, copy = t["fastloss"], t["copy"]
     row = {
         "loss": case.spec.name, "form": case.form, "dtype": case.dtype, "shape": list(case.shape),
-        "bytes": case.nbytes, "time_s": fl_time.median, "time_min_s": fl_time.min, "time_max_s": fl_time.max,
-        "gbps": fl_time.gbps(case.nbytes), "copy_gbps": copy_time.gbps(case.nbytes),
-        "pct_of_copy": 100.0 * copy_time.median / fl_time.median,
+        "bytes": case.nbytes, "time_s": fl.median, "time_min_s": fl.min, "time_max_s": fl.max,
+        "gbps": fl.gbps(case.nbytes), "copy_gbps": copy.gbps(case.nbytes),
+        "pct_of_copy": 100.0 * copy.median / fl.median, **notes,
     }
-    for name, build in QUICK_COMPETITORS.items():
-        if not compare:
-            continue
-        try:
-            row[f"x_{name}"] = measure(build(case), **kw).median / fl_time.median
-        except Skip as why:
-            row[f"x_{name}"], row[f"note_{name}"] = None, str(why)
+    for name in QUICK_COMPETITORS if compare else ():
+        row[f"x_{name}"] = t[name].median / fl.median if name in t else None
     return row
 
 

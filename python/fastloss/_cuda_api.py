@@ -19,6 +19,8 @@ No host synchronisation in the hot path:
   ``check_errors()``, which first synchronises the devices fastloss has used. Setting
   ``FASTLOSS_CUDA_SYNC_CHECKS=1`` makes every call wait for its stream and raise at once, with
   the CPU path's exact message (for debugging; it costs a synchronisation per call).
+- ``FASTLOSS_CUDA_CLUSTER=0`` turns off the Hopper thread-block-cluster plan for long rows (the
+  two-kernel split plan runs instead); tests use it to cover both.
 - Class weights given as device arrays are not checked for finiteness (that would need a
   synchronisation); host weights are checked as on the CPU and uploaded.
 
@@ -82,11 +84,13 @@ def _raise_reported() -> None:
     reported = _cuda.take_error()
     if reported is not None:
         loss_id, index = reported
+        rowwise = 0 <= loss_id < len(LOSSES) and LOSSES[loss_id].rowwise
         name = LOSSES[loss_id].name if 0 <= loss_id < len(LOSSES) else f"loss #{loss_id}"
+        what = "a class index out of range that is not ignore_index" if rowwise else "a target outside its domain"
         raise ValueError(
-            f"an earlier CUDA call of {name} found a target out of range (flat index {index} of its "
-            f"{'rows' if 0 <= loss_id < len(LOSSES) and LOSSES[loss_id].rowwise else 'elements'}); "
-            "its loss and gradient hold NaN there. Set FASTLOSS_CUDA_SYNC_CHECKS=1 to raise at the faulty call."
+            f"an earlier CUDA call of {name} found {what} (flat index {index} of its "
+            f"{'rows' if rowwise else 'elements'}); its loss and gradient hold NaN there. "
+            "Set FASTLOSS_CUDA_SYNC_CHECKS=1 to raise at the faulty call."
         )
 
 
@@ -138,6 +142,8 @@ def _is_vector(value: Any) -> bool:
 def _target(spec: LossSpec, t: ca.DeviceArray, x: ca.DeviceArray, soft: bool) -> Any:
     if spec.rowwise and not soft:
         return x.lib.convert(t, "int64")
+    if not spec.rowwise and not t.is_float and spec.target_values is None:  # as _api._elementwise_target
+        raise TypeError(f"target must be a floating-point array for {spec.name}, got dtype {t.dtype}")
     return x.lib.convert(t, x.dtype)  # soft targets and point-wise targets: the input's dtype
 
 
@@ -268,7 +274,8 @@ def call(spec: LossSpec, form: str, args: dict[str, Any]) -> Any:
     }
     if spec.rowwise:
         job.update(outer=lay.outer, classes=lay.classes, inner=lay.inner, class_weight=_ptr(weight),
-                   target=0 if soft else _ptr(target), soft_target=_ptr(target) if soft else 0)
+                   target=0 if soft else _ptr(target), soft_target=_ptr(target) if soft else 0,
+                   allow_cluster=int(os.environ.get("FASTLOSS_CUDA_CLUSTER", "1") != "0"))
         _cuda.rowwise(job)
     else:
         job.update(n=x.size, target=_ptr(target), **_target_domain(spec))

@@ -33,9 +33,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _api
-from ._registry import LOSSES, LossSpec
+from ._registry import LOSSES, REDUCTIONS, LossSpec
 
-__all__ = sorted(spec.name for spec in LOSSES)
+__all__ = [spec.name for spec in LOSSES]
 
 
 def _is_array(value: Any) -> bool:
@@ -73,7 +73,7 @@ def _host_call(spec: LossSpec, options: dict, need_grad: bool, x, target, arrays
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _differentiable(spec: LossSpec, static: tuple[tuple[str, Any], ...]):
     """The custom_vjp function of one loss with one set of static options."""
     options = dict(static)
@@ -96,6 +96,19 @@ def _differentiable(spec: LossSpec, static: tuple[tuple[str, Any], ...]):
     return loss
 
 
+def _check_static_options(spec: LossSpec, x: jax.Array, given: dict) -> None:
+    """Reject bad options at trace time, with fastloss's messages; data is checked in the kernel call."""
+    try:
+        if given["reduction"] not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {given['reduction']!r}")
+        classes = _api._layout(spec, x.shape, given["axis"]).classes if spec.rowwise else None
+        for option in spec.options:
+            if not _is_array(given[option.name]):
+                option.check(option.name, given[option.name], classes)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"{spec.name}: {exc}") from None
+
+
 def _make(spec: LossSpec):
     signature = _api._signature(spec, "loss")
 
@@ -104,6 +117,7 @@ def _make(spec: LossSpec):
         bound.apply_defaults()
         given = dict(bound.arguments)
         x, target = jnp.asarray(given.pop(spec.input_name)), jnp.asarray(given.pop("target"))
+        _check_static_options(spec, x, given)
         if spec.rowwise and isinstance(given["axis"], int) and 0 <= given["axis"] < x.ndim:
             given["axis"] -= x.ndim  # counted from the end, so batching can prepend axes
         arrays = {k: jnp.asarray(v) for k, v in given.items() if _is_array(v)}

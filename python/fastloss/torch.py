@@ -67,16 +67,11 @@ _DIFFERENCE_LOSSES = ("huber_loss", "smooth_l1_loss")
 # `alpha`); `scale` multiplies the loss and the gradient (multi_margin_loss's 1/C).
 
 
-def _core_call(form, input, target, vector, loss, reduction, scale, axis, ignore_index, label_smoothing,
-               z_loss, softcap, alpha, gamma, margin, squared, variant, delta, beta, out=None):
+def _core_call(form, input, target, vector, loss, reduction, scale, axis, *option_values, out=None):
+    """Run ``fastloss.<loss>[_with_grad]`` with the options ``loss`` has, taken from the union."""
     spec = BY_NAME[loss]
-    given = {
-        "ignore_index": ignore_index, "label_smoothing": label_smoothing, "z_loss": z_loss,
-        "softcap": softcap, "alpha": alpha, "gamma": gamma, "margin": margin, "squared": squared,
-        "variant": variant, "delta": delta, "beta": beta, "weight": vector,
-    }
-    if loss == "softmax_focal_loss" and vector is not None:
-        given["alpha"] = vector
+    given = {name: value for (name, _type, _default), value in zip(_OPTIONS, option_values)}
+    given["alpha" if loss == "softmax_focal_loss" and vector is not None else "weight"] = vector
     options = {o.name: given[o.name] for o in spec.options}
     if spec.rowwise:
         options["axis"] = axis
@@ -101,14 +96,28 @@ def _loss_shape(input: Tensor, reduction: str, rowwise: bool, axis: int) -> tupl
     return tuple(input.shape[:axis]) + tuple(input.shape[axis + 1 :])
 
 
-_SCHEMA_ARGS = (
-    "Tensor target, Tensor? vector, str loss, str reduction, float scale, int axis, int ignore_index, "
-    "float label_smoothing, float z_loss, float? softcap, float? alpha, float gamma, float margin, "
-    "bool squared, str variant, float delta, float beta"
+# The union of the losses' scalar options, in schema order: (name, schema type, default).
+_OPTIONS = (
+    ("ignore_index", "int", -100),
+    ("label_smoothing", "float", 0.0),
+    ("z_loss", "float", 0.0),
+    ("softcap", "float?", None),
+    ("alpha", "float?", None),
+    ("gamma", "float", 2.0),
+    ("margin", "float", 1.0),
+    ("squared", "bool", False),
+    ("variant", "str", "crammer_singer"),
+    ("delta", "float", 1.0),
+    ("beta", "float", 1.0),
 )
+_FIXED_ARGS = "Tensor target, Tensor? vector, str loss, str reduction, float scale, int axis"
+_SCHEMA_ARGS = ", ".join([_FIXED_ARGS] + [f"{type_} {name}" for name, type_, _ in _OPTIONS])
+_NO_GRADS = (None,) * _SCHEMA_ARGS.count(",")  # one per argument after `target`: none differentiable
 
 
-@torch.library.custom_op("fastloss::loss", mutates_args=(), schema=f"(Tensor input, {_SCHEMA_ARGS}) -> Tensor")
+@torch.library.custom_op(
+    "fastloss::loss", mutates_args=(), schema=f"(Tensor input, {_SCHEMA_ARGS}) -> Tensor"
+)
 def _loss_op(input, target, vector, loss, reduction, scale, axis, *options):
     return _core_call("loss", input, target, vector, loss, reduction, scale, axis, *options)
 
@@ -121,11 +130,14 @@ def _loss_with_grad_op(input, target, vector, loss, reduction, scale, axis, *opt
 
 
 @torch.library.custom_op(
-    "fastloss::loss_with_grad_inplace", mutates_args=("input",),
+    "fastloss::loss_with_grad_inplace",
+    mutates_args=("input",),
     schema=f"(Tensor(a!) input, {_SCHEMA_ARGS}) -> Tensor",
 )
 def _loss_with_grad_inplace_op(input, target, vector, loss, reduction, scale, axis, *options):
-    value, _ = _core_call("with_grad", input, target, vector, loss, reduction, scale, axis, *options, out=input)
+    value, _ = _core_call(
+        "with_grad", input, target, vector, loss, reduction, scale, axis, *options, out=input
+    )
     return value
 
 
@@ -154,11 +166,23 @@ def _refuse_double_backward() -> None:
         )
 
 
-def _scale_like_loss(grad_loss: Tensor, reduction: str, rowwise: bool, axis: int) -> Tensor:
-    """grad_output shaped to broadcast against the input: per row along the class dim."""
-    if reduction == "none" and rowwise:
-        return grad_loss.unsqueeze(axis)
-    return grad_loss
+def _scaled(grad: Tensor, grad_loss: Tensor, ctx, in_place: bool) -> Tensor:
+    """grad * grad_output, grad_output broadcast along the class dim for reduction="none".
+
+    ``loss.backward()`` on a scalar loss passes grad_output = 1; the saved gradient is then handed
+    out as it is (in eager mode on CPU, where reading the value costs nothing), which saves a full
+    pass over it. That is safe: autograd only writes into a gradient nothing else holds.
+    """
+    if (
+        grad_loss.numel() == 1
+        and grad_loss.device.type == "cpu"
+        and not torch.compiler.is_compiling()
+        and grad_loss.item() == 1.0
+    ):
+        return grad
+    scale = grad_loss.unsqueeze(ctx.axis) if ctx.reduction == "none" and ctx.rowwise else grad_loss
+    scale = scale.to(grad.dtype)
+    return grad.mul_(scale) if in_place else grad * scale
 
 
 def _setup_context(ctx, inputs, output):
@@ -170,9 +194,9 @@ def _setup_context(ctx, inputs, output):
 def _backward(ctx, grad_loss, _grad_of_grad):
     _refuse_double_backward()
     (grad,) = ctx.saved_tensors
-    grad_input = grad * _scale_like_loss(grad_loss, ctx.reduction, ctx.rowwise, ctx.axis).to(grad.dtype)
+    grad_input = _scaled(grad, grad_loss, ctx, in_place=False)
     grad_target = -grad_input if ctx.needs_input_grad[1] else None
-    return (grad_input, grad_target) + (None,) * 17
+    return (grad_input, grad_target) + _NO_GRADS
 
 
 _loss_with_grad_op.register_autograd(_backward, setup_context=_setup_context)
@@ -193,22 +217,26 @@ class _InplaceLoss(torch.autograd.Function):
     def backward(ctx, grad_loss):
         _refuse_double_backward()
         (grad,) = ctx.saved_tensors
-        grad.mul_(_scale_like_loss(grad_loss, ctx.reduction, ctx.rowwise, ctx.axis).to(grad.dtype))
+        grad = _scaled(grad, grad_loss, ctx, in_place=True)
         grad_target = -grad if ctx.needs_input_grad[1] else None
-        return (grad, grad_target) + (None,) * 17
+        return (grad, grad_target) + _NO_GRADS
 
 
 def _apply(
-    loss: str, input: Tensor, target: Tensor, reduction: str, *, vector: Tensor | None = None,
-    scale: float = 1.0, axis: int = 1, inplace_backward: bool = False, ignore_index: int = -100,
-    label_smoothing: float = 0.0, z_loss: float = 0.0, softcap: float | None = None,
-    alpha: float | None = None, gamma: float = 2.0, margin: float = 1.0, squared: bool = False,
-    variant: str = "crammer_singer", delta: float = 1.0, beta: float = 1.0,
+    loss: str,
+    input: Tensor,
+    target: Tensor,
+    reduction: str,
+    *,
+    vector: Tensor | None = None,
+    scale: float = 1.0,
+    axis: int = 1,
+    inplace_backward: bool = False,
+    **options,
 ) -> Tensor:
-    args = (
-        vector, loss, reduction, float(scale), axis, ignore_index, label_smoothing, z_loss, softcap, alpha,
-        gamma, margin, squared, variant, delta, beta,
-    )
+    """Call the right op: loss only without autograd, else fused (in place if asked)."""
+    options = {name: options.get(name, default) for name, _type, default in _OPTIONS}
+    args = (vector, loss, reduction, float(scale), axis, *options.values())
     if not (torch.is_grad_enabled() and (input.requires_grad or target.requires_grad)):
         return _loss_op(input, target, *args)
     if target.requires_grad and loss not in _DIFFERENCE_LOSSES:
@@ -216,8 +244,15 @@ def _apply(
             f"fastloss.torch.{loss}: the gradient w.r.t. the target is not implemented; pass target.detach()"
         )
     if vector is not None and vector.requires_grad:
-        raise NotImplementedError(f"fastloss.torch.{loss}: the gradient w.r.t. the class weights is not implemented")
+        raise NotImplementedError(
+            f"fastloss.torch.{loss}: the gradient w.r.t. the class weights is not implemented"
+        )
     if inplace_backward:
+        if input.is_leaf:
+            raise ValueError(
+                f"fastloss.torch.{loss}: inplace_backward=True would overwrite a leaf tensor (a parameter or "
+                "a user-created tensor) with the gradient; pass logits computed from it instead"
+            )
         return _InplaceLoss.apply(input, target, *args)
     return _loss_with_grad_op(input, target, *args)[0]
 
@@ -250,9 +285,17 @@ def _class_dim(input: Tensor) -> int:
 
 
 def cross_entropy(
-    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
-    ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean",
-    label_smoothing: float = 0.0, *, z_loss: float = 0.0, softcap: float | None = None,
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    *,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
     inplace_backward: bool = False,
 ) -> Tensor:
     """``torch.nn.functional.cross_entropy`` as one fused pass; class dim 1 (0 for unbatched (C,)).
@@ -264,14 +307,26 @@ def cross_entropy(
     ``inplace_backward`` (see the module docstring).
     """
     return _apply(
-        "cross_entropy", input, target, _reduction(size_average, reduce, reduction), vector=weight,
-        axis=_class_dim(input), inplace_backward=inplace_backward, ignore_index=ignore_index,
-        label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap,
+        "cross_entropy",
+        input,
+        target,
+        _reduction(size_average, reduce, reduction),
+        vector=weight,
+        axis=_class_dim(input),
+        inplace_backward=inplace_backward,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        softcap=softcap,
     )
 
 
 def huber_loss(
-    input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0, weight: Tensor | None = None,
+    input: Tensor,
+    target: Tensor,
+    reduction: str = "mean",
+    delta: float = 1.0,
+    weight: Tensor | None = None,
 ) -> Tensor:
     """``torch.nn.functional.huber_loss``: ``l = 0.5*e**2 if |e| < delta else delta*(|e| - 0.5*delta)``.
 
@@ -297,8 +352,12 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 
 
 def smooth_l1_loss(
-    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
-    reduction: str = "mean", beta: float = 1.0,
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    beta: float = 1.0,
 ) -> Tensor:
     """``torch.nn.functional.smooth_l1_loss``: ``l = 0.5*e**2/beta if |e| < beta else |e| - 0.5*beta``."""
     input, target = _same_shape_target(input, target)
@@ -306,8 +365,14 @@ def smooth_l1_loss(
 
 
 def multi_margin_loss(
-    input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0, weight: Tensor | None = None,
-    size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
+    input: Tensor,
+    target: Tensor,
+    p: int = 1,
+    margin: float = 1.0,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
 ) -> Tensor:
     """``torch.nn.functional.multi_margin_loss``: ``l_i = sum_{j!=t} w_t*max(0, margin - x_t + x_j)**p / C``.
 
@@ -319,14 +384,26 @@ def multi_margin_loss(
         raise ValueError(f"multi_margin_loss expects a 1-D or 2-D input, got shape {tuple(input.shape)}")
     # PyTorch has no ignore_index here: an impossible one keeps every row and rejects -100.
     return _apply(
-        "multiclass_hinge_loss", input, target, _reduction(size_average, reduce, reduction), vector=weight,
-        scale=1.0 / input.shape[-1], axis=input.dim() - 1, ignore_index=-(2**63), margin=margin,
-        squared=p == 2, variant="weston_watkins",
+        "multiclass_hinge_loss",
+        input,
+        target,
+        _reduction(size_average, reduce, reduction),
+        vector=weight,
+        scale=1.0 / input.shape[-1],
+        axis=input.dim() - 1,
+        ignore_index=-(2**63),
+        margin=margin,
+        squared=p == 2,
+        variant="weston_watkins",
     )
 
 
 def sigmoid_focal_loss(
-    inputs: Tensor, targets: Tensor, alpha: float = 0.25, gamma: float = 2, reduction: str = "none",
+    inputs: Tensor,
+    targets: Tensor,
+    alpha: float = 0.25,
+    gamma: float = 2,
+    reduction: str = "none",
 ) -> Tensor:
     """``torchvision.ops.sigmoid_focal_loss`` (note: ``reduction="none"`` by default, as torchvision).
 
@@ -337,7 +414,11 @@ def sigmoid_focal_loss(
 
 
 def softmax_focal_loss(
-    input: Tensor, target: Tensor, alpha=None, gamma: float = 2.0, ignore_index: int = -100,
+    input: Tensor,
+    target: Tensor,
+    alpha=None,
+    gamma: float = 2.0,
+    ignore_index: int = -100,
     reduction: str = "mean",
 ) -> Tensor:
     """Multi-class focal loss, class dim 1: ``l_i = -alpha_t*(1-p_t)**gamma*log p_t``.
@@ -347,25 +428,46 @@ def softmax_focal_loss(
     vector = alpha if isinstance(alpha, Tensor) else None
     scalar = None if vector is not None or alpha is None else float(alpha)
     return _apply(
-        "softmax_focal_loss", input, target, reduction, vector=vector, axis=_class_dim(input),
-        ignore_index=ignore_index, alpha=scalar, gamma=float(gamma),
+        "softmax_focal_loss",
+        input,
+        target,
+        reduction,
+        vector=vector,
+        axis=_class_dim(input),
+        ignore_index=ignore_index,
+        alpha=scalar,
+        gamma=float(gamma),
     )
 
 
-def hinge_loss(input: Tensor, target: Tensor, margin: float = 1.0, squared: bool = False,
-               reduction: str = "mean") -> Tensor:
+def hinge_loss(
+    input: Tensor, target: Tensor, margin: float = 1.0, squared: bool = False, reduction: str = "mean"
+) -> Tensor:
     """Binary hinge: ``l = max(0, margin - y*s)`` (squared if ``squared``); ``y`` in {-1, +1} or {0, 1}."""
     return _apply("hinge_loss", input, target, reduction, margin=margin, squared=squared)
 
 
 def multiclass_hinge_loss(
-    input: Tensor, target: Tensor, margin: float = 1.0, squared: bool = False, weight: Tensor | None = None,
-    ignore_index: int = -100, reduction: str = "mean",
+    input: Tensor,
+    target: Tensor,
+    margin: float = 1.0,
+    squared: bool = False,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
 ) -> Tensor:
     """Crammer-Singer multiclass hinge, class dim 1: ``l_i = w_t*max(0, margin + max_{j!=t} s_j - s_t)``."""
     return _apply(
-        "multiclass_hinge_loss", input, target, reduction, vector=weight, axis=_class_dim(input),
-        ignore_index=ignore_index, margin=margin, squared=squared, variant="crammer_singer",
+        "multiclass_hinge_loss",
+        input,
+        target,
+        reduction,
+        vector=weight,
+        axis=_class_dim(input),
+        ignore_index=ignore_index,
+        margin=margin,
+        squared=squared,
+        variant="crammer_singer",
     )
 
 
@@ -376,9 +478,17 @@ class CrossEntropyLoss(nn.modules.loss._WeightedLoss):
     """Drop-in for ``torch.nn.CrossEntropyLoss``; see :func:`cross_entropy`."""
 
     def __init__(
-        self, weight: Tensor | None = None, size_average=None, ignore_index: int = -100, reduce=None,
-        reduction: str = "mean", label_smoothing: float = 0.0, *, z_loss: float = 0.0,
-        softcap: float | None = None, inplace_backward: bool = False,
+        self,
+        weight: Tensor | None = None,
+        size_average=None,
+        ignore_index: int = -100,
+        reduce=None,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+        *,
+        z_loss: float = 0.0,
+        softcap: float | None = None,
+        inplace_backward: bool = False,
     ) -> None:
         super().__init__(weight, size_average, reduce, reduction)
         self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
@@ -386,8 +496,14 @@ class CrossEntropyLoss(nn.modules.loss._WeightedLoss):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return cross_entropy(
-            input, target, weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction,
-            label_smoothing=self.label_smoothing, z_loss=self.z_loss, softcap=self.softcap,
+            input,
+            target,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+            label_smoothing=self.label_smoothing,
+            z_loss=self.z_loss,
+            softcap=self.softcap,
             inplace_backward=self.inplace_backward,
         )
 
@@ -418,7 +534,12 @@ class MultiMarginLoss(nn.modules.loss._WeightedLoss):
     """Drop-in for ``torch.nn.MultiMarginLoss``; see :func:`multi_margin_loss`."""
 
     def __init__(
-        self, p: int = 1, margin: float = 1.0, weight: Tensor | None = None, size_average=None, reduce=None,
+        self,
+        p: int = 1,
+        margin: float = 1.0,
+        weight: Tensor | None = None,
+        size_average=None,
+        reduce=None,
         reduction: str = "mean",
     ) -> None:
         super().__init__(weight, size_average, reduce, reduction)
@@ -446,7 +567,9 @@ class SigmoidFocalLoss(nn.modules.loss._Loss):
 class SoftmaxFocalLoss(nn.modules.loss._Loss):
     """Module form of :func:`softmax_focal_loss`; a per-class ``alpha`` tensor is a buffer."""
 
-    def __init__(self, alpha=None, gamma: float = 2.0, ignore_index: int = -100, reduction: str = "mean") -> None:
+    def __init__(
+        self, alpha=None, gamma: float = 2.0, ignore_index: int = -100, reduction: str = "mean"
+    ) -> None:
         super().__init__(reduction=reduction)
         self.register_buffer("alpha", alpha if isinstance(alpha, Tensor) else None)
         self.alpha_scalar = None if isinstance(alpha, Tensor) else alpha
@@ -455,7 +578,12 @@ class SoftmaxFocalLoss(nn.modules.loss._Loss):
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         alpha = self.alpha if self.alpha is not None else self.alpha_scalar
         return softmax_focal_loss(
-            input, target, alpha=alpha, gamma=self.gamma, ignore_index=self.ignore_index, reduction=self.reduction
+            input,
+            target,
+            alpha=alpha,
+            gamma=self.gamma,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
         )
 
 
@@ -474,15 +602,23 @@ class MultiClassHingeLoss(nn.modules.loss._WeightedLoss):
     """Module form of :func:`multiclass_hinge_loss` (Crammer-Singer)."""
 
     def __init__(
-        self, margin: float = 1.0, squared: bool = False, weight: Tensor | None = None,
-        ignore_index: int = -100, reduction: str = "mean",
+        self,
+        margin: float = 1.0,
+        squared: bool = False,
+        weight: Tensor | None = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
     ) -> None:
         super().__init__(weight, reduction=reduction)
         self.margin, self.squared, self.ignore_index = margin, squared, ignore_index
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return multiclass_hinge_loss(
-            input, target, margin=self.margin, squared=self.squared, weight=self.weight,
-            ignore_index=self.ignore_index, reduction=self.reduction,
+            input,
+            target,
+            margin=self.margin,
+            squared=self.squared,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
         )
-

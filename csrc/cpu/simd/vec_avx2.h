@@ -27,20 +27,21 @@ struct Vf {
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
   }
   void store(float* p) const { _mm256_storeu_ps(p, v); }
-  void store(f16* p) const {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-  }
-  void store(bf16* p) const {
+  __m128i to_f16() const { return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  __m128i to_bf16() const {
     __m256i b = _mm256_castps_si256(v);
     __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(b, 16), _mm256_set1_epi32(1));
     __m256i r = _mm256_srli_epi32(_mm256_add_epi32(b, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7FFF))), 16);
     __m256i qnan = _mm256_or_si256(_mm256_srli_epi32(b, 16), _mm256_set1_epi32(0x40));
     r = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(qnan), _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
-    __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(packed));
+    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08));
   }
+  void store(f16* p) const { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), to_f16()); }
+  void store(bf16* p) const { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), to_bf16()); }
+  // Non-temporal stores for gradients far larger than the caches (p aligned to the vector's bytes).
   void stream(float* p) const { _mm256_stream_ps(p, v); }
-  template <class T> void stream(T* p) const { store(p); }
+  void stream(f16* p) const { _mm_stream_si128(reinterpret_cast<__m128i*>(p), to_f16()); }
+  void stream(bf16* p) const { _mm_stream_si128(reinterpret_cast<__m128i*>(p), to_bf16()); }
   void lanes_to(float* out) const { _mm256_storeu_ps(out, v); }
   static Vf from_lanes(const float* in) { return _mm256_loadu_ps(in); }
 };
@@ -129,6 +130,7 @@ inline void widen_add(Vd& acc, Vf v) {
   acc = acc + Vd(_mm256_cvtps_pd(_mm256_extractf128_ps(v.v, 1)));
 }
 inline void widen_add(Vd& acc, Vd v) { acc = acc + v; }
+inline void stream_fence() { _mm_sfence(); }
 
 FL_NAMESPACE_END
 

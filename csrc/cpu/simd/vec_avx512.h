@@ -29,20 +29,21 @@ struct Vf {
     return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
   }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
-  void store(f16* p) const {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-  }
-  void store(bf16* p) const {
+  __m256i to_f16() const { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  __m256i to_bf16() const {
     __m512i b = _mm512_castps_si512(v);
     __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
     __m512i r = _mm512_srli_epi32(_mm512_add_epi32(b, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
     __m512i qnan = _mm512_or_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(0x40));
     r = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), r, qnan);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(r));
+    return _mm512_cvtepi32_epi16(r);
   }
-  // Non-temporal store for gradients far larger than the caches (p must be 64-byte aligned).
+  void store(f16* p) const { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), to_f16()); }
+  void store(bf16* p) const { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), to_bf16()); }
+  // Non-temporal stores for gradients far larger than the caches (p aligned to the vector's bytes).
   void stream(float* p) const { _mm512_stream_ps(p, v); }
-  template <class T> void stream(T* p) const { store(p); }
+  void stream(f16* p) const { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), to_f16()); }
+  void stream(bf16* p) const { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), to_bf16()); }
   void lanes_to(float* out) const { _mm512_storeu_ps(out, v); }
   static Vf from_lanes(const float* in) { return _mm512_loadu_ps(in); }
 };
@@ -130,6 +131,7 @@ inline void widen_add(Vd& acc, Vf v) {
   acc = acc + Vd(_mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_shuffle_f32x4(v.v, v.v, 0xEE))));
 }
 inline void widen_add(Vd& acc, Vd v) { acc = acc + v; }
+inline void stream_fence() { _mm_sfence(); }
 
 FL_NAMESPACE_END
 

@@ -7,4 +7,5 @@
 FL_NAMESPACE_BEGIN
 using Vf = Lane1<float>;
 using Vd = Lane1<double>;
+inline void stream_fence() {}
 FL_NAMESPACE_END
