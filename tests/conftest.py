@@ -9,18 +9,24 @@ from __future__ import annotations
 import os
 import zlib
 
+import fastloss
 import numpy as np
 import pytest
-from hypothesis import settings
-
-import fastloss
 from fastloss import _backends
+from hypothesis import settings
 
 # The 2-core CI machine runs the whole suite in a few minutes; set HYPOTHESIS_PROFILE=thorough
 # for a longer local search.
 settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, print_blob=True)
 settings.register_profile("thorough", max_examples=500, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_configure(config):
+    """FASTLOSS_REQUIRE_NATIVE=1 (set by .ci/run): a build whose extension does not import must
+    fail the run, not quietly test the NumPy fallback alone."""
+    if os.environ.get("FASTLOSS_REQUIRE_NATIVE") == "1" and "native" not in _backends.available():
+        raise pytest.UsageError(f"FASTLOSS_REQUIRE_NATIVE=1 but fastloss._C did not import: {_backends._NATIVE_ERROR}")
 
 
 def implementations() -> list[tuple[str, str | None]]:

@@ -7,10 +7,9 @@ draw (default: class indices for rowwise losses, the loss's natural float target
 
 from __future__ import annotations
 
+import fastloss
 import ml_dtypes
 import numpy as np
-
-import fastloss
 
 SPECS = {spec.name: spec for spec in fastloss.LOSSES}
 NAMES = tuple(SPECS)
@@ -79,6 +78,7 @@ CASES: dict[str, list[dict]] = {
         {"variant": "weston_watkins"},
         {"variant": "weston_watkins", "squared": True},
         {"variant": "weston_watkins", "margin": 2.0, "weight": PER_CLASS},
+        {"variant": "weston_watkins", "squared": True, "weight": PER_CLASS},  # w_t after squaring
         {"variant": "weston_watkins", "ignore_index": 1, "squared": True, "margin": 0.5},
     ],
     "huber_loss": [{}, {"delta": 0.5}, {"delta": 3.0}],

@@ -55,5 +55,5 @@ def sigmoid_focal_none(x: np.ndarray, y: np.ndarray, gamma: float, alpha: float 
     for xi, yi in zip(x, y):
         yv = mpmath.mpf(float(yi))
         loss.append(float(_sigmoid_focal(mpmath.mpf(float(xi)), yv, g, a)))
-        grad.append(float(mpmath.diff(lambda v: _sigmoid_focal(v, yv, g, a), mpmath.mpf(float(xi)))))
+        grad.append(float(mpmath.diff(lambda v, yv=yv: _sigmoid_focal(v, yv, g, a), mpmath.mpf(float(xi)))))
     return np.array(loss), np.array(grad)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fastloss
 import numpy as np
 import pytest
 import torch
@@ -17,8 +18,6 @@ from problems import (
     make_problem,
 )
 from torch_reference import loss_and_grad
-
-import fastloss
 
 # 13 rows: odd and not a multiple of any SIMD width or thread chunk. 33 classes: two AVX-512 (four
 # AVX2) float32 vectors plus a 1-wide tail. Pointwise (5, 37) = 185 elements, likewise unaligned.

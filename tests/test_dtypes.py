@@ -79,13 +79,13 @@ def test_torch_tensors_of_every_dtype(backend, rng, name, dtype, reduction):
 @pytest.mark.parametrize("int_dtype", INT_DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("name", [n for n in NAMES if SPECS[n].rowwise])
 def test_class_targets_of_every_integer_width(backend, rng, name, int_dtype):
-    x, t, opts = make_problem(name, (6, 5, 11), rng, axis=1, ignore_fraction=0.0)
+    x, t, _opts = make_problem(name, (6, 5, 11), rng, axis=1, ignore_fraction=0.0)
     expected = call(name, "with_grad", x, t, axis=1, reduction="none")
     loss, grad = call(name, "with_grad", x, t.astype(int_dtype), axis=1, reduction="none")
     np.testing.assert_array_equal(loss, expected[0])
     np.testing.assert_array_equal(grad, expected[1])
     torch_dtype = getattr(torch, np.dtype(int_dtype).name)
-    loss_t, grad_t = call(name, "with_grad", torch.tensor(x), torch.from_numpy(t).to(torch_dtype), axis=1,
+    loss_t, _grad_t = call(name, "with_grad", torch.tensor(x), torch.from_numpy(t).to(torch_dtype), axis=1,
                           reduction="none")
     np.testing.assert_array_equal(loss_t.numpy(), expected[0])
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import fastloss
 import numpy as np
 import pytest
 from problems import NAMES, SPECS, call
-
-import fastloss
 
 X = np.zeros((4, 5))
 CLASS_T = np.array([0, 1, 4, 2])
@@ -23,8 +22,8 @@ def target_for(name):
 # (loss, call's input changes, exception, message regex)
 BAD = [
     # class indices out of range and not ignore_index
-    *[(n, {"target": np.array([0, 5, 1, 2])}, ValueError, r"target\[1\] = 5 is out of range \[0, 5\) and is "
-       r"not ignore_index=-100") for n in ("cross_entropy", "softmax_focal_loss", "multiclass_hinge_loss")],
+    *[(n, {"target": np.array([0, 5, 1, 2])}, ValueError, (r"target\[1\] = 5 is out of range \[0, 5\) and is "
+       r"not ignore_index=-100")) for n in ("cross_entropy", "softmax_focal_loss", "multiclass_hinge_loss")],
     ("cross_entropy", {"target": np.array([0, 1, -1, 2])}, ValueError, r"target\[2\] = -1 is out of range"),
     ("cross_entropy", {"target": np.array([0, 1, -100, 2]), "ignore_index": 3}, ValueError,
      r"target\[2\] = -100 is out of range \[0, 5\) and is not ignore_index=3"),

@@ -1,4 +1,4 @@
-"""ULP error of the native vectorised float32 math (exp, log, log1p, tanh) on every ISA.
+"""ULP error of the native vectorised float32 math (exp, log, log1p, tanh, log1p_unit) on every ISA.
 
 The kernels' accuracy rests on these functions, so each ISA's version is held to the bound stated
 in csrc/cpu/simd/vmath_f32.h, against float64 NumPy as the reference. Inputs: random float32 bit
@@ -22,6 +22,7 @@ FUNCTIONS = {
     "log": (np.log, 0.0, np.inf, 1.0),
     "log1p": (np.log1p, -1.0, np.inf, 1.5),
     "tanh": (np.tanh, -np.inf, np.inf, 1.5),
+    "log1p_unit": (np.log1p, 0.0, 1.0, 2.0),
 }
 SCALAR_MAX_ULP = 2.5  # the scalar ISA is the C library's float math (glibc tanhf: 2.17 ulp)
 EDGES = np.array([0.0, -0.0, 1e-45, 1e-40, 1.1754942e-38, 1.0, -1.0, 0.5, 0.625, -0.625, 88.72, 88.73,

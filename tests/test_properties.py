@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import math
 
+import fastloss
 import numpy as np
 import pytest
 import saturation_reference
@@ -19,7 +21,6 @@ from problems import (
     call,
     make_problem,
 )
-import fastloss
 
 SHIFT_INVARIANT = [
     (name, case)
@@ -193,5 +194,24 @@ def test_callers_numpy_error_state_does_not_leak_in(backend, rng, name, case):
         t = np.full_like(t, opts.get("ignore_index", -100)) if name in HAS_IGNORE else t
     with np.errstate(all="raise"):
         for reduction in ("mean", "none"):
-            loss, grad = call(name, "with_grad", x * 1e4, t, reduction=reduction, **opts)
+            _loss, grad = call(name, "with_grad", x * 1e4, t, reduction=reduction, **opts)
             assert np.all(np.isfinite(grad))
+
+
+def test_concurrent_calls_from_python_threads(backend, rng):
+    """Calls are thread-safe (DESIGN 1.3): many threads at once give the sequential answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = []
+    for name in NAMES:
+        shape = (513, 37) if SPECS[name].rowwise else (97, 211)
+        jobs.append((name, *make_problem(name, shape, rng, CASES[name][-1], dtype="float32", min_gap=0.0)))
+    expected = [call(name, "with_grad", x, t, reduction="none", **opts) for name, x, t, opts in jobs]
+    # use_backend() is a context variable: each worker runs in a copy of this thread's context.
+    contexts = [contextvars.copy_context() for _ in jobs * 4]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda ctx, job: ctx.run(call, job[0], "with_grad", *job[1:3], reduction="none",
+                                                          **job[3]), contexts, jobs * 4))
+    for got, want in zip(results, expected * 4):
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])

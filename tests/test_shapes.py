@@ -47,10 +47,10 @@ def problems(draw):
         shape[axis] = draw(st.sampled_from(CLASSES))
         while np.prod(shape) > 20000:  # keep each example fast: shrink the batch, not the classes
             shape[(axis + 1) % ndim if ndim > 1 else 0] //= 2
-    return dict(name=name, case=case, shape=tuple(shape), axis=axis,
-                dtype=draw(st.sampled_from(["float64", "float32"])),
-                reduction=draw(st.sampled_from(REDUCTIONS)), form=draw(st.sampled_from(FORMS)),
-                seed=draw(st.integers(0, 2**32 - 1)))
+    return {"name": name, "case": case, "shape": tuple(shape), "axis": axis,
+                "dtype": draw(st.sampled_from(["float64", "float32"])),
+                "reduction": draw(st.sampled_from(REDUCTIONS)), "form": draw(st.sampled_from(FORMS)),
+                "seed": draw(st.integers(0, 2**32 - 1))}
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -335,6 +335,8 @@ def test_bad_input_is_reported_by_the_core():
         ft.cross_entropy(_logits(4, 3), torch.tensor([0, 1, 2, 3]))
     with pytest.raises(ValueError, match="out of range"):  # no ignore_index in multi_margin_loss
         ft.multi_margin_loss(_logits(2, 3), torch.tensor([0, -100]))
+    with pytest.raises(ValueError, match="softcap must be finite"):
+        ft.cross_entropy(_logits(4, 3), _classes((4,), 3), softcap=float("nan"))
     with pytest.raises(ValueError, match="reduction"):
         ft.cross_entropy(_logits(4, 3), _classes((4,), 3), reduction="avg")
 

@@ -200,14 +200,14 @@ PYBIND11_MODULE(_C, m) {
   });
   m.def("get_num_threads", &get_num_threads);
   m.def("_vector_math", [](const std::string& fn, const py::array_t<float, py::array::c_style | py::array::forcecast>& in) {
-    static const char* const names[] = {"exp", "log", "log1p", "tanh"};
+    static const char* const names[] = {"exp", "log", "log1p", "tanh", "log1p_unit"};
     int f = -1;
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < 5; ++i)
       if (fn == names[i]) f = i;
-    FL_CHECK(f >= 0, "function must be exp, log, log1p or tanh");
+    FL_CHECK(f >= 0, "function must be exp, log, log1p, tanh or log1p_unit");
     py::array_t<float> out(in.size());
     vector_math(f, in.data(), out.mutable_data(), in.size());
     return out;
-  }, "Test hook: the current ISA's float32 vector exp/log/log1p/tanh, elementwise.");
+  }, "Test hook: the current ISA's float32 vector exp/log/log1p/tanh/log1p_unit, elementwise.");
   m.attr("_kernel_table") = py::capsule(static_cast<const void*>(&kernel_table), FL_KERNEL_TABLE_CAPSULE);
 }

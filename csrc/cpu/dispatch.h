@@ -17,7 +17,7 @@ void set_isa(const std::string& name);      // std::invalid_argument if unknown 
 void set_num_threads(int n);
 int get_num_threads();
 
-// Test hook: the current ISA's vector math on float32 (f: 0 exp, 1 log, 2 log1p, 3 tanh).
+// Test hook: the current ISA's vector math on float32 (f: 0 exp, 1 log, 2 log1p, 3 tanh, 4 log1p_unit).
 void vector_math(int f, const float* in, float* out, int64_t n);
 
 extern "C" int fastloss_rowwise(const FlRowwiseArgs* args, double* total, char* error, size_t error_size);

@@ -42,7 +42,9 @@ static double pointwise_entry(const FlPointwiseArgs& a, const Workspace& ws) {
 }
 
 static void vector_math_entry(int f, const float* in, float* out, int64_t n) {
-  auto apply = [f](Vf v) { return f == 0 ? fl_exp(v) : f == 1 ? fl_log(v) : f == 2 ? fl_log1p(v) : fl_tanh(v); };
+  auto apply = [f](Vf v) {
+    return f == 0 ? fl_exp(v) : f == 1 ? fl_log(v) : f == 2 ? fl_log1p(v) : f == 3 ? fl_tanh(v) : fl_log1p_unit(v);
+  };
   int64_t i = 0;
   for (; i + Vf::lanes <= n; i += Vf::lanes) apply(Vf::load(in + i)).store(out + i);
   if (i < n) {  // the tail through a padded vector, so every value sees the vector code

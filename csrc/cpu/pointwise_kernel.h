@@ -47,7 +47,7 @@ inline double pointwise_loop(const FlPointwiseArgs& a, const Workspace& ws, F&& 
   S* loss_out = static_cast<S*>(a.loss_out);
   const S gs = S(a.grad_scale);
   const bool need_loss = a.need_loss != 0;
-  const bool stream = g && a.n * int64_t(sizeof(T)) >= kStreamBytes;
+  const bool stream = g && a.n * int64_t(sizeof(T)) >= kStreamBytes && can_stream<V>(g);
   parallel_chunks(plan.chunks, ws.threads, ws.scratch, ws.scratch_per_thread, [&](int64_t chunk, char*) {
     const int64_t i0 = chunk * kPointChunk, i1 = i0 + kPointChunk < a.n ? i0 + kPointChunk : a.n;
     LossAccumulator<V, VD> acc;
@@ -58,12 +58,8 @@ inline double pointwise_loop(const FlPointwiseArgs& a, const Workspace& ws, F&& 
       if (need_loss) widen_add(acc.get(tag), r.loss);
       if (g) put(r.grad * (rs ? W::load(rs + i) * W(gs) : W(gs)), g + i, stream);
     };
-    if (stream) {
-      vector_loop_aligned<V>(i0, i1, g, sizeof(T), body);
-      stream_fence();
-    } else {
-      vector_loop<V>(i0, i1, body);
-    }
+    vector_loop<V>(i0, i1, body);
+    if (stream) stream_fence();
     ws.partials[chunk] = hsum(acc.v) + acc.l.v;
   });
   double total = 0;

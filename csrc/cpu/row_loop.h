@@ -34,17 +34,7 @@ template <class V, class Body> inline void vector_loop(int64_t begin, int64_t en
   for (; i < end; ++i) body(i, Lane1<typename V::scalar>());
 }
 
-// vector_loop whose whole-vector steps start where out + i (elements of elem bytes) is aligned to
-// a vector's bytes, so that they may use non-temporal stores; the head goes in one-lane steps.
-template <class V, class Body>
-inline void vector_loop_aligned(int64_t begin, int64_t end, const void* out, size_t elem, Body&& body) {
-  const uintptr_t base = reinterpret_cast<uintptr_t>(out), bytes = uintptr_t(V::lanes) * elem;
-  int64_t i = begin;
-  for (; i < end && (base + uintptr_t(i) * elem) % bytes != 0; ++i) body(i, Lane1<typename V::scalar>());
-  vector_loop<V>(i, end, body);
-}
-
-// Store v at p, non-temporally for whole vectors when `stream` (p aligned as vector_loop_aligned does).
+// Store v at p, non-temporally for whole vectors when `stream` (p 16-byte aligned: see can_stream).
 template <class W, class T> inline void put(W v, T* p, bool stream) {
   if constexpr (W::lanes > 1) {
     if (stream) {
@@ -57,6 +47,12 @@ template <class W, class T> inline void put(W v, T* p, bool stream) {
 
 // Gradients at least this large bypass the caches (they would only evict the inputs).
 constexpr int64_t kStreamBytes = int64_t(8) << 20;
+
+// Whole vectors starting at p, p + lanes, ... can be streamed: p is 16-byte aligned (and so is
+// every lanes * sizeof(T) step). Streaming changes only how values are stored, never which.
+template <class V, class T> inline bool can_stream(const T* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0 && (V::lanes * sizeof(T)) % 16 == 0;
+}
 
 inline int thread_id() {
 #ifdef _OPENMP

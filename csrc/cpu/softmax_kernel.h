@@ -84,6 +84,7 @@ inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, c
   if (!g) return r.loss;
 
   const S e_t = MODE == SOFTMAX_SOFT ? S(0) : ebuf[t];
+  stream = stream && can_stream<V>(g);
   auto grad = [&](int64_t c, auto tag) {
     using W = decltype(tag);
     W val = W::load(ebuf + c) * W(r.a);
@@ -92,8 +93,7 @@ inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, c
     if constexpr (CAP) val = val * softcap_dz_dx(W::load(thbuf + c));
     put(val, g + c, stream);
   };
-  if (stream) vector_loop_aligned<V>(0, C, g, sizeof(T), grad);
-  else vector_loop<V>(0, C, grad);
+  vector_loop<V>(0, C, grad);
   if constexpr (MODE != SOFTMAX_SOFT) {
     S gt = softmax_grad(e_t, w_t, r.a, MODE == SOFTMAX_HARD ? S(0) : r.b) - r.t_coef;
     if constexpr (CAP) gt *= softcap_dz_dx(thbuf[t]);

@@ -31,7 +31,8 @@ struct IsaKernels {
   double (*rowwise)(const FlRowwiseArgs&, const Workspace&);
   WorkPlan (*pointwise_plan)(const FlPointwiseArgs&);
   double (*pointwise)(const FlPointwiseArgs&, const Workspace&);
-  // Test hook: out[i] = f(in[i]) with the ISA's vector math, f = 0 exp, 1 log, 2 log1p, 3 tanh.
+  // Test hook: out[i] = f(in[i]) with the ISA's vector math, f = 0 exp, 1 log, 2 log1p, 3 tanh,
+  // 4 log1p_unit.
   void (*vector_math)(int f, const float* in, float* out, int64_t n);
 };
 

@@ -54,6 +54,10 @@ FL_HD float fl_log(float a) { return ::logf(a); }
 FL_HD double fl_log(double a) { return ::log(a); }
 FL_HD float fl_log1p(float a) { return ::log1pf(a); }
 FL_HD double fl_log1p(double a) { return ::log1p(a); }
+// log1p(u) for u in [0, 1] only (e.g. log1p(exp(-|x|)) of softplus); vector types may use a
+// cheaper series there.
+FL_HD float fl_log1p_unit(float a) { return ::log1pf(a); }
+FL_HD double fl_log1p_unit(double a) { return ::log1p(a); }
 FL_HD float fl_expm1(float a) { return ::expm1f(a); }
 FL_HD double fl_expm1(double a) { return ::expm1(a); }
 FL_HD float fl_tanh(float a) { return ::tanhf(a); }

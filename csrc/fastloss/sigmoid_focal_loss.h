@@ -27,7 +27,7 @@ FL_HD LossGrad<V> sigmoid_focal_loss_and_grad(V x, V y, const SigmoidFocalConsts
   auto pos = x >= V(0);
   V p = select(pos, V(1), e) * inv;
   V q = select(pos, e, V(1)) * inv;
-  V ce = fl_max(x, V(0)) - x * y + fl_log1p(e);
+  V ce = fl_max(x, V(0)) - x * y + fl_log1p_unit(e);
   V om = p * (V(1) - y) + q * y;
   V pq = p * q * (V(1) - V(2) * y);
   V mod, focus;  // (1-p_t)^gamma and gamma (1-p_t)^gamma / (1-p_t) * p q (1-2y)

@@ -16,9 +16,9 @@ import numpy as np
 
 
 def _log_softmax_stats(z):
-    """(lse (M, 1), p (M, C)) of z (M, C); rows of all -inf give nan as in PyTorch."""
+    """(lse (M, 1), p (M, C)) of z (M, C); rows of all -inf or with +inf give nan as in PyTorch."""
     m = np.max(z, axis=1, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)  # keep inf/nan propagation without inf - inf here
+    m = np.where(m == -np.inf, 0.0, m)  # a +inf maximum stays: inf - inf = nan, as log_softmax gives
     lse = m + np.log(np.sum(np.exp(z - m), axis=1, keepdims=True))
     return lse, np.exp(z - lse)
 
@@ -46,11 +46,10 @@ def cross_entropy(x, target, *, weight, ignore_index, label_smoothing, z_loss, s
         return loss, grad * dz_dx
     valid, t = _valid_rows(target, ignore_index)
     wt = w[t]
-    loss = (
-        (1.0 - eps) * wt * (lse[:, 0] - z[rows, t])
-        + (eps / C) * np.sum(w * (lse - z), axis=1)
-        + z_loss * lse[:, 0] ** 2
-    )
+    # without smoothing the sum over classes is skipped, not multiplied by 0: a -inf (masked)
+    # logit makes it inf, and 0 * inf would turn a finite loss into nan
+    smoothing = (eps / C) * np.sum(w * (lse - z), axis=1) if eps else 0.0
+    loss = (1.0 - eps) * wt * (lse[:, 0] - z[rows, t]) + smoothing + z_loss * lse[:, 0] ** 2
     coef = (1.0 - eps) * wt + (eps / C) * np.sum(w) + 2.0 * z_loss * lse[:, 0]
     grad = p * coef[:, None] - (eps / C) * w
     grad[rows, t] -= (1.0 - eps) * wt

@@ -29,6 +29,7 @@ silently give a zero second derivative.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -67,10 +68,10 @@ _DIFFERENCE_LOSSES = ("huber_loss", "smooth_l1_loss")
 # `alpha`); `scale` multiplies the loss and the gradient (multi_margin_loss's 1/C).
 
 
-def _core_call(form, input, target, vector, loss, reduction, scale, axis, *option_values, out=None):
+def _core_call(form, input, target, vector, loss, reduction, scale, axis, packed, variant, out=None):
     """Run ``fastloss.<loss>[_with_grad]`` with the options ``loss`` has, taken from the union."""
     spec = BY_NAME[loss]
-    given = {name: value for (name, _type, _default), value in zip(_OPTIONS, option_values)}
+    given = {**_unpack(packed), "variant": variant}
     given["alpha" if loss == "softmax_focal_loss" and vector is not None else "weight"] = vector
     options = {o.name: given[o.name] for o in spec.options}
     if spec.rowwise:
@@ -96,23 +97,39 @@ def _loss_shape(input: Tensor, reduction: str, rowwise: bool, axis: int) -> tupl
     return tuple(input.shape[:axis]) + tuple(input.shape[axis + 1 :])
 
 
-# The union of the losses' scalar options, in schema order: (name, schema type, default).
-_OPTIONS = (
-    ("ignore_index", "int", -100),
-    ("label_smoothing", "float", 0.0),
-    ("z_loss", "float", 0.0),
-    ("softcap", "float?", None),
-    ("alpha", "float?", None),
-    ("gamma", "float", 2.0),
-    ("margin", "float", 1.0),
-    ("squared", "bool", False),
-    ("variant", "str", "crammer_singer"),
-    ("delta", "float", 1.0),
-    ("beta", "float", 1.0),
+# The union of the losses' numeric options (name, default), carried in ONE float[] argument with
+# NaN standing for None: PyTorch's Python dispatch of a custom op costs time quadratic in the number
+# of schema arguments, so a few arguments keep a small loss call cheap.
+_NUMERIC_OPTIONS = (
+    ("ignore_index", -100),
+    ("label_smoothing", 0.0),
+    ("z_loss", 0.0),
+    ("softcap", None),
+    ("alpha", None),
+    ("gamma", 2.0),
+    ("margin", 1.0),
+    ("squared", False),
+    ("delta", 1.0),
+    ("beta", 1.0),
 )
-_FIXED_ARGS = "Tensor target, Tensor? vector, str loss, str reduction, float scale, int axis"
-_SCHEMA_ARGS = ", ".join([_FIXED_ARGS] + [f"{type_} {name}" for name, type_, _ in _OPTIONS])
+_SCHEMA_ARGS = "Tensor target, Tensor? vector, str loss, str reduction, float scale, int axis, float[] options, str variant"
 _NO_GRADS = (None,) * _SCHEMA_ARGS.count(",")  # one per argument after `target`: none differentiable
+
+
+def _pack(options: dict) -> list[float]:
+    packed = []
+    for name, _default in _NUMERIC_OPTIONS:
+        value = options[name]
+        if isinstance(value, float) and math.isnan(value):
+            raise ValueError(f"{name} must be finite, got nan")
+        packed.append(math.nan if value is None else float(value))
+    return packed
+
+
+def _unpack(packed) -> dict:
+    options = {name: None if math.isnan(v) else v for (name, _default), v in zip(_NUMERIC_OPTIONS, packed)}
+    options["ignore_index"], options["squared"] = int(options["ignore_index"]), bool(options["squared"])
+    return options
 
 
 @torch.library.custom_op(
@@ -235,8 +252,16 @@ def _apply(
     **options,
 ) -> Tensor:
     """Call the right op: loss only without autograd, else fused (in place if asked)."""
-    options = {name: options.get(name, default) for name, _type, default in _OPTIONS}
-    args = (vector, loss, reduction, float(scale), axis, *options.values())
+    numeric = {name: options.pop(name, default) for name, default in _NUMERIC_OPTIONS}
+    args = (
+        vector,
+        loss,
+        reduction,
+        float(scale),
+        axis,
+        _pack(numeric),
+        options.pop("variant", "crammer_singer"),
+    )
     if not (torch.is_grad_enabled() and (input.requires_grad or target.requires_grad)):
         return _loss_op(input, target, *args)
     if target.requires_grad and loss not in _DIFFERENCE_LOSSES:

@@ -38,8 +38,11 @@ struct Vf {
   }
   void store(f16* p) const { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), to_f16()); }
   void store(bf16* p) const { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), to_bf16()); }
-  // Non-temporal stores for gradients far larger than the caches (p aligned to the vector's bytes).
-  void stream(float* p) const { _mm256_stream_ps(p, v); }
+  // Non-temporal stores for gradients far larger than the caches; p needs 16-byte alignment.
+  void stream(float* p) const {
+    _mm_stream_ps(p, _mm256_castps256_ps128(v));
+    _mm_stream_ps(p + 4, _mm256_extractf128_ps(v, 1));
+  }
   void stream(f16* p) const { _mm_stream_si128(reinterpret_cast<__m128i*>(p), to_f16()); }
   void stream(bf16* p) const { _mm_stream_si128(reinterpret_cast<__m128i*>(p), to_bf16()); }
   void lanes_to(float* out) const { _mm256_storeu_ps(out, v); }
@@ -56,7 +59,10 @@ struct Vd {
   Vd(__m256d x) : v(x) {}                  // NOLINT
   static Vd load(const double* p) { return _mm256_loadu_pd(p); }
   void store(double* p) const { _mm256_storeu_pd(p, v); }
-  void stream(double* p) const { _mm256_stream_pd(p, v); }
+  void stream(double* p) const {
+    _mm_stream_pd(p, _mm256_castpd256_pd128(v));
+    _mm_stream_pd(p + 2, _mm256_extractf128_pd(v, 1));
+  }
   void lanes_to(double* out) const { _mm256_storeu_pd(out, v); }
   static Vd from_lanes(const double* in) { return _mm256_loadu_pd(in); }
 };
@@ -141,6 +147,7 @@ FL_NAMESPACE_BEGIN
 inline Vf fl_exp(Vf v) { return vexp(v); }
 inline Vf fl_log(Vf v) { return vlog(v); }
 inline Vf fl_log1p(Vf v) { return vlog1p(v); }
+inline Vf fl_log1p_unit(Vf v) { return vlog1p_unit(v); }
 inline Vf fl_tanh(Vf v) { return vtanh(v); }
 FL_DOUBLE_LANEWISE(Vd)
 FL_NAMESPACE_END

@@ -40,10 +40,21 @@ struct Vf {
   }
   void store(f16* p) const { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), to_f16()); }
   void store(bf16* p) const { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), to_bf16()); }
-  // Non-temporal stores for gradients far larger than the caches (p aligned to the vector's bytes).
-  void stream(float* p) const { _mm512_stream_ps(p, v); }
-  void stream(f16* p) const { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), to_f16()); }
-  void stream(bf16* p) const { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), to_bf16()); }
+  // Non-temporal stores for gradients far larger than the caches. p needs only 16-byte alignment
+  // (what every NumPy buffer has): 128-bit streaming stores fill whole lines in the
+  // write-combining buffers just as well.
+  void stream(float* p) const {
+    _mm_stream_ps(p, _mm512_castps512_ps128(v));
+    _mm_stream_ps(p + 4, _mm512_extractf32x4_ps(v, 1));
+    _mm_stream_ps(p + 8, _mm512_extractf32x4_ps(v, 2));
+    _mm_stream_ps(p + 12, _mm512_extractf32x4_ps(v, 3));
+  }
+  void stream(f16* p) const { stream_halves(p, to_f16()); }
+  void stream(bf16* p) const { stream_halves(p, to_bf16()); }
+  template <class T> static void stream_halves(T* p, __m256i h) {
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(h));
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p) + 1, _mm256_extracti128_si256(h, 1));
+  }
   void lanes_to(float* out) const { _mm512_storeu_ps(out, v); }
   static Vf from_lanes(const float* in) { return _mm512_loadu_ps(in); }
 };
@@ -58,7 +69,12 @@ struct Vd {
   Vd(__m512d x) : v(x) {}                  // NOLINT
   static Vd load(const double* p) { return _mm512_loadu_pd(p); }
   void store(double* p) const { _mm512_storeu_pd(p, v); }
-  void stream(double* p) const { _mm512_stream_pd(p, v); }
+  void stream(double* p) const {
+    _mm_stream_pd(p, _mm512_castpd512_pd128(v));
+    _mm_stream_pd(p + 2, _mm512_extractf64x2_pd(v, 1));
+    _mm_stream_pd(p + 4, _mm512_extractf64x2_pd(v, 2));
+    _mm_stream_pd(p + 6, _mm512_extractf64x2_pd(v, 3));
+  }
   void lanes_to(double* out) const { _mm512_storeu_pd(out, v); }
   static Vd from_lanes(const double* in) { return _mm512_loadu_pd(in); }
 };
@@ -142,6 +158,7 @@ FL_NAMESPACE_BEGIN
 inline Vf fl_exp(Vf v) { return vexp(v); }
 inline Vf fl_log(Vf v) { return vlog(v); }
 inline Vf fl_log1p(Vf v) { return vlog1p(v); }
+inline Vf fl_log1p_unit(Vf v) { return vlog1p_unit(v); }
 inline Vf fl_tanh(Vf v) { return vtanh(v); }
 FL_DOUBLE_LANEWISE(Vd)
 FL_NAMESPACE_END

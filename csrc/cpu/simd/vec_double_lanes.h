@@ -15,6 +15,7 @@ template <class Vd, class F> inline Vd lanewise(Vd v, F fn) {
   inline Vd fl_exp(Vd v) { return lanewise(v, [](double d) { return fl_exp(d); }); }           \
   inline Vd fl_log(Vd v) { return lanewise(v, [](double d) { return fl_log(d); }); }           \
   inline Vd fl_log1p(Vd v) { return lanewise(v, [](double d) { return fl_log1p(d); }); }       \
+  inline Vd fl_log1p_unit(Vd v) { return lanewise(v, [](double d) { return fl_log1p(d); }); } \
   inline Vd fl_tanh(Vd v) { return lanewise(v, [](double d) { return fl_tanh(d); }); }
 
 FL_NAMESPACE_END

@@ -46,6 +46,7 @@ template <class S> inline Lane1<S> fl_abs(Lane1<S> a) { return fl_abs(a.v); }
 template <class S> inline Lane1<S> fl_exp(Lane1<S> a) { return fl_exp(a.v); }
 template <class S> inline Lane1<S> fl_log(Lane1<S> a) { return fl_log(a.v); }
 template <class S> inline Lane1<S> fl_log1p(Lane1<S> a) { return fl_log1p(a.v); }
+template <class S> inline Lane1<S> fl_log1p_unit(Lane1<S> a) { return fl_log1p_unit(a.v); }
 template <class S> inline Lane1<S> fl_tanh(Lane1<S> a) { return fl_tanh(a.v); }
 template <class S> inline S hsum(Lane1<S> a) { return a.v; }
 template <class S> inline S hmax(Lane1<S> a) { return a.v; }
