@@ -21,7 +21,7 @@ def plot_loss(rows: list[dict], loss: str, device: str, machine: dict, path: Pat
     forms = list(dict.fromkeys(r["form"] for r in mine))
     threads = list(dict.fromkeys(r["threads"] for r in mine))
     rowwise = mine[0]["kind"] == "rowwise"
-    fig, axes = plt.subplots(len(threads), len(forms), figsize=(4.2 * len(forms), 3.4 * len(threads)),
+    fig, axes = plt.subplots(len(threads), len(forms), figsize=(max(6.0, 4.2 * len(forms)), 3.4 * len(threads)),
                              squeeze=False, sharey=True)
     for i, n in enumerate(threads):
         for j, form in enumerate(forms):
@@ -40,8 +40,8 @@ def plot_loss(rows: list[dict], loss: str, device: str, machine: dict, path: Pat
         axes[i][0].set_ylabel("GB/s")
     axes[0][-1].legend(fontsize=7)
     where = machine.get("gpu") if device != "cpu" else machine["cpu_model"]
-    fig.suptitle(f"{loss} on {device} ({where}), {machine['date_utc'][:10]}: dashed = copy of the same bytes",
-                 fontsize=10)
+    fig.suptitle(f"{loss} on {device} ({where}, ISA {machine['cpu_isa']}), {machine['date_utc'][:10]}\n"
+                 "solid: fastloss; dashed: a copy of the same bytes in the same run (the roofline)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import competitors
+import replot
 import results_io
 import sweep
 from fastloss import _bench
@@ -250,20 +251,6 @@ def run(args) -> tuple[list[dict], list[str], list[str]]:
     return rows, notes, devices
 
 
-def _plot(args, rows: list[dict], notes: list[str], devices: list[str], machine: dict, comps: list[str]) -> None:
-    if args.no_plots or not rows:
-        return
-    try:
-        import plots
-    except ImportError as exc:  # matplotlib is optional: the numbers are still written
-        notes.append(f"plots: skipped, {exc}")
-        return
-    for device in devices:
-        for loss in dict.fromkeys(r["loss"] for r in rows if r["device"] == device):
-            plots.plot_loss(rows, loss, device, machine, args.out / f"gbps_{loss}_{device}.png")
-        plots.plot_summary(rows, comps, device, machine, args.out / f"speedup_{device}.png")
-
-
 def write_outputs(args, rows: list[dict], notes: list[str], devices: list[str]) -> dict:
     """Files into args.out; results.json last, so that it carries every note (plots included)."""
     machine = _bench.machine_info()
@@ -276,10 +263,8 @@ def write_outputs(args, rows: list[dict], notes: list[str], devices: list[str]) 
     comps = list(args.competitors)
     args.out.mkdir(parents=True, exist_ok=True)
     results_io.write_csv(args.out / "results.csv", rows, comps)
-    _plot(args, rows, notes, devices, machine, comps)
+    notes.extend(replot.render(args.out, rows, machine, comps, plots_wanted=not args.no_plots))
     results_io.write_json(args.out / "results.json", machine, settings, notes, rows)
-    summary = "\n".join(results_io.summary_markdown(machine, rows, comps, d) for d in devices if rows)
-    (args.out / "summary.md").write_text(summary)
     return machine
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 import zlib
 
-import fastloss
 import numpy as np
 import pytest
 from fastloss import _backends
+from fastloss._check import implementations, running_on
 from hypothesis import settings
 
 # The 2-core CI machine runs the whole suite in a few minutes; set HYPOTHESIS_PROFILE=thorough
@@ -29,31 +29,11 @@ def pytest_configure(config):
         raise pytest.UsageError(f"FASTLOSS_REQUIRE_NATIVE=1 but fastloss._C did not import: {_backends._NATIVE_ERROR}")
 
 
-def implementations() -> list[tuple[str, str | None]]:
-    """(backend, ISA) pairs: numpy, then native once per ISA this CPU can run."""
-    out: list[tuple[str, str | None]] = []
-    for name in _backends.available():
-        if name == "native":
-            out += [("native", isa) for isa in _backends._C.available_isas()]
-        else:
-            out.append((name, None))
-    return out
-
-
 @pytest.fixture(params=implementations(), ids=lambda p: p[0] if p[1] is None else f"{p[0]}-{p[1]}")
 def backend(request):
-    """The active (backend, isa) for the test; restores the ISA afterwards."""
-    name, isa = request.param
-    native = _backends._C
-    previous = native.isa() if isa is not None else None
-    if isa is not None:
-        native.set_isa(isa)
-    try:
-        with fastloss.use_backend(name):
-            yield name, isa
-    finally:
-        if previous is not None:
-            native.set_isa(previous)
+    """The active (backend, isa) for the test, the ISA restored afterwards."""
+    with running_on(*request.param):
+        yield request.param
 
 
 @pytest.fixture

@@ -94,7 +94,8 @@ def all_cases():
     """(loss name, case) for every loss and case, with readable ids for parametrize."""
     import pytest
 
-    return [pytest.param(name, case, id=f"{name}[{case_id(case)}]") for name in NAMES for case in CASES[name]]
+    return [pytest.param(name, case, id=f"{name}[{case_id(case)}]") for name in NAMES
+            for case in CASES.get(name, [{}])]  # a new loss still runs on defaults until it gets cases
 
 
 def resolve(case: dict, classes: int, rng: np.random.Generator) -> tuple[dict, str | None]:

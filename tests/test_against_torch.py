@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from problems import (
+    CASES,
     FORMS,
     REDUCTIONS,
     SPECS,
@@ -17,7 +18,7 @@ from problems import (
     loss_shape,
     make_problem,
 )
-from torch_reference import loss_and_grad
+from torch_reference import REFERENCES, loss_and_grad
 
 # 13 rows: odd and not a multiple of any SIMD width or thread chunk. 33 classes: two AVX-512 (four
 # AVX2) float32 vectors plus a 1-wide tail. Pointwise (5, 37) = 185 elements, likewise unaligned.
@@ -39,6 +40,14 @@ def check_forms(name, form, x, t, opts, reduction, grad_output, expected_loss, e
     loss, grad = call(name, "with_grad", x, t, **kwargs)
     assert_close(loss, expected_loss, RTOL, scale, "fused loss")
     assert_close(grad, expected_grad, RTOL, what="fused grad")
+
+
+def test_every_registered_loss_has_cases_and_a_torch_reference():
+    assert set(CASES) == set(SPECS) == set(REFERENCES)
+    for name, cases in CASES.items():
+        options = {o.name for o in SPECS[name].options}
+        covered = {key for case in cases for key in case} - {"target"}
+        assert covered == options, f"{name}: no case sets {options - covered}"
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)

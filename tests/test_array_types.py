@@ -10,8 +10,6 @@ import pytest
 import torch
 from problems import CASES, NAMES, call, make_problem
 
-jax.config.update("jax_enable_x64", True)
-
 
 def first_problem(name, rng, dtype="float32"):
     return make_problem(name, (6, 11), rng, CASES[name][0], dtype=dtype)
@@ -54,9 +52,11 @@ def test_torch_non_contiguous_and_conjugate_views(backend, rng):
         np.testing.assert_array_equal(grad.numpy(), expected[1])
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16", "float16"])
+# float64 is left out: it needs jax_enable_x64, a process-wide switch other test modules rely on.
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 def test_jax_in_jax_out(backend, rng, dtype):
     x, t, opts = first_problem("cross_entropy", rng, dtype)
+    t = t.astype(np.int32)  # JAX's default integer width
     expected = call("cross_entropy", "with_grad", x, t, reduction="none", **opts)
     loss, grad = call("cross_entropy", "with_grad", jnp.asarray(x), jnp.asarray(t), reduction="none", **opts)
     assert isinstance(loss, jax.Array) and isinstance(grad, jax.Array)

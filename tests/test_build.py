@@ -3,9 +3,8 @@ on the NumPy fallback."""
 
 import os
 
-import pytest
-
 import fastloss
+import pytest
 from fastloss import _backends
 
 

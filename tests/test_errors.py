@@ -139,3 +139,16 @@ def test_mixed_devices_are_rejected(backend):
         fastloss.cross_entropy(X, FakeDeviceArray())
     with pytest.raises(ValueError, match=r"different devices: \{'input': 'cuda:0', 'target': 'cpu'\}"):
         fastloss.huber_loss_grad(FakeDeviceArray(), FLOAT_T)
+
+
+# A kernel that checks float targets inside its one pass must not have overwritten an in-place
+# input by the time it finds a bad value (here the very last one): a rejected call changes nothing.
+@pytest.mark.parametrize("name", ["sigmoid_focal_loss", "hinge_loss"])
+def test_rejected_in_place_call_leaves_the_input_intact(backend, rng, name):
+    x = rng.standard_normal((64, 33)).astype(np.float32)
+    t = np.ones_like(x)
+    t[-1, -1] = 3.0
+    before = x.copy()
+    with pytest.raises(ValueError, match=r"target\[63, 32\] = 3.0 is not in"):
+        call(name, "grad", x, t, out=x)
+    np.testing.assert_array_equal(x, before)

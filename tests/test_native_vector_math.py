@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from fastloss import _backends
 
 _C = _backends._C

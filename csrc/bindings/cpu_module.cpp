@@ -93,7 +93,14 @@ Outputs outputs(FlDtype dt, const py::array& x, const std::vector<py::ssize_t>& 
   return o;
 }
 
+// Raised (as fastloss._C.TargetOutOfDomain, a ValueError) when a float target is outside the
+// loss's domain; the front end then names the offending value.
+struct TargetOutOfDomain : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 double run_or_raise(int rc, double total, const char* error) {
+  if (rc == FL_TARGET_OUT_OF_DOMAIN) throw TargetOutOfDomain(error);
   if (rc != 0) throw py::value_error(error);
   return total;
 }
@@ -183,6 +190,7 @@ PYBIND11_MODULE(_C, m) {
   const char* kernel_doc =
       "(loss_id, x, dtype, target, weight, params, row_scale, grad_scale, loss_out, grad_out, need_loss) -> "
       "sum of the unreduced losses; writes loss_out / grad_out (grad_out may be x). Raises ValueError on bad input.";
+  py::register_exception<TargetOutOfDomain>(m, "TargetOutOfDomain", PyExc_ValueError);
   m.def("rowwise", &rowwise, kernel_doc);
   m.def("pointwise", &pointwise, kernel_doc);
   m.def("isa", &isa_name, "The instruction set in use.");

@@ -217,7 +217,14 @@ extern "C" int fastloss_pointwise(const FlPointwiseArgs* a, double* total, char*
     if (a->n > 0 && (!a->x || !a->target)) return fail(error, error_size, "x and target are required");
     const IsaKernels* k = isa();
     const WorkPlan plan = k->pointwise_plan(*a);
-    *total = k->pointwise(*a, workspace(plan, plan.chunks));
+    Workspace ws = workspace(plan, plan.chunks);
+    int invalid = 0;
+    ws.target_invalid = &invalid;
+    *total = k->pointwise(*a, ws);
+    if (invalid) {
+      fail(error, error_size, "a target is outside the loss's domain");
+      return FL_TARGET_OUT_OF_DOMAIN;
+    }
     return 0;
   } catch (const std::exception& e) {
     return fail(error, error_size, e.what());

@@ -35,10 +35,19 @@ template <class V, class VD> struct LossAccumulator {
   }
 };
 
-// f(x, y) -> LossGrad for any vector width; VD is the double vector type of the ISA.
-template <class V, class VD, class T, class F>
-inline double pointwise_loop(const FlPointwiseArgs& a, const Workspace& ws, F&& f) {
+// Targets of losses without a domain to check.
+struct AnyTarget {
+  template <class W> W operator()(W) const { return W(0); }
+};
+
+// f(x, y) -> LossGrad for any vector width; VD is the double vector type of the ISA. invalid(y)
+// is 1 for a target outside the loss's domain: checked in the same pass (one compare or two per
+// vector, instead of a NumPy pass over the targets before the call), or in a pass of its own
+// before anything is written when the gradient overwrites x.
+template <class V, class VD, class T, class F, class Invalid>
+inline double pointwise_loop(const FlPointwiseArgs& a, const Workspace& ws, F&& f, Invalid&& invalid) {
   using S = typename V::scalar;
+  constexpr bool kCheck = !std::is_same<std::decay_t<Invalid>, AnyTarget>::value;
   const WorkPlan plan = pointwise_plan(a);
   const T* x = static_cast<const T*>(a.x);
   const T* y = static_cast<const T*>(a.target);
@@ -48,18 +57,45 @@ inline double pointwise_loop(const FlPointwiseArgs& a, const Workspace& ws, F&& 
   const S gs = S(a.grad_scale);
   const bool need_loss = a.need_loss != 0;
   const bool stream = g && a.n * int64_t(sizeof(T)) >= kStreamBytes && can_stream<V>(g);
+  const bool check_first = kCheck && static_cast<const void*>(g) == a.x;
+  auto chunk_range = [&](int64_t chunk, int64_t& i0, int64_t& i1) {
+    i0 = chunk * kPointChunk;
+    i1 = i0 + kPointChunk < a.n ? i0 + kPointChunk : a.n;
+  };
+  auto flag_if = [&](S bad) {
+    if (bad != S(0)) __atomic_store_n(ws.target_invalid, 1, __ATOMIC_RELAXED);
+  };
+  if (check_first) {
+    parallel_chunks(plan.chunks, ws.threads, ws.scratch, ws.scratch_per_thread, [&](int64_t chunk, char*) {
+      int64_t i0, i1;
+      chunk_range(chunk, i0, i1);
+      Dual<V> bad(0);
+      vector_loop<V>(i0, i1, [&](int64_t i, auto tag) {
+        using W = decltype(tag);
+        bad.get(tag) = bad.get(tag) + invalid(W::load(y + i));
+      });
+      flag_if(bad.sum());
+    });
+    if (*ws.target_invalid) return 0;
+  }
   parallel_chunks(plan.chunks, ws.threads, ws.scratch, ws.scratch_per_thread, [&](int64_t chunk, char*) {
-    const int64_t i0 = chunk * kPointChunk, i1 = i0 + kPointChunk < a.n ? i0 + kPointChunk : a.n;
+    int64_t i0, i1;
+    chunk_range(chunk, i0, i1);
     LossAccumulator<V, VD> acc;
-    auto body = [&](int64_t i, auto tag) {
+    Dual<V> bad(0);
+    vector_loop<V>(i0, i1, [&](int64_t i, auto tag) {
       using W = decltype(tag);
-      const LossGrad<W> r = f(W::load(x + i), W::load(y + i));
+      const W yv = W::load(y + i);
+      if constexpr (kCheck) {
+        if (!check_first) bad.get(tag) = bad.get(tag) + invalid(yv);
+      }
+      const LossGrad<W> r = f(W::load(x + i), yv);
       if (loss_out) r.loss.store(loss_out + i);
       if (need_loss) widen_add(acc.get(tag), r.loss);
       if (g) put(r.grad * (rs ? W::load(rs + i) * W(gs) : W(gs)), g + i, stream);
-    };
-    vector_loop<V>(i0, i1, body);
+    });
     if (stream) stream_fence();
+    if constexpr (kCheck) flag_if(bad.sum());
     ws.partials[chunk] = hsum(acc.v) + acc.l.v;
   });
   double total = 0;
@@ -74,19 +110,24 @@ template <class V, class VD, class T> inline double pointwise_run(const FlPointw
   switch (a.loss_id) {
     case LOSS_sigmoid_focal_loss: {
       const SigmoidFocalConsts<S> k(p);
-      return pointwise_loop<V, VD, T>(a, ws, [&](auto x, auto y) { return sigmoid_focal_loss_and_grad(x, y, k); });
+      return pointwise_loop<V, VD, T>(
+          a, ws, [&](auto x, auto y) { return sigmoid_focal_loss_and_grad(x, y, k); },
+          [](auto y) { return sigmoid_focal_target_invalid(y); });
     }
     case LOSS_hinge_loss: {
       const BinaryHingeConsts<S> k(p);
-      return pointwise_loop<V, VD, T>(a, ws, [&](auto x, auto y) { return hinge_loss_and_grad(x, y, k); });
+      return pointwise_loop<V, VD, T>(
+          a, ws, [&](auto x, auto y) { return hinge_loss_and_grad(x, y, k); },
+          [](auto y) { return hinge_target_invalid(y); });
     }
     case LOSS_huber_loss: {
       const HuberConsts<S> k(p);
-      return pointwise_loop<V, VD, T>(a, ws, [&](auto x, auto y) { return huber_loss_and_grad(x, y, k); });
+      return pointwise_loop<V, VD, T>(a, ws, [&](auto x, auto y) { return huber_loss_and_grad(x, y, k); }, AnyTarget());
     }
     default: {
       const SmoothL1Consts<S> k(p);
-      return pointwise_loop<V, VD, T>(a, ws, [&](auto x, auto y) { return smooth_l1_loss_and_grad(x, y, k); });
+      return pointwise_loop<V, VD, T>(a, ws, [&](auto x, auto y) { return smooth_l1_loss_and_grad(x, y, k); },
+                                      AnyTarget());
     }
   }
 }

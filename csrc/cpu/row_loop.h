@@ -45,7 +45,7 @@ template <class W, class T> inline void put(W v, T* p, bool stream) {
   v.store(p);
 }
 
-// Gradients at least this large bypass the caches (they would only evict the inputs).
+// Pointwise gradients at least this large bypass the caches (they would only evict the inputs).
 constexpr int64_t kStreamBytes = int64_t(8) << 20;
 
 // Whole vectors starting at p, p + lanes, ... can be streamed: p is 16-byte aligned (and so is

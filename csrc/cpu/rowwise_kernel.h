@@ -33,7 +33,7 @@ template <class V> inline WorkPlan rowwise_plan(const FlRowwiseArgs& a) {
   return p;
 }
 
-// The loss of one call: row(x, y, t, g, scale, ebuf, thbuf, stream) -> loss for a contiguous row, and
+// The loss of one call: row(x, y, t, g, scale, ebuf, thbuf) -> loss for a contiguous row, and
 // tile(tag, x, y, tgt, g, rs, loss, ebuf, estride, thbuf) for decltype(tag)::lanes rows at stride inner.
 template <class V, class T, class Row, class Tile>
 inline double rowwise_loop(const FlRowwiseArgs& a, const Workspace& ws, const RowContext<typename V::scalar>& k,
@@ -49,7 +49,6 @@ inline double rowwise_loop(const FlRowwiseArgs& a, const Workspace& ws, const Ro
   const S* rs = static_cast<const S*>(a.row_scale);
   S* loss_out = static_cast<S*>(a.loss_out);
   const size_t half = plan.scratch_per_thread / 2;
-  const bool stream = g && inner == 1 && a.outer * C * int64_t(sizeof(T)) >= kStreamBytes;
 
   parallel_chunks(plan.chunks, ws.threads, ws.scratch, ws.scratch_per_thread, [&](int64_t chunk, char* scratch) {
     S* ebuf = reinterpret_cast<S*>(scratch);
@@ -65,13 +64,12 @@ inline double rowwise_loop(const FlRowwiseArgs& a, const Workspace& ws, const Ro
         if (!k.soft && t == k.ignore_index) {
           if (gr) vector_loop<V>(0, C, [&](int64_t c, auto tag) { decltype(tag)(S(0)).store(gr + c); });
         } else {
-          S* eb = kGradIsMath && gr && !stream ? reinterpret_cast<S*>(gr) : ebuf;
-          l = row(x + r * C, y ? y + r * C : nullptr, t, gr, rs ? k.grad_scale * rs[r] : k.grad_scale, eb, thbuf, stream);
+          S* eb = kGradIsMath && gr ? reinterpret_cast<S*>(gr) : ebuf;
+          l = row(x + r * C, y ? y + r * C : nullptr, t, gr, rs ? k.grad_scale * rs[r] : k.grad_scale, eb, thbuf);
         }
         if (loss_out) loss_out[r] = l;
         part += double(l);
       }
-      if (stream) stream_fence();
     } else {
       const int64_t groups = (inner + kTileChunk - 1) / kTileChunk;
       const int64_t o = chunk / groups, i0 = (chunk % groups) * kTileChunk;
@@ -107,8 +105,8 @@ inline double softmax_rowwise(const FlRowwiseArgs& a, const Workspace& ws, const
   using S = typename V::scalar;
   return rowwise_loop<V, T>(
       a, ws, k,
-      [&](const T* x, const T* y, int64_t t, T* g, S scale, S* eb, S* th, bool stream) {
-        return softmax_row<V, MODE, CAP>(k, x, y, t, g, scale, eb, th, stream);
+      [&](const T* x, const T* y, int64_t t, T* g, S scale, S* eb, S* th) {
+        return softmax_row<V, MODE, CAP>(k, x, y, t, g, scale, eb, th);
       },
       [&](auto tag, const T* x, const T* y, const int64_t* tgt, T* g, const S* rs, S* loss, S* eb, int64_t es, S* th) {
         softmax_tile<decltype(tag), MODE, CAP>(k, x, y, tgt, g, rs, loss, eb, es, th);
@@ -121,7 +119,7 @@ template <class V, class T> inline double rowwise_run(const FlRowwiseArgs& a, co
   if (a.loss_id == LOSS_multiclass_hinge_loss) {
     return rowwise_loop<V, T>(
         a, ws, k,
-        [&](const T* x, const T*, int64_t t, T* g, S scale, S*, S*, bool) { return hinge_row<V>(k, x, t, g, scale); },
+        [&](const T* x, const T*, int64_t t, T* g, S scale, S*, S*) { return hinge_row<V>(k, x, t, g, scale); },
         [&](auto tag, const T* x, const T*, const int64_t* tgt, T* g, const S* rs, S* loss, S*, int64_t, S*) {
           hinge_tile<decltype(tag)>(k, x, tgt, g, rs, loss);
         });

@@ -16,6 +16,7 @@ struct Workspace {
   int threads;
   const void* weights;     // rowwise: (classes,) in the math type; ones when the loss has none
   double weight_sum;       // sum of weights (cross_entropy label smoothing)
+  int* target_invalid;     // pointwise: set to 1 by a kernel that met a target outside the domain
 };
 
 // The work layout of one call: the same for every thread count, so reductions are deterministic.

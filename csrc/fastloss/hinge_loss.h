@@ -14,6 +14,11 @@ template <class S> struct BinaryHingeConsts {
   explicit FL_HD BinaryHingeConsts(const LossParams& p) : margin(S(p.margin)), squared(p.squared != 0.0) {}
 };
 
+// 1 where the target is not -1, 0 or +1 (NaN targets are allowed: they propagate), else 0.
+template <class V> FL_HD V hinge_target_invalid(V y) {
+  return select(fl_abs(y) == V(1), V(0), select(y == V(0), V(0), select(y != y, V(0), V(1))));
+}
+
 template <class V, class S>
 FL_HD LossGrad<V> hinge_loss_and_grad(V s, V y, const BinaryHingeConsts<S>& k) {
   y = select(y == V(0), V(-1), y);

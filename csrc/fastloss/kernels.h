@@ -5,8 +5,11 @@
 //   auto* t = static_cast<const fastloss::FlKernelTable*>(PyCapsule_Import("fastloss._C._kernel_table", 0));
 // check t->abi_version == FL_KERNEL_ABI_VERSION, fill an FlRowwiseArgs / FlPointwiseArgs and call
 // t->rowwise / t->pointwise. They run on the ISA and thread count fastloss is set to, do not touch
-// Python (call them with or without the GIL), and return 0 on success or -1 with a message in
-// `error` (bad arguments; nothing is written then). Semantics: see python/fastloss/_backends.py
+// Python (call them with or without the GIL), and return 0 on success, -1 with a message in
+// `error` for bad arguments (nothing is written then), or FL_TARGET_OUT_OF_DOMAIN from pointwise
+// when a float target is outside the loss's domain (sigmoid_focal_loss: [0, 1]; hinge_loss:
+// -1, 0, +1; NaN is allowed): the outputs may then be partly written, except in place
+// (grad_out == x), where the targets are checked before anything is written. Semantics: see python/fastloss/_backends.py
 // (NativeBackend) and DESIGN.md section 1.2; gradient = grad_scale * row_scale[i] * dl_i/dx.
 #pragma once
 
@@ -22,6 +25,7 @@ extern "C" {
 
 #define FL_KERNEL_ABI_VERSION 1
 #define FL_KERNEL_TABLE_CAPSULE "fastloss._C._kernel_table"
+#define FL_TARGET_OUT_OF_DOMAIN 1
 
 // Storage dtype of x, soft targets, pointwise targets and the gradient. The math (and the loss
 // and row_scale arrays) is float64 for FL_FLOAT64 and float32 for the three others.

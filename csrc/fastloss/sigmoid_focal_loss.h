@@ -20,6 +20,11 @@ template <class S> struct SigmoidFocalConsts {
       : gamma(S(p.gamma)), alpha(S(p.alpha)), use_alpha(p.alpha >= 0.0) {}
 };
 
+// 1 where the target is outside [0, 1] (NaN targets are allowed: they propagate), else 0.
+template <class V> FL_HD V sigmoid_focal_target_invalid(V y) {
+  return select(y < V(0), V(1), select(y > V(1), V(1), V(0)));
+}
+
 template <class V, class S>
 FL_HD LossGrad<V> sigmoid_focal_loss_and_grad(V x, V y, const SigmoidFocalConsts<S>& k) {
   V e = fl_exp(-fl_abs(x));

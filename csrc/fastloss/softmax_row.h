@@ -2,8 +2,9 @@
 //
 // Every implementation walks a row of C logits x_c the same way:
 //   z_c = softcap_z(x_c)                  (identity unless softcap > 0)
-//   m   = max_c z_c, replaced by 0 when not finite (inf/NaN then propagate as in PyTorch,
-//         without computing inf - inf here)
+//   m   = max_c z_c, replaced by 0 when -inf (a row of only -inf then gives NaN through
+//         0 * inf, as PyTorch); a +inf or NaN maximum stays, so the row is NaN (inf - inf),
+//         as log_softmax gives
 //   e_c = exp(z_c - m)                    (the only exp per element; kept in an fp32 buffer)
 //   s   = sum_c e_c,  log_s = log(s),  lse = m + log_s
 // then a per-loss scalar *finalize* turns the row statistics into the row loss and the
@@ -21,7 +22,7 @@ FL_NAMESPACE_BEGIN
 
 // Row statistics of the softmax family, in the row's math type S (float or double).
 template <class S> struct SoftmaxRowStats {
-  S m;          // max_c z_c (0 when not finite)
+  S m;          // max_c z_c (0 when -inf)
   S s;          // sum_c exp(z_c - m)
   S zt_m;       // z_t - m (hard targets)
   S w_t;        // weight of the target class (1 without weights)
@@ -49,9 +50,7 @@ template <class V> FL_HD V softcap_dz_dx(V th) { return V(1) - th * th; }
 // The shared per-element gradient (see the file comment); dz_dx is 1 without softcap.
 template <class V> FL_HD V softmax_grad(V e, V wq, V a, V b) { return e * a - b * wq; }
 
-// The non-finite row max rule of the reference (_log_softmax_stats).
-template <class S> FL_HD S softmax_safe_max(S m) {
-  return (m - m == S(0)) ? m : S(0);  // m - m is NaN for inf and NaN
-}
+// The row max rule of the reference (_log_softmax_stats): only a -inf maximum is replaced.
+template <class S> FL_HD S softmax_safe_max(S m) { return m == -S(INFINITY) ? S(0) : m; }
 
 FL_NAMESPACE_END

@@ -262,7 +262,7 @@ def _call(spec: LossSpec, form: str, args: dict[str, Any]) -> Any:
     try:
         loss, grad = backend.run(prob)
     except _backends.TargetOutOfDomain:
-        raise_bad_target(spec, target, x.dtype)
+        raise_bad_target(spec, target.reshape(t.data.shape), x.dtype)  # index in the caller's shape
 
     results = []
     if form != "grad":

@@ -86,7 +86,7 @@ def as_host(obj: Any, name: str) -> HostArray:
         raise ValueError(f"{name} is on device {device_of(obj)}, expected a CPU array")
     try:
         arr, dtype = _numpy_view(obj, lib)
-    except Exception as exc:  # noqa: BLE001 - any producer failure is the caller's bad input
+    except Exception as exc:  # any producer failure is the caller's bad input
         raise TypeError(f"{name} is not an array fastloss can read: {type(obj).__name__}") from exc
     if arr.dtype == object:
         raise TypeError(f"{name} is not a numeric array: {type(obj).__name__}")

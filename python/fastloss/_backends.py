@@ -101,7 +101,7 @@ class NumpyBackend:
 
 class NativeBackend:
     name = "native"
-    checks_float_targets = False
+    checks_float_targets = True  # the kernels check float targets' domain inside their one pass
 
     def run(self, prob: Problem):
         loss_out = None
@@ -113,11 +113,14 @@ class NativeBackend:
             grad_out = np.empty_like(prob.x)
         weight, params = native_params(prob)
         kernel = _C.rowwise if prob.spec.rowwise else _C.pointwise
-        total = kernel(
-            prob.spec.cpp_id, prob.x, prob.dtype, prob.target, weight, params,
-            prob.row_scale, prob.grad_scale, loss_out, grad_out if prob.need_grad else None,
-            prob.need_loss,
-        )
+        try:
+            total = kernel(
+                prob.spec.cpp_id, prob.x, prob.dtype, prob.target, weight, params,
+                prob.row_scale, prob.grad_scale, loss_out, grad_out if prob.need_grad else None,
+                prob.need_loss,
+            )
+        except _C.TargetOutOfDomain:
+            raise TargetOutOfDomain from None
         return (loss_out if prob.reduction == "none" else total), (grad_out if prob.need_grad else None)
 
 

@@ -583,7 +583,7 @@ _QUICK_SIZES = {
     "quick": ((512, 1000), 1 << 19),
     "default": ((2048, 4096), 1 << 22),
 }
-_QUICK_TIMING = {"warmup": 1, "rounds": 2, "min_repeats": 4, "min_time": 0.2, "max_time": 1.0}
+_QUICK_TIMING = {"warmup": 1, "rounds": 3, "min_repeats": 5, "min_time": 0.2, "max_time": 1.0}
 _QUICK_LABELS = {"numpy_ref": "x NumPy", "torch": "x PyTorch", "jax": "x JAX"}
 
 

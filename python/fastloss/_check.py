@@ -42,6 +42,7 @@ def implementations() -> list[tuple[str, str | None]]:
 
 @contextlib.contextmanager
 def running_on(backend: str, isa: str | None):
+    """Calls inside run on ``backend`` with the native ``isa`` selected (restored on exit)."""
     native = _backends._C
     previous = native.isa() if isa is not None else None
     if isa is not None:

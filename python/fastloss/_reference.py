@@ -60,7 +60,7 @@ def cross_entropy(x, target, *, weight, ignore_index, label_smoothing, z_loss, s
 
 
 def softmax_focal_loss(x, target, *, alpha, gamma, ignore_index):
-    M, C = x.shape
+    M = x.shape[0]
     lse, p = _log_softmax_stats(x)
     valid, t = _valid_rows(target, ignore_index)
     rows = np.arange(M)

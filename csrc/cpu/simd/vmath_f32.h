@@ -8,7 +8,7 @@
 //   vexp   x in [-104, 89]               0.94 ulp  (overflow to inf, gradual underflow, exp(-inf) = 0)
 //   vlog   x >= 0, incl. subnormals      0.81 ulp  (log(0) = -inf, log(x < 0) = NaN, log(inf) = inf)
 //   vlog1p u >= -1                       1.44 ulp
-//   vlog1p_unit u in [0, 1]              (measured below)
+//   vlog1p_unit u in [0, 1]              1.96 ulp  (cheaper: one division, no exponent split)
 //   vtanh  all x                         1.37 ulp
 // (The scalar ISA uses glibc: exp 0.50, log 0.82, log1p 0.83, tanh 2.17 ulp.)
 // NaN propagates through all of them. Coefficients: Taylor series of exp (degree 7 on
