@@ -16,7 +16,6 @@ template <class S> struct Lane1 {
   Lane1(S s) : v(s) {}  // NOLINT: broadcasts like the SIMD types
   template <class T> static Lane1 load(const T* p) { return Lane1(load_scalar<S>(p)); }
   template <class T> void store(T* p) const { store_scalar(p, v); }
-  template <class T> void stream(T* p) const { store_scalar(p, v); }
   void lanes_to(S* out) const { out[0] = v; }
   static Lane1 from_lanes(const S* in) { return Lane1(in[0]); }
 };
