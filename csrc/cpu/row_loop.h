@@ -63,11 +63,12 @@ inline int thread_id() {
 }
 
 // work(chunk, scratch_of_this_thread) for every chunk, in parallel; threads only change who runs
-// a chunk, never what it computes.
+// a chunk, never what it computes. Dynamic scheduling: on a shared machine one thread is often
+// descheduled, and a static split would make the whole call wait for its half.
 template <class Work> inline void parallel_chunks(int64_t chunks, int threads, char* scratch, size_t per_thread,
                                                   Work&& work) {
   (void)threads;
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && chunks > 1)
+#pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1 && chunks > 1)
   for (int64_t k = 0; k < chunks; ++k) work(k, scratch + size_t(thread_id()) * per_thread);
 }
 

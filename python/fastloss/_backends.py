@@ -101,10 +101,9 @@ class NumpyBackend:
 
 class NativeBackend:
     name = "native"
-    # The kernels can check float targets' domain inside their one pass (_C.TargetOutOfDomain),
-    # which saves the front end's NumPy pass over them (2x for sigmoid_focal_loss_with_grad), but
-    # _api then reports the flat index; turn this on once _api names the index in t's own shape.
-    checks_float_targets = False
+    # The kernels check float targets' domain inside their one pass (_C.TargetOutOfDomain), which
+    # saves the front end's NumPy pass over them (2x for sigmoid_focal_loss_with_grad).
+    checks_float_targets = True
 
     def run(self, prob: Problem):
         loss_out = None

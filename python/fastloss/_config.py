@@ -23,7 +23,7 @@ def config() -> dict:
         "backend": backend(),
         "backends_available": list(_backends.available()),
         "native_import_error": None if native else str(_backends._NATIVE_ERROR),
-        "cpu_isa": native.isa() if native else None,
+        "cpu_isa": _isa(native),
         "cpu_isas_available": list(native.available_isas()) if native else [],
         "threads": _backends.get_num_threads(),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
@@ -37,6 +37,15 @@ def config() -> dict:
     except ImportError as exc:
         info["cuda"] = f"not built ({exc})"
     return info
+
+
+def _isa(native) -> str | None:
+    if native is None:
+        return None
+    try:
+        return native.isa()
+    except ValueError as exc:  # FASTLOSS_CPU_ISA names an ISA this CPU lacks
+        return f"error: {exc}"
 
 
 def show_config() -> None:
