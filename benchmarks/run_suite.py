@@ -180,7 +180,8 @@ def measure_case(case: Case, device: str, threads: int, args) -> dict:
         "bytes": nbytes, "bytes_per_element": nbytes / n,
     }
     others = _build_competitors(case, device, threads, args, _loss_of(fn(), case.form), row)
-    t = _bench.measure_many({"copy": _bench.copy_fn(nbytes, device), "fastloss": fn, **others}, sync=sync,
+    copy_fn = _bench.copy_fn(nbytes, device, threads=max(1, threads))
+    t = _bench.measure_many({"copy": copy_fn, "fastloss": fn, **others}, sync=sync,
                             rounds=args.rounds, min_time=args.min_time, max_time=args.max_time)
     fl, copy = t["fastloss"], t["copy"]
     row.update({

@@ -64,6 +64,11 @@ FL_HD float fl_tanh(float a) { return ::tanhf(a); }
 FL_HD double fl_tanh(double a) { return ::tanh(a); }
 FL_HD float fl_pow(float a, float b) { return ::powf(a, b); }
 FL_HD double fl_pow(double a, double b) { return ::pow(a, b); }
+// a / b where b is a finite normal number whose reciprocal is normal too (a denominator such as
+// 1 + e or 2 + u); SIMD types may use a reciprocal estimate refined by a Newton step there, within
+// 1 ulp of the correctly rounded quotient. Scalars (CPU reference, CUDA) divide.
+FL_HD float fl_div(float a, float b) { return a / b; }
+FL_HD double fl_div(double a, double b) { return a / b; }
 FL_HD bool fl_isnan(float a) { return a != a; }
 FL_HD bool fl_isnan(double a) { return a != a; }
 

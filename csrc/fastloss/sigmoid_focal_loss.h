@@ -4,7 +4,8 @@
 //   dl/dx = (p - y)(1-p_t)^gamma + ce gamma (1-p_t)^gamma * p q (1 - 2y) / (1 - p_t)
 // Stability: one exp(-|x|) <= 1 gives p and q without cancellation for large |x|; the last
 // ratio is taken as 0 where 1 - p_t = 0. gamma == 2 (the default) folds it to
-// 2 (1-p_t) p q (1-2y): no pow, no division. gamma == 0 gives (1-p_t)^0 = 1.
+// 2 (1-p_t) p q (1-2y): no pow, no division; gamma == 1 to p q (1-2y); gamma == 0 gives
+// (1-p_t)^0 = 1. 1 + e lies in [1, 2], so 1 / (1 + e) may use fl_div's reciprocal estimate.
 // Math type: float for 16/32-bit inputs, double for float64.
 #pragma once
 
@@ -28,7 +29,7 @@ template <class V> FL_HD V sigmoid_focal_target_invalid(V y) {
 template <class V, class S>
 FL_HD LossGrad<V> sigmoid_focal_loss_and_grad(V x, V y, const SigmoidFocalConsts<S>& k) {
   V e = fl_exp(-fl_abs(x));
-  V inv = V(1) / (V(1) + e);
+  V inv = fl_div(V(1), V(1) + e);
   auto pos = x >= V(0);
   V p = select(pos, V(1), e) * inv;
   V q = select(pos, e, V(1)) * inv;
@@ -39,6 +40,9 @@ FL_HD LossGrad<V> sigmoid_focal_loss_and_grad(V x, V y, const SigmoidFocalConsts
   if (k.gamma == S(2)) {
     mod = om * om;
     focus = V(2) * om * pq;
+  } else if (k.gamma == S(1)) {
+    mod = om;
+    focus = pq;
   } else if (k.gamma == S(0)) {
     mod = V(1);
     focus = V(0);

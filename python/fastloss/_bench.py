@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -144,29 +145,44 @@ def measure(fn: Callable[[], Any], **kw) -> Timing:
     return measure_many({"fn": fn}, **{"rounds": 1, **kw})["fn"]
 
 
-def copy_fn(nbytes: int, device: str = "cpu") -> Callable[[], Any]:
+_COPY_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def copy_fn(nbytes: int, device: str = "cpu", threads: int = 1) -> Callable[[], Any]:
     """The yardstick: a plain copy that moves ``nbytes`` in all (reads nbytes/2, writes nbytes/2).
 
-    CPU: ``np.copyto`` into a preallocated buffer (memcpy); CUDA: ``torch.clone`` (the GPU's copy
-    kernel plus the caching allocator, as a loss call that returns a gradient would use)."""
+    CPU: ``np.copyto`` into a preallocated buffer (memcpy), split over ``threads`` threads so that
+    an n-thread loss is held against an n-thread copy (one core alone may not saturate DRAM; NumPy
+    releases the GIL while it copies). CUDA: ``torch.clone`` (the GPU's copy kernel plus the
+    caching allocator, as a loss call that returns a gradient would use)."""
     half = max(1, nbytes // 2)
-    if device == "cpu":
-        src = np.ones(half, dtype=np.uint8)
-        dst = np.zeros_like(src)
+    if device != "cpu":
+        import torch
+
+        return torch.ones(half, dtype=torch.uint8, device=device).clone
+    src = np.ones(half, dtype=np.uint8)
+    dst = np.zeros_like(src)
+    if threads <= 1:
         return lambda: np.copyto(dst, src)
-    import torch
+    cuts = [half * i // threads for i in range(threads + 1)]
+    parts = [(dst[a:b], src[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+    pool = _COPY_POOLS.setdefault(threads, ThreadPoolExecutor(threads, thread_name_prefix="fastloss-copy"))
 
-    return torch.ones(half, dtype=torch.uint8, device=device).clone
+    def parallel_copy():
+        for done in [pool.submit(np.copyto, d, s) for d, s in parts]:
+            done.result()
+
+    return parallel_copy
 
 
-def copy_yardstick(nbytes: int, device: str = "cpu", **measure_kw) -> Timing:
+def copy_yardstick(nbytes: int, device: str = "cpu", threads: int = 1, **measure_kw) -> Timing:
     """``measure`` of ``copy_fn`` alone (measure_many interleaves it with the loss instead)."""
     sync = None
     if device != "cpu":
         import torch
 
         sync = torch.cuda.synchronize
-    return measure(copy_fn(nbytes, device), sync=sync, **measure_kw)
+    return measure(copy_fn(nbytes, device, threads), sync=sync, **measure_kw)
 
 
 # ---- peak extra memory -------------------------------------------------------------------------
@@ -603,8 +619,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", metavar="PATH", help="also write the rows and machine description as JSON")
 
 
-def _quick_row(case: Case, compare: bool) -> dict:
-    fns = {"copy": copy_fn(case.nbytes), "fastloss": fastloss_fn(case)}
+def _quick_row(case: Case, compare: bool, threads: int) -> dict:
+    fns = {"copy": copy_fn(case.nbytes, threads=threads), "fastloss": fastloss_fn(case)}
     notes = {}
     for name, build in QUICK_COMPETITORS.items() if compare else ():
         try:
@@ -644,7 +660,7 @@ def main(args) -> int:
             notes.add(f"{dtype}: {why}")
             bar.step(f"{spec.name} {dtype} skipped")
             continue
-        row = _quick_row(case, not args.no_compare)
+        row = _quick_row(case, not args.no_compare, args.threads)
         rows.append(row)
         notes.update(f"{k[5:]} vs {spec.name} {dtype}: {v}" for k, v in row.items() if k.startswith("note_"))
         bar.step(case.label)

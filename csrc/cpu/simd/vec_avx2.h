@@ -119,6 +119,17 @@ inline Vf scale2(Vf p, Vf n) {
   return _mm256_mul_ps(_mm256_mul_ps(p.v, f1), f2);
 }
 
+// a / b for a normal b with a normal reciprocal (math_ops.h). rcp_ps has a relative error up to
+// 1.5 * 2^-12, so the reciprocal takes one Newton step (~2^-23) before the quotient takes the
+// residual step of the AVX-512 version (vec_avx512.h).
+inline Vf fl_div(Vf a, Vf b) {
+  __m256 r = _mm256_rcp_ps(b.v);
+  r = _mm256_fmadd_ps(_mm256_fnmadd_ps(r, b.v, _mm256_set1_ps(1.0f)), r, r);
+  __m256 q = _mm256_mul_ps(a.v, r);
+  return _mm256_fmadd_ps(_mm256_fnmadd_ps(q, b.v, a.v), r, q);
+}
+inline Vd fl_div(Vd a, Vd b) { return a / b; }
+
 inline void frexp_sqrt2(Vf x, Vf& m, Vf& e) {
   Mf sub = x < Vf(1.17549435e-38f);  // subnormal: scale into the normal range first
   Vf xs = select(sub, x * Vf(8388608.0f), x);

@@ -80,6 +80,7 @@ inline uint64x2_t mask_not(uint64x2_t m) { return vreinterpretq_u64_u32(vmvnq_u3
   inline V fl_max(V a, V b) { return vmaxq_##sfx(a.v, b.v); }                                     \
   inline V fl_abs(V a) { return vabsq_##sfx(a.v); }                                               \
   inline V fl_fma(V a, V b, V c) { return vfmaq_##sfx(c.v, a.v, b.v); }                           \
+  inline V fl_div(V a, V b) { return vdivq_##sfx(a.v, b.v); }                                     \
   inline V vround(V a) { return vrndnq_##sfx(a.v); }
 FL_NEON_OPS(Vf, Mf, f32)
 FL_NEON_OPS(Vd, Md, f64)

@@ -42,6 +42,7 @@ template <class S> inline Lane1<S> select(bool m, Lane1<S> a, Lane1<S> b) { retu
 template <class S> inline Lane1<S> fl_min(Lane1<S> a, Lane1<S> b) { return fl_min(a.v, b.v); }
 template <class S> inline Lane1<S> fl_max(Lane1<S> a, Lane1<S> b) { return fl_max(a.v, b.v); }
 template <class S> inline Lane1<S> fl_abs(Lane1<S> a) { return fl_abs(a.v); }
+template <class S> inline Lane1<S> fl_div(Lane1<S> a, Lane1<S> b) { return fl_div(a.v, b.v); }
 template <class S> inline Lane1<S> fl_exp(Lane1<S> a) { return fl_exp(a.v); }
 template <class S> inline Lane1<S> fl_log(Lane1<S> a) { return fl_log(a.v); }
 template <class S> inline Lane1<S> fl_log1p(Lane1<S> a) { return fl_log1p(a.v); }

@@ -8,7 +8,7 @@
 //   vexp   x in [-104, 89]               0.94 ulp  (overflow to inf, gradual underflow, exp(-inf) = 0)
 //   vlog   x >= 0, incl. subnormals      0.81 ulp  (log(0) = -inf, log(x < 0) = NaN, log(inf) = inf)
 //   vlog1p u >= -1                       1.44 ulp
-//   vlog1p_unit u in [0, 1]              1.96 ulp  (cheaper: one division, no exponent split)
+//   vlog1p_unit u in [0, 1]              1.96 ulp  (cheaper: one fl_div, no exponent split)
 //   vtanh  all x                         1.37 ulp
 // (The scalar ISA uses glibc: exp 0.50, log 0.82, log1p 0.83, tanh 2.17 ulp.)
 // NaN propagates through all of them. Coefficients: Taylor series of exp (degree 7 on
@@ -65,9 +65,9 @@ template <class V> inline V vlog1p(V u) {
 }
 
 // log1p(u) for u in [0, 1] (NaN passes): 2 atanh(s), s = u / (2 + u) <= 1/3, by its series to
-// s^15 (truncation < 2^-26 relative); one division, no exponent split, no special cases.
+// s^15 (truncation < 2^-26 relative); one fl_div, no exponent split, no special cases.
 template <class V> inline V vlog1p_unit(V u) {
-  V s = u / (V(2.0f) + u);
+  V s = fl_div(u, V(2.0f) + u);
   V z = s * s;
   V p = V(1.0f / 15);
   p = fl_fma(p, z, V(1.0f / 13));
