@@ -14,17 +14,19 @@
 
 FL_NAMESPACE_BEGIN
 
-// A vector accumulator and its one-lane twin for the tail; get(tag) picks by the step's type.
+// Two vector accumulators (for vector_loop2's two independent chains) and a one-lane twin for the
+// tail; get(tag) / get(tag, k) pick by the step's type and chain.
 template <class V> struct Dual {
   using L = Lane1<typename V::scalar>;
-  V v;
+  V v, v2;
   L l;
-  explicit Dual(typename V::scalar init) : v(init), l(init) {}
-  template <class W> auto& get(W) {  // V == L for the scalar ISA: then only v is used
-    if constexpr (std::is_same<W, V>::value) return v; else return l;
+  explicit Dual(typename V::scalar init) : v(init), v2(init), l(init) {}
+  template <class W> auto& get(W tag, int k = 0) {  // V == L for the scalar ISA: then only v, v2 are used
+    (void)tag;
+    if constexpr (std::is_same<W, V>::value) return k ? v2 : v; else return l;
   }
-  typename V::scalar sum() const { return hsum(v) + l.v; }
-  typename V::scalar max() const { return fl_max(hmax(v), l.v); }
+  typename V::scalar sum() const { return hsum(v + v2) + l.v; }
+  typename V::scalar max() const { return fl_max(hmax(fl_max(v, v2)), l.v); }
 };
 
 // body(i, tag) for i = begin, begin + V::lanes, ... with tag a V, then i = ..., end-1 with tag an L.
@@ -32,6 +34,18 @@ template <class V, class Body> inline void vector_loop(int64_t begin, int64_t en
   int64_t i = begin;
   for (; i + V::lanes <= end; i += V::lanes) body(i, V());
   for (; i < end; ++i) body(i, Lane1<typename V::scalar>());
+}
+
+// body(i, tag, k) as vector_loop, two vectors per iteration with k = 0, 1 naming independent
+// accumulator chains (Dual::get(tag, k)): a chain of dependent max/add or a long exp per vector
+// otherwise leaves the FP pipes idle.
+template <class V, class Body> inline void vector_loop2(int64_t begin, int64_t end, Body&& body) {
+  int64_t i = begin;
+  for (; i + 2 * V::lanes <= end; i += 2 * V::lanes) {
+    body(i, V(), 0);
+    body(i + V::lanes, V(), 1);
+  }
+  vector_loop<V>(i, end, [&](int64_t j, auto tag) { body(j, tag, 0); });
 }
 
 // Store v at p, non-temporally for whole vectors when `stream` (p 16-byte aligned: see can_stream).

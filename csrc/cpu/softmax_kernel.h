@@ -16,6 +16,8 @@
 #include "row_context.h"
 #include "row_loop.h"
 
+#include <type_traits>
+
 FL_NAMESPACE_BEGIN
 
 enum SoftmaxMode { SOFTMAX_HARD = 0, SOFTMAX_HARD_SMOOTHED = 1, SOFTMAX_SOFT = 2 };
@@ -49,8 +51,11 @@ inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, c
   using S = typename V::scalar;
   const int64_t C = k.classes;
   const S* w = k.weights;
+  // 16-bit inputs are widened once: pass 1 keeps z in ebuf (scratch, not the gradient, for them)
+  // and pass 2 reads it back, overwriting it with e.
+  constexpr bool kKeepZ = !CAP && !std::is_same<T, S>::value;
   Dual<V> mx(-__builtin_inf());
-  vector_loop<V>(0, C, [&](int64_t c, auto tag) {
+  vector_loop2<V>(0, C, [&](int64_t c, auto tag, int j) {
     using W = decltype(tag);
     W z = W::load(x + c);
     if constexpr (CAP) {
@@ -58,25 +63,26 @@ inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, c
       th.store(thbuf + c);
       z = W(k.cap) * th;
     }
-    mx.get(tag) = fl_max(mx.get(tag), z);
+    if constexpr (kKeepZ) z.store(ebuf + c);
+    mx.get(tag, j) = fl_max(mx.get(tag, j), z);
   });
   const S m = softmax_safe_max(mx.max());
   S zt = 0;
   if constexpr (MODE != SOFTMAX_SOFT) zt = CAP ? k.cap * thbuf[t] : load_scalar<S>(x + t);
 
   Dual<V> s(0), a1(0), a2(0);
-  vector_loop<V>(0, C, [&](int64_t c, auto tag) {
+  vector_loop2<V>(0, C, [&](int64_t c, auto tag, int j) {
     using W = decltype(tag);
-    W z = CAP ? W(k.cap) * W::load(thbuf + c) : W::load(x + c);
+    W z = CAP ? W(k.cap) * W::load(thbuf + c) : kKeepZ ? W::load(ebuf + c) : W::load(x + c);
     W d = z - W(m);
-    W e = fl_exp(d);
-    if (g) e.store(ebuf + c);
-    s.get(tag) = s.get(tag) + e;
-    if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) a1.get(tag) = a1.get(tag) + W::load(w + c) * d;
+    W e = fl_exp_nonpos(d);
+    if (g || kKeepZ) e.store(ebuf + c);
+    s.get(tag, j) = s.get(tag, j) + e;
+    if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) a1.get(tag, j) = a1.get(tag, j) + W::load(w + c) * d;
     if constexpr (MODE == SOFTMAX_SOFT) {
       W wq = W::load(w + c) * cross_entropy_soft_q(W::load(y + c), k.ce);
-      a1.get(tag) = a1.get(tag) + wq;
-      a2.get(tag) = a2.get(tag) + wq * d;
+      a1.get(tag, j) = a1.get(tag, j) + wq;
+      a2.get(tag, j) = a2.get(tag, j) + wq * d;
     }
   });
   const S w_t = MODE == SOFTMAX_SOFT ? S(1) : w[t];
@@ -135,7 +141,7 @@ inline void softmax_tile(const RowContext<typename V::scalar>& k, const T* x, co
   for (int64_t c = 0; c < C; ++c) {
     V z = CAP ? V(k.cap) * V::load(thbuf + c * NL) : V::load(x + c * in);
     V d = z - mv;
-    V e = fl_exp(d);
+    V e = fl_exp_nonpos(d);
     if (g) e.store(ebuf + c * estride);
     s = s + e;
     if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) a1 = a1 + V(w[c]) * d;

@@ -50,6 +50,9 @@ FL_HD float fl_abs(float a) { return ::fabsf(a); }
 FL_HD double fl_abs(double a) { return ::fabs(a); }
 FL_HD float fl_exp(float a) { return ::expf(a); }
 FL_HD double fl_exp(double a) { return ::exp(a); }
+// exp(a) for a <= 0 (or NaN), e.g. exp(z - max z) or exp(-|x|): vector types skip the overflow clamp.
+FL_HD float fl_exp_nonpos(float a) { return ::expf(a); }
+FL_HD double fl_exp_nonpos(double a) { return ::exp(a); }
 FL_HD float fl_log(float a) { return ::logf(a); }
 FL_HD double fl_log(double a) { return ::log(a); }
 FL_HD float fl_log1p(float a) { return ::log1pf(a); }

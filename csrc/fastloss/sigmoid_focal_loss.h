@@ -6,6 +6,8 @@
 // ratio is taken as 0 where 1 - p_t = 0. gamma == 2 (the default) folds it to
 // 2 (1-p_t) p q (1-2y): no pow, no division; gamma == 1 to p q (1-2y); gamma == 0 gives
 // (1-p_t)^0 = 1. 1 + e lies in [1, 2], so 1 / (1 + e) may use fl_div's reciprocal estimate.
+// alpha y + (1-alpha)(1-y) is taken as (1-alpha) + (2 alpha - 1) y. gamma == 2 and 1 never form
+// (1-p_t)^gamma and the focus term apart: the gradient is factored as om ((p-y) om + 2 ce pq).
 // Math type: float for 16/32-bit inputs, double for float64.
 #pragma once
 
@@ -16,9 +18,14 @@ FL_NAMESPACE_BEGIN
 
 template <class S> struct SigmoidFocalConsts {
   S gamma, alpha;
+  S alpha_base, alpha_slope;  // alpha y + (1-alpha)(1-y) = alpha_base + alpha_slope y
   bool use_alpha;
   explicit FL_HD SigmoidFocalConsts(const LossParams& p)
-      : gamma(S(p.gamma)), alpha(S(p.alpha)), use_alpha(p.alpha >= 0.0) {}
+      : gamma(S(p.gamma)),
+        alpha(S(p.alpha)),
+        alpha_base(S(1.0 - p.alpha)),
+        alpha_slope(S(2.0 * p.alpha - 1.0)),
+        use_alpha(p.alpha >= 0.0) {}
 };
 
 // 1 where the target is outside [0, 1] (NaN targets are allowed: they propagate), else 0.
@@ -28,35 +35,32 @@ template <class V> FL_HD V sigmoid_focal_target_invalid(V y) {
 
 template <class V, class S>
 FL_HD LossGrad<V> sigmoid_focal_loss_and_grad(V x, V y, const SigmoidFocalConsts<S>& k) {
-  V e = fl_exp(-fl_abs(x));
+  V e = fl_exp_nonpos(-fl_abs(x));
   V inv = fl_div(V(1), V(1) + e);
+  V e_inv = e * inv;
   auto pos = x >= V(0);
-  V p = select(pos, V(1), e) * inv;
-  V q = select(pos, e, V(1)) * inv;
+  V p = select(pos, inv, e_inv);
+  V q = select(pos, e_inv, inv);
   V ce = fl_max(x, V(0)) - x * y + fl_log1p_unit(e);
   V om = p * (V(1) - y) + q * y;
   V pq = p * q * (V(1) - V(2) * y);
-  V mod, focus;  // (1-p_t)^gamma and gamma (1-p_t)^gamma / (1-p_t) * p q (1-2y)
-  if (k.gamma == S(2)) {
-    mod = om * om;
-    focus = V(2) * om * pq;
-  } else if (k.gamma == S(1)) {
-    mod = om;
-    focus = pq;
-  } else if (k.gamma == S(0)) {
-    mod = V(1);
-    focus = V(0);
-  } else {
-    mod = fl_exp(V(k.gamma) * fl_log(om));
-    focus = select(om > V(0), V(k.gamma) * mod * pq / om, V(0));
-  }
+  V a = k.use_alpha ? V(k.alpha_base) + V(k.alpha_slope) * y : V(1);
   LossGrad<V> r;
-  r.loss = ce * mod;
-  r.grad = (p - y) * mod + ce * focus;
-  if (k.use_alpha) {
-    V a = V(k.alpha) * y + V(S(1) - k.alpha) * (V(1) - y);
-    r.loss = r.loss * a;
-    r.grad = r.grad * a;
+  if (k.gamma == S(2)) {  // mod = om^2, focus = 2 om pq: both carry a factor om
+    V a_om = a * om;
+    r.loss = ce * om * a_om;
+    r.grad = a_om * ((p - y) * om + (ce + ce) * pq);
+  } else if (k.gamma == S(1)) {  // mod = om, focus = pq
+    r.loss = ce * om * a;
+    r.grad = a * ((p - y) * om + ce * pq);
+  } else if (k.gamma == S(0)) {  // mod = 1, focus = 0
+    r.loss = ce * a;
+    r.grad = (p - y) * a;
+  } else {  // mod = (1-p_t)^gamma, focus = gamma (1-p_t)^gamma / (1-p_t) * p q (1-2y)
+    V mod = fl_exp(V(k.gamma) * fl_log(om));
+    V focus = select(om > V(0), V(k.gamma) * mod * pq / om, V(0));
+    r.loss = ce * mod * a;
+    r.grad = ((p - y) * mod + ce * focus) * a;
   }
   return r;
 }

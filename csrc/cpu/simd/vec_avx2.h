@@ -156,6 +156,7 @@ FL_NAMESPACE_END
 
 FL_NAMESPACE_BEGIN
 inline Vf fl_exp(Vf v) { return vexp(v); }
+inline Vf fl_exp_nonpos(Vf v) { return vexp_nonpos(v); }
 inline Vf fl_log(Vf v) { return vlog(v); }
 inline Vf fl_log1p(Vf v) { return vlog1p(v); }
 inline Vf fl_log1p_unit(Vf v) { return vlog1p_unit(v); }

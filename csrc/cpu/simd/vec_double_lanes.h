@@ -13,6 +13,7 @@ template <class Vd, class F> inline Vd lanewise(Vd v, F fn) {
 
 #define FL_DOUBLE_LANEWISE(Vd)                                                                   \
   inline Vd fl_exp(Vd v) { return lanewise(v, [](double d) { return fl_exp(d); }); }           \
+  inline Vd fl_exp_nonpos(Vd v) { return lanewise(v, [](double d) { return fl_exp(d); }); }    \
   inline Vd fl_log(Vd v) { return lanewise(v, [](double d) { return fl_log(d); }); }           \
   inline Vd fl_log1p(Vd v) { return lanewise(v, [](double d) { return fl_log1p(d); }); }       \
   inline Vd fl_log1p_unit(Vd v) { return lanewise(v, [](double d) { return fl_log1p(d); }); } \

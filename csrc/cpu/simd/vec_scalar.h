@@ -44,6 +44,7 @@ template <class S> inline Lane1<S> fl_max(Lane1<S> a, Lane1<S> b) { return fl_ma
 template <class S> inline Lane1<S> fl_abs(Lane1<S> a) { return fl_abs(a.v); }
 template <class S> inline Lane1<S> fl_div(Lane1<S> a, Lane1<S> b) { return fl_div(a.v, b.v); }
 template <class S> inline Lane1<S> fl_exp(Lane1<S> a) { return fl_exp(a.v); }
+template <class S> inline Lane1<S> fl_exp_nonpos(Lane1<S> a) { return fl_exp_nonpos(a.v); }
 template <class S> inline Lane1<S> fl_log(Lane1<S> a) { return fl_log(a.v); }
 template <class S> inline Lane1<S> fl_log1p(Lane1<S> a) { return fl_log1p(a.v); }
 template <class S> inline Lane1<S> fl_log1p_unit(Lane1<S> a) { return fl_log1p_unit(a.v); }
