@@ -60,8 +60,13 @@ class TargetOutOfDomain(Exception):
     """Raised by a backend whose kernel found a float target outside the loss's domain."""
 
 
+class ClassTargetOutOfRange(ValueError):
+    """Raised by a backend whose kernel found a class index out of range (not ignore_index)."""
+
+
 class NumpyBackend:
     name = "numpy"
+    checks_class_targets = False
     checks_float_targets = False  # the front end checks them in NumPy before the call
 
     def run(self, prob: Problem):
@@ -104,6 +109,7 @@ class NativeBackend:
     # The kernels check float targets' domain inside their one pass (_C.TargetOutOfDomain), which
     # saves the front end's NumPy pass over them (2x for sigmoid_focal_loss_with_grad).
     checks_float_targets = True
+    checks_class_targets = True  # fastloss_rowwise validates them before writing anything
 
     def run(self, prob: Problem):
         loss_out = None
@@ -123,6 +129,10 @@ class NativeBackend:
             )
         except _C.TargetOutOfDomain:
             raise TargetOutOfDomain from None
+        except ValueError as exc:  # dispatch.cpp's range check of class indices says "out of range"
+            if prob.spec.rowwise and not prob.soft and "out of range" in str(exc):
+                raise ClassTargetOutOfRange(str(exc)) from None
+            raise
         return (loss_out if prob.reduction == "none" else total), (grad_out if prob.need_grad else None)
 
 
