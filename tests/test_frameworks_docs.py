@@ -1,4 +1,4 @@
-"""Every code block of docs/frameworks.md runs as written (the README's framework section).
+"""Every code block of README.md runs as written (its framework section above all).
 
 Python blocks run in a fresh namespace each; bash blocks run in a scratch directory that sees the
 repository's examples/ and the test's Python first on PATH. A block preceded by
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "frameworks.md"
+DOC = ROOT / "README.md"
 BLOCK = re.compile(
     r"(<!-- requires: (?P<needs>\w+) -->\n)?```(?P<lang>python|bash)\n(?P<code>.*?)```", re.DOTALL
 )
@@ -25,7 +25,7 @@ BLOCK = re.compile(
 def _blocks():
     text = DOC.read_text()
     for match in BLOCK.finditer(text):
-        section = re.findall(r"^### (.+)$", text[: match.start()], re.MULTILINE)[-1]
+        section = (re.findall(r"^### (.+)$", text[: match.start()], re.MULTILINE) or ["intro"])[-1]
         line = text.count("\n", 0, match.start()) + 1
         yield pytest.param(match["lang"], match["code"], match["needs"], id=f"{section}-line{line}")
 
