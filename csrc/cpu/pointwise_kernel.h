@@ -17,6 +17,11 @@
 FL_NAMESPACE_BEGIN
 
 constexpr int64_t kPointChunk = 16384;
+// Compute-bound losses (sigmoid_focal_loss: ~1 ns/element in cache) ask for their inputs this many
+// elements ahead: without it their DRAM time added to the compute time instead of overlapping it
+// (16M elements: 1.39 -> 1.23 ns/element; 256 to 1024 ahead alike, 2048 worse). Memory-bound
+// losses run faster without (huber: 0.38 vs 0.5 ns/element): the hardware prefetchers keep up.
+constexpr int64_t kPrefetchAhead = 512;
 
 inline WorkPlan pointwise_plan(const FlPointwiseArgs& a) {
   WorkPlan p;
@@ -44,7 +49,7 @@ struct AnyTarget {
 // is 1 for a target outside the loss's domain: checked in the same pass (one compare or two per
 // vector, instead of a NumPy pass over the targets before the call), or in a pass of its own
 // before anything is written when the gradient overwrites x.
-template <class V, class VD, class T, class F, class Invalid>
+template <class V, class VD, class T, bool kPrefetch, class F, class Invalid>
 inline double pointwise_loop(const FlPointwiseArgs& a, const Workspace& ws, F&& f, Invalid&& invalid) {
   using S = typename V::scalar;
   constexpr bool kCheck = !std::is_same<std::decay_t<Invalid>, AnyTarget>::value;
@@ -61,6 +66,10 @@ inline double pointwise_loop(const FlPointwiseArgs& a, const Workspace& ws, F&& 
   auto chunk_range = [&](int64_t chunk, int64_t& i0, int64_t& i1) {
     i0 = chunk * kPointChunk;
     i1 = i0 + kPointChunk < a.n ? i0 + kPointChunk : a.n;
+  };
+  // Integer arithmetic: the address may lie past the end of the array (a prefetch never faults).
+  auto ahead = [](const T* p) {
+    return reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(p) + kPrefetchAhead * sizeof(T));
   };
   auto flag_if = [&](S bad) {
     if (bad != S(0)) __atomic_store_n(ws.target_invalid, 1, __ATOMIC_RELAXED);
@@ -94,13 +103,24 @@ inline double pointwise_loop(const FlPointwiseArgs& a, const Workspace& ws, F&& 
       if (g) put(r.grad * (rs ? W::load(rs + i) * W(gs) : W(gs)), g + i, stream);
       return r.loss;
     };
-    // Two independent vectors per iteration: the formulas are long dependency chains (exp, log,
-    // reciprocal), and one vector alone leaves the FP pipes idle (measured 7-13% faster). Their
-    // losses are added in float before the one widening to double.
+    // Four independent vectors per iteration: the formulas are long dependency chains (exp, log,
+    // reciprocal), and one vector alone leaves the FP pipes idle (sigmoid_focal_loss in L1: 1.30
+    // -> 1.15 ns/element with two, about 5% less again with four). Their losses are added in float,
+    // pairwise, before the one widening to double.
+    constexpr int64_t L = V::lanes;
     int64_t i = i0;
-    for (; i + 2 * V::lanes <= i1; i += 2 * V::lanes) {
-      const V l = step(i, V()) + step(i + V::lanes, V());
-      if (need_loss) widen_add(acc.v, l);
+    for (; i + 4 * L <= i1; i += 4 * L) {
+      if constexpr (kPrefetch) {
+        for (int64_t k = 0; k < 4 * L; k += 64 / int64_t(sizeof(T))) {  // one per cache line
+          __builtin_prefetch(ahead(x + i + k));
+          __builtin_prefetch(ahead(y + i + k));
+        }
+      }
+      const V l0 = step(i, V());
+      const V l1 = step(i + L, V());
+      const V l2 = step(i + 2 * L, V());
+      const V l3 = step(i + 3 * L, V());
+      if (need_loss) widen_add(acc.v, (l0 + l1) + (l2 + l3));
     }
     vector_loop<V>(i, i1, [&](int64_t j, auto tag) {
       const auto l = step(j, tag);
@@ -122,23 +142,23 @@ template <class V, class VD, class T> inline double pointwise_run(const FlPointw
   switch (a.loss_id) {
     case LOSS_sigmoid_focal_loss: {
       const SigmoidFocalConsts<S> k(p);
-      return pointwise_loop<V, VD, T>(
+      return pointwise_loop<V, VD, T, true>(
           a, ws, [&](auto x, auto y) { return sigmoid_focal_loss_and_grad(x, y, k); },
           [](auto y) { return sigmoid_focal_target_invalid(y); });
     }
     case LOSS_hinge_loss: {
       const BinaryHingeConsts<S> k(p);
-      return pointwise_loop<V, VD, T>(
+      return pointwise_loop<V, VD, T, false>(
           a, ws, [&](auto x, auto y) { return hinge_loss_and_grad(x, y, k); },
           [](auto y) { return hinge_target_invalid(y); });
     }
     case LOSS_huber_loss: {
       const HuberConsts<S> k(p);
-      return pointwise_loop<V, VD, T>(a, ws, [&](auto x, auto y) { return huber_loss_and_grad(x, y, k); }, AnyTarget());
+      return pointwise_loop<V, VD, T, false>(a, ws, [&](auto x, auto y) { return huber_loss_and_grad(x, y, k); }, AnyTarget());
     }
     default: {
       const SmoothL1Consts<S> k(p);
-      return pointwise_loop<V, VD, T>(a, ws, [&](auto x, auto y) { return smooth_l1_loss_and_grad(x, y, k); },
+      return pointwise_loop<V, VD, T, false>(a, ws, [&](auto x, auto y) { return smooth_l1_loss_and_grad(x, y, k); },
                                       AnyTarget());
     }
   }
