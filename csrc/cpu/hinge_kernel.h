@@ -114,12 +114,12 @@ inline void hinge_tile(const RowContext<typename V::scalar>& k, const T* x, cons
     dsum = dsum + term.grad;
     if (g) select(keepv == V(0), V(0), term.grad * wsv).store(g + c * in);
   }
-  const LossGrad<S> own = weston_watkins_term(S(0), S(0), k.hinge);  // the target's own term
   S ll[NL], dl[NL];
   lsum.lanes_to(ll);
   dsum.lanes_to(dl);
   for (int j = 0; j < NL; ++j) {
     if (keep[j] == S(0)) continue;
+    const LossGrad<S> own = weston_watkins_term(st[j], st[j], k.hinge);  // as summed, s_t nan or inf too
     loss[j] = wt[j] * (ll[j] - own.loss);
     if (g) store_scalar(g + tgt[j] * in + j, -(dl[j] - own.grad) * wscale[j]);
   }

@@ -9,6 +9,7 @@
 
 #include "hinge_kernel.h"
 #include "row_loop.h"
+#include "small_rows.h"
 #include "softmax_kernel.h"
 #include "workspace.h"
 
@@ -23,6 +24,7 @@ template <class V> inline WorkPlan rowwise_plan(const FlRowwiseArgs& a) {
   WorkPlan p;
   const int64_t width = a.inner == 1 ? 1 : V::lanes;
   p.scratch_per_thread = 2 * align64(size_t(a.classes) * size_t(width) * sizeof(S));
+  p.scratch_per_thread += small_rows_scratch<V>(a);
   if (a.inner == 1) {
     int64_t rows = 16384 / (a.classes > 0 ? a.classes : 1);
     rows = rows < 1 ? 1 : rows > 64 ? 64 : rows;
@@ -57,7 +59,9 @@ inline double rowwise_loop(const FlRowwiseArgs& a, const Workspace& ws, const Ro
     if (inner == 1) {
       const int64_t rows = (a.outer + plan.chunks - 1) / plan.chunks;
       const int64_t r0 = chunk * rows, r1 = r0 + rows < a.outer ? r0 + rows : a.outer;
-      for (int64_t r = r0; r < r1; ++r) {
+      int64_t r = r0;
+      if (small_rows<V>(a)) r = small_rows_blocks<V, T>(a, k, r0, r1, scratch, tile, part);
+      for (; r < r1; ++r) {
         T* gr = g ? g + r * C : nullptr;
         const int64_t t = k.soft ? -1 : a.target[r];
         S l = 0;
@@ -115,7 +119,8 @@ inline double softmax_rowwise(const FlRowwiseArgs& a, const Workspace& ws, const
 
 template <class V, class T> inline double rowwise_run(const FlRowwiseArgs& a, const Workspace& ws) {
   using S = typename V::scalar;
-  const RowContext<S> k(a, static_cast<const S*>(ws.weights), ws.weight_sum);
+  RowContext<S> k(a, static_cast<const S*>(ws.weights), ws.weight_sum);
+  k.inner = small_rows_stride<V>(a);
   if (a.loss_id == LOSS_multiclass_hinge_loss) {
     return rowwise_loop<V, T>(
         a, ws, k,
