@@ -77,22 +77,6 @@ LossParams params_of(const py::dict& d) {
   return LossParams{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11]};
 }
 
-struct Outputs {
-  const void* row_scale = nullptr;
-  void* loss_out = nullptr;
-  void* grad_out = nullptr;
-};
-
-Outputs outputs(FlDtype dt, const py::array& x, const std::vector<py::ssize_t>& loss_shape, const py::object& row_scale,
-                const py::object& loss_out, const py::object& grad_out) {
-  Outputs o;
-  std::vector<py::ssize_t> xshape(x.shape(), x.shape() + x.ndim());
-  if (!row_scale.is_none()) o.row_scale = checked(row_scale, "row_scale", math_dtype(dt), loss_shape, false).data();
-  if (!loss_out.is_none()) o.loss_out = checked(loss_out, "loss_out", math_dtype(dt), loss_shape, true).mutable_data();
-  if (!grad_out.is_none()) o.grad_out = checked(grad_out, "grad_out", storage_dtype(dt), xshape, true).mutable_data();
-  return o;
-}
-
 // Raised (as fastloss._C.TargetOutOfDomain, a ValueError) when a float target is outside the
 // loss's domain; the front end then names the offending value.
 struct TargetOutOfDomain : std::runtime_error {
@@ -103,6 +87,27 @@ double run_or_raise(int rc, double total, const char* error) {
   if (rc == FL_TARGET_OUT_OF_DOMAIN) throw TargetOutOfDomain(error);
   if (rc != 0) throw py::value_error(error);
   return total;
+}
+
+// The arguments both kernels share (scales, outputs), then the kernel itself with the GIL released.
+template <class Args>
+double run_kernel(int (*kernel)(const Args*, double*, char*, size_t), Args& a, FlDtype dt, const py::array& x,
+                  const std::vector<py::ssize_t>& loss_shape, const py::object& row_scale, double grad_scale,
+                  const py::object& loss_out, const py::object& grad_out, bool need_loss) {
+  const std::vector<py::ssize_t> xshape(x.shape(), x.shape() + x.ndim());
+  if (!row_scale.is_none()) a.row_scale = checked(row_scale, "row_scale", math_dtype(dt), loss_shape, false).data();
+  if (!loss_out.is_none()) a.loss_out = checked(loss_out, "loss_out", math_dtype(dt), loss_shape, true).mutable_data();
+  if (!grad_out.is_none()) a.grad_out = checked(grad_out, "grad_out", storage_dtype(dt), xshape, true).mutable_data();
+  a.grad_scale = grad_scale;
+  a.need_loss = need_loss;
+  double total = 0;
+  char error[256] = {0};
+  int rc;
+  {
+    py::gil_scoped_release release;
+    rc = kernel(&a, &total, error, sizeof error);
+  }
+  return run_or_raise(rc, total, error);
 }
 
 double rowwise(int loss_id, const py::object& x_obj, const std::string& dtype, const py::object& target,
@@ -126,20 +131,7 @@ double rowwise(int loss_id, const py::object& x_obj, const std::string& dtype, c
   else a.target = static_cast<const int64_t*>(checked(target, "target", py::dtype::of<int64_t>(), rows, false).data());
   if (!weight.is_none()) a.weight = static_cast<const double*>(
       checked(weight, "weight", py::dtype::of<double>(), {a.classes}, false).data());
-  const Outputs o = outputs(dt, x, rows, row_scale, loss_out, grad_out);
-  a.row_scale = o.row_scale;
-  a.grad_scale = grad_scale;
-  a.loss_out = o.loss_out;
-  a.grad_out = o.grad_out;
-  a.need_loss = need_loss;
-  double total = 0;
-  char error[256] = {0};
-  int rc;
-  {
-    py::gil_scoped_release release;
-    rc = fastloss_rowwise(&a, &total, error, sizeof error);
-  }
-  return run_or_raise(rc, total, error);
+  return run_kernel(fastloss_rowwise, a, dt, x, rows, row_scale, grad_scale, loss_out, grad_out, need_loss);
 }
 
 double pointwise(int loss_id, const py::object& x_obj, const std::string& dtype, const py::object& target,
@@ -159,20 +151,7 @@ double pointwise(int loss_id, const py::object& x_obj, const std::string& dtype,
   a.x = x.data();
   a.target = checked(target, "target", storage_dtype(dt), shape, false).data();
   a.params = params_of(params);
-  const Outputs o = outputs(dt, x, shape, row_scale, loss_out, grad_out);
-  a.row_scale = o.row_scale;
-  a.grad_scale = grad_scale;
-  a.loss_out = o.loss_out;
-  a.grad_out = o.grad_out;
-  a.need_loss = need_loss;
-  double total = 0;
-  char error[256] = {0};
-  int rc;
-  {
-    py::gil_scoped_release release;
-    rc = fastloss_pointwise(&a, &total, error, sizeof error);
-  }
-  return run_or_raise(rc, total, error);
+  return run_kernel(fastloss_pointwise, a, dt, x, shape, row_scale, grad_scale, loss_out, grad_out, need_loss);
 }
 
 std::string isa_name() {
