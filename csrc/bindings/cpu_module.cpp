@@ -11,6 +11,7 @@
 
 #include "../cpu/dispatch.h"
 #include "../fastloss/kernels.h"
+#include "params_dict.h"
 
 namespace py = pybind11;
 using namespace fastloss;
@@ -59,22 +60,6 @@ py::array checked(const py::handle& obj, const char* name, const py::dtype& dtyp
   FL_CHECK(a.flags() & py::array::c_style, std::string(name) + " must be C-contiguous");
   FL_CHECK(!writable || a.writeable(), std::string(name) + " must be writable");
   return a;
-}
-
-LossParams params_of(const py::dict& d) {
-  static const char* const keys[] = {"ignore_index", "label_smoothing", "z_loss", "softcap", "gamma", "alpha",
-                                     "margin", "squared", "weston_watkins", "delta", "beta", "soft_target"};
-  double v[12];
-  for (int i = 0; i < 12; ++i) {
-    FL_CHECK(d.contains(keys[i]), std::string("params is missing '") + keys[i] + "'");
-    try {
-      v[i] = d[keys[i]].cast<double>();
-    } catch (const py::cast_error&) {
-      throw py::value_error(std::string("params['") + keys[i] + "'] must be a number");
-    }
-  }
-  FL_CHECK(py::len(d) == 12, "params has unknown keys");
-  return LossParams{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11]};
 }
 
 // Raised (as fastloss._C.TargetOutOfDomain, a ValueError) when a float target is outside the
@@ -126,7 +111,7 @@ double rowwise(int loss_id, const py::object& x_obj, const std::string& dtype, c
   a.classes = xshape[1];
   a.inner = xshape[2];
   a.x = x.data();
-  a.params = params_of(params);
+  a.params = loss_params_from_dict(params);
   if (a.params.soft_target != 0.0) a.soft_target = checked(target, "target", storage_dtype(dt), xshape, false).data();
   else a.target = static_cast<const int64_t*>(checked(target, "target", py::dtype::of<int64_t>(), rows, false).data());
   if (!weight.is_none()) a.weight = static_cast<const double*>(
@@ -150,7 +135,7 @@ double pointwise(int loss_id, const py::object& x_obj, const std::string& dtype,
   a.n = shape[0];
   a.x = x.data();
   a.target = checked(target, "target", storage_dtype(dt), shape, false).data();
-  a.params = params_of(params);
+  a.params = loss_params_from_dict(params);
   return run_kernel(fastloss_pointwise, a, dt, x, shape, row_scale, grad_scale, loss_out, grad_out, need_loss);
 }
 

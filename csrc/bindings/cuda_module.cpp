@@ -14,6 +14,7 @@
 
 #include "errors.h"
 #include "launch.h"
+#include "params_dict.h"
 
 namespace py = pybind11;
 using namespace fastloss;
@@ -27,23 +28,6 @@ template <class T> T get(const py::dict& d, const char* key) {
 }
 template <class T> T* ptr(const py::dict& d, const char* key) {
   return reinterpret_cast<T*>(static_cast<uintptr_t>(get<unsigned long long>(d, key)));
-}
-
-LossParams loss_params(const py::dict& p) {
-  LossParams lp{};
-  lp.ignore_index = get<double>(p, "ignore_index");
-  lp.label_smoothing = get<double>(p, "label_smoothing");
-  lp.z_loss = get<double>(p, "z_loss");
-  lp.softcap = get<double>(p, "softcap");
-  lp.gamma = get<double>(p, "gamma");
-  lp.alpha = get<double>(p, "alpha");
-  lp.margin = get<double>(p, "margin");
-  lp.squared = get<double>(p, "squared");
-  lp.weston_watkins = get<double>(p, "weston_watkins");
-  lp.delta = get<double>(p, "delta");
-  lp.beta = get<double>(p, "beta");
-  lp.soft_target = get<double>(p, "soft_target");
-  return lp;
 }
 
 GradScale grad_scale(const py::dict& j) {
@@ -99,7 +83,7 @@ void rowwise(const py::dict& j) {
   a.target = ptr<const long long>(j, "target");
   a.soft_target = ptr<const void>(j, "soft_target");
   a.class_weight = ptr<const void>(j, "class_weight");
-  a.params = loss_params(get<py::dict>(j, "params"));
+  a.params = loss_params_from_dict(get<py::dict>(j, "params"));
   a.scale = grad_scale(j);
   a.row_loss = ptr<void>(j, "loss");
   a.errors = device_errors();
@@ -117,7 +101,7 @@ void pointwise(const py::dict& j) {
   a.target = ptr<const void>(j, "target");
   a.grad = ptr<void>(j, "grad");
   a.n = get<long long>(j, "n");
-  a.params = loss_params(get<py::dict>(j, "params"));
+  a.params = loss_params_from_dict(get<py::dict>(j, "params"));
   a.scale = grad_scale(j);
   a.elem_loss = ptr<void>(j, "loss");
   a.target_lo = get<double>(j, "target_lo");
