@@ -43,11 +43,14 @@ def check_forms(name, form, x, t, opts, reduction, grad_output, expected_loss, e
 
 
 def test_every_registered_loss_has_cases_and_a_torch_reference():
-    assert set(CASES) == set(SPECS) == set(REFERENCES)
+    for name in SPECS:
+        assert name in CASES, f"{name}: add its option grid to CASES in tests/problems.py"
+        assert name in REFERENCES, f"{name}: add a PyTorch-written reference to tests/torch_reference.py"
+    assert set(CASES) == set(SPECS) == set(REFERENCES), "CASES / REFERENCES name a loss _spec.py does not have"
     for name, cases in CASES.items():
         options = {o.name for o in SPECS[name].options}
         covered = {key for case in cases for key in case} - {"target"}
-        assert covered == options, f"{name}: no case sets {options - covered}"
+        assert covered == options, f"{name}: no case in tests/problems.py CASES sets {options - covered}"
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)

@@ -69,10 +69,9 @@ def example(tmp_path_factory):
 
 
 def test_get_include_holds_the_c_abi_and_the_math_headers():
-    include = Path(fastloss.get_include()) / "fastloss"
-    for header in ["kernels.h", "params.h", "losses.def", "math_ops.h"] + [
-        f"{s.name}.h" for s in fastloss.LOSSES
-    ]:
+    include = Path(fastloss.get_include())
+    for header in ["fastloss/kernels.h", "fastloss/params.h", "fastloss/math_ops.h",
+                   "fastloss_generated/loss_table.h"] + [f"fastloss/losses/{s.name}.h" for s in fastloss.LOSSES]:
         assert (include / header).is_file(), header
 
 

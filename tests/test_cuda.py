@@ -11,7 +11,7 @@ from __future__ import annotations
 import fastloss
 import numpy as np
 import pytest
-from fastloss import _cuda_api
+from fastloss._backends import cuda as _cuda_api
 from problems import (
     DTYPES,
     GRAD_TOL,

@@ -18,8 +18,9 @@ import fastloss
 import numpy as np
 import pytest
 import torch
-from fastloss import _arrays, _cuda_api, _reference
-from fastloss import _cuda_arrays as ca
+from fastloss import _arrays, _reference
+from fastloss._arrays import device as ca
+from fastloss._backends import cuda as _cuda_api
 from fastloss._registry import LOSSES
 from problems import (
     DTYPES,
@@ -43,6 +44,24 @@ def _view(ptr: int, dtype, count: int) -> np.ndarray:
     dtype = np.dtype(dtype)
     buf = (ctypes.c_char * max(count * dtype.itemsize, 1)).from_address(ptr)
     return np.frombuffer(buf, dtype=dtype, count=count)
+
+
+def options_from_kernel(spec, params, vector):
+    """The loss options a kernel job stands for, read back through the spec's kernel slots."""
+    opts = {}
+    for o in spec.options:
+        if o.spec.type == "class_vector" and (vector is not None or not o.spec.vector_or_scalar):
+            opts[o.name] = vector
+            continue
+        v = params[o.name]
+        if o.spec.type == "choice":
+            v = o.spec.choices[v]
+        elif o.spec.type == "bool":
+            v = bool(v)
+        elif o.default is None and v == o.spec.none_as:
+            v = None
+        opts[o.name] = v
+    return opts
 
 
 class EmulatedCuda:
@@ -94,25 +113,16 @@ class EmulatedCuda:
             t, bad = np.moveaxis(y, 1, 2).reshape(M, C), np.zeros(M, bool)
         else:
             t = _view(job["target"], np.int64, M).copy()
-            bad = ((t < 0) | (t >= C)) & (t != p["ignore_index"])
-            t[bad] = int(p["ignore_index"])
-        kw = {
-            "cross_entropy": lambda: {"weight": w, "ignore_index": int(p["ignore_index"]),
-                                          "label_smoothing": p["label_smoothing"], "z_loss": p["z_loss"],
-                                          "softcap": p["softcap"] or None},
-            "softmax_focal_loss": lambda: {"alpha": w if w is not None else p["alpha"], "gamma": p["gamma"],
-                                               "ignore_index": int(p["ignore_index"])},
-            "multiclass_hinge_loss": lambda: {"margin": p["margin"], "squared": bool(p["squared"]), "weight": w,
-                                                  "variant": "weston_watkins" if p["weston_watkins"] else "crammer_singer",
-                                                  "ignore_index": int(p["ignore_index"])},
-        }[name]()
+            bad = ((t < 0) | (t >= C)) & (t != p.get("ignore_index", -100))
+            t[bad] = int(p.get("ignore_index", -100))
+        kw = options_from_kernel(LOSSES[job["loss_id"]], p, w)
         loss, grad = getattr(_reference, name)(rows, t, **kw)
         loss[bad], grad[bad] = np.nan, np.nan
         if bad.any():
             self.error = (job["loss_id"], int(np.argmax(bad)))
         den = None
         if job["reduction"] == 2 and job["device_denominator"]:
-            valid = ~bad & (t != p["ignore_index"]) if not job["soft_target"] else np.ones(M, bool)
+            valid = ~bad & (t != p.get("ignore_index", -100)) if not job["soft_target"] else np.ones(M, bool)
             tv = t[valid]
             den = float(np.sum(w[tv])) if job["device_denominator"] == 2 else float(tv.size)
         if job["grad"]:
@@ -133,9 +143,7 @@ class EmulatedCuda:
         n = job["n"]
         x = _arrays.to_float64(_view(job["x"], storage, n), dname)
         y = _arrays.to_float64(_view(job["target"], storage, n), dname)
-        kw = {"sigmoid_focal_loss": {"alpha": p["alpha"], "gamma": p["gamma"]},
-              "hinge_loss": {"margin": p["margin"], "squared": bool(p["squared"])},
-              "huber_loss": {"delta": p["delta"]}, "smooth_l1_loss": {"beta": p["beta"]}}[name]
+        kw = options_from_kernel(LOSSES[job["loss_id"]], p, None)
         loss, grad = getattr(_reference, name)(x, y, **kw)
         if job["check_target"]:
             bad = ((y < job["target_lo"]) | (y > job["target_hi"])
@@ -309,8 +317,7 @@ def test_cuda_data_without_the_module_is_a_clear_error(monkeypatch):
 
 def test_unsupported_cuda_objects_are_named(emulated):
     with pytest.raises(TypeError, match="only CuPy arrays and CUDA torch tensors"):
-        _cuda_api.call(SPECS["huber_loss"], "loss", {"input": FakeCudaArray(), "target": FakeCudaArray(),
-                                                     "reduction": "mean", "delta": 1.0})
+        fastloss.huber_loss(FakeCudaArray(), FakeCudaArray())
 
 
 def test_show_config_reports_cuda():

@@ -70,7 +70,7 @@ def test_a_cuda_producer_is_never_copied_to_the_host():
     x, t, _ = _problem("cross_entropy")
     on_gpu = DLPackProducer(x, device=(_DLPACK_CUDA, 0))
     try:
-        from fastloss import _cuda_api  # noqa: F401
+        from fastloss._backends import cuda  # noqa: F401
     except ImportError:
         with pytest.raises(RuntimeError, match="no CUDA support"):
             fastloss.cross_entropy(on_gpu, DLPackProducer(t, device=(_DLPACK_CUDA, 0)))

@@ -11,7 +11,7 @@
 
 #include "../cpu/dispatch.h"
 #include "../fastloss/kernels.h"
-#include "params_dict.h"
+#include "fastloss_generated/params_parser.h"
 
 namespace py = pybind11;
 using namespace fastloss;
@@ -111,8 +111,11 @@ double rowwise(int loss_id, const py::object& x_obj, const std::string& dtype, c
   a.classes = xshape[1];
   a.inner = xshape[2];
   a.x = x.data();
-  a.params = loss_params_from_dict(params);
-  if (a.params.soft_target != 0.0) a.soft_target = checked(target, "target", storage_dtype(dt), xshape, false).data();
+  a.params = loss_params_from_dict(loss_id, params);
+  // Class indices travel as int64; float targets of x's shape are probabilities (soft targets).
+  const bool soft = py::isinstance<py::array>(target) &&
+                    !py::reinterpret_borrow<py::array>(target).dtype().equal(py::dtype::of<int64_t>());
+  if (soft) a.soft_target = checked(target, "target", storage_dtype(dt), xshape, false).data();
   else a.target = static_cast<const int64_t*>(checked(target, "target", py::dtype::of<int64_t>(), rows, false).data());
   if (!weight.is_none()) a.weight = static_cast<const double*>(
       checked(weight, "weight", py::dtype::of<double>(), {a.classes}, false).data());
@@ -135,7 +138,7 @@ double pointwise(int loss_id, const py::object& x_obj, const std::string& dtype,
   a.n = shape[0];
   a.x = x.data();
   a.target = checked(target, "target", storage_dtype(dt), shape, false).data();
-  a.params = loss_params_from_dict(params);
+  a.params = loss_params_from_dict(loss_id, params);
   return run_kernel(fastloss_pointwise, a, dt, x, shape, row_scale, grad_scale, loss_out, grad_out, need_loss);
 }
 
@@ -181,5 +184,6 @@ PYBIND11_MODULE(_C, m) {
     vector_math(f, in.data(), out.mutable_data(), in.size());
     return out;
   }, "Test hook: the current ISA's float32 vector exp/log/log1p/tanh/log1p_unit, elementwise.");
+  m.attr("loss_table_signature") = FL_LOSS_TABLE_SIGNATURE;
   m.attr("_kernel_table") = py::capsule(static_cast<const void*>(&kernel_table), FL_KERNEL_TABLE_CAPSULE);
 }

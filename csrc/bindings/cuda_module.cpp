@@ -14,7 +14,7 @@
 
 #include "errors.h"
 #include "launch.h"
-#include "params_dict.h"
+#include "fastloss_generated/params_parser.h"
 
 namespace py = pybind11;
 using namespace fastloss;
@@ -83,7 +83,7 @@ void rowwise(const py::dict& j) {
   a.target = ptr<const long long>(j, "target");
   a.soft_target = ptr<const void>(j, "soft_target");
   a.class_weight = ptr<const void>(j, "class_weight");
-  a.params = loss_params_from_dict(get<py::dict>(j, "params"));
+  a.params = loss_params_from_dict(a.loss_id, get<py::dict>(j, "params"));
   a.scale = grad_scale(j);
   a.row_loss = ptr<void>(j, "loss");
   a.errors = device_errors();
@@ -101,7 +101,7 @@ void pointwise(const py::dict& j) {
   a.target = ptr<const void>(j, "target");
   a.grad = ptr<void>(j, "grad");
   a.n = get<long long>(j, "n");
-  a.params = loss_params_from_dict(get<py::dict>(j, "params"));
+  a.params = loss_params_from_dict(a.loss_id, get<py::dict>(j, "params"));
   a.scale = grad_scale(j);
   a.elem_loss = ptr<void>(j, "loss");
   a.target_lo = get<double>(j, "target_lo");
@@ -162,6 +162,7 @@ void synchronize(int device) {
 
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "fastloss CUDA kernels (see python/fastloss/_cuda_api.py for the Python side)";
+  m.attr("loss_table_signature") = FL_LOSS_TABLE_SIGNATURE;
   m.def("rowwise", &rowwise, py::arg("job"), "Enqueue a row-wise loss job (softmax family, multiclass hinge).");
   m.def("pointwise", &pointwise, py::arg("job"), "Enqueue a point-wise loss job.");
   m.def("device_count", &device_count, "Number of CUDA devices visible (0 without a driver).");

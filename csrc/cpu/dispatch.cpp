@@ -98,13 +98,27 @@ const IsaKernels* isa() {
 }
 
 const char* kind_error(int loss_id, bool rowwise) {
-  switch (loss_id) {
-#define FASTLOSS_LOSS(name, kind) \
-  case LOSS_##name: return (std::strcmp(#kind, "rowwise") == 0) == rowwise ? nullptr : "loss_id is of the other kind";
-#include "../fastloss/losses.def"
-#undef FASTLOSS_LOSS
-    default: return "unknown loss_id";
+  if (loss_id < 0 || loss_id >= FL_LOSS_COUNT) return "unknown loss_id";
+  bool is_rowwise = true;
+  switch (static_cast<LossId>(loss_id)) {
+#define FL_POINTWISE_CASE(name) case LOSS_##name:
+    FL_LOSSES_POINTWISE(FL_POINTWISE_CASE)
+#undef FL_POINTWISE_CASE
+    is_rowwise = false;
+    break;
+#define FL_ROWWISE_CASE(name) case LOSS_##name:
+    FL_LOSSES_NOT_POINTWISE(FL_ROWWISE_CASE)
+#undef FL_ROWWISE_CASE
+    break;
   }
+  return is_rowwise == rowwise ? nullptr : "loss_id is of the other kind";
+}
+
+bool takes_soft_targets(int loss_id) {
+#define FL_SOFT(name) if (loss_id == LOSS_##name) return true;
+  FL_LOSSES_SOFT_TARGETS(FL_SOFT)
+#undef FL_SOFT
+  return false;
 }
 
 template <class T> T* grow(std::vector<T>& v, size_t n) {
@@ -132,10 +146,10 @@ Workspace workspace(const WorkPlan& plan, int64_t max_useful_threads) {
 
 template <class S> const S* class_weights(std::vector<S>& buf, const FlRowwiseArgs& a, double& sum) {
   S* w = grow(buf, size_t(a.classes));
-  const bool focal = a.loss_id == LOSS_softmax_focal_loss;
+  const double fill = class_vector_fill(a.loss_id, a.params);
   sum = 0;
   for (int64_t c = 0; c < a.classes; ++c) {
-    double v = a.weight ? a.weight[c] : focal ? a.params.alpha : 1.0;
+    double v = a.weight ? a.weight[c] : fill;
     w[c] = S(v);
     sum += v;
   }
@@ -180,12 +194,11 @@ extern "C" int fastloss_rowwise(const FlRowwiseArgs* a, double* total, char* err
     if (const char* e = kind_error(a->loss_id, true)) return fail(error, error_size, e);
     if (a->dtype < FL_FLOAT32 || a->dtype > FL_BFLOAT16) return fail(error, error_size, "unknown dtype");
     if (a->outer < 0 || a->classes < 1 || a->inner < 1) return fail(error, error_size, "bad shape");
-    const bool soft = a->params.soft_target != 0.0;
-    if (soft && (a->loss_id != LOSS_cross_entropy || !a->soft_target))
-      return fail(error, error_size, "soft targets need cross_entropy and a soft_target array");
+    const bool soft = a->soft_target != nullptr;
+    if (soft && !takes_soft_targets(a->loss_id)) return fail(error, error_size, "this loss takes no soft targets");
     if (!a->x || (!soft && !a->target)) return fail(error, error_size, "x and target are required");
     if (!soft) {
-      const int64_t n = a->outer * a->inner, ignore = int64_t(a->params.ignore_index);
+      const int64_t n = a->outer * a->inner, ignore = a->params.ignore_index;
       for (int64_t i = 0; i < n; ++i) {
         const int64_t t = a->target[i];
         if ((t < 0 || t >= a->classes) && t != ignore) {

@@ -1,5 +1,5 @@
 // multiclass_hinge_loss (both variants) on one row or one tile; formulas in
-// csrc/fastloss/multiclass_hinge_loss.h. Every input value a row needs is read before its
+// csrc/fastloss/losses/multiclass_hinge_loss.h. Every input value a row needs is read before its
 // gradient is written, so the gradient may overwrite the input in place.
 // Rows: the classes j != t are walked as the two ranges [0, t) and (t, C), so the target is
 // excluded exactly. Tiles: lanes have different targets; weston_watkins sums over all classes and
@@ -7,7 +7,7 @@
 // two largest scores per lane (the max over j != t is the second one when s_t is the largest).
 #pragma once
 
-#include "../fastloss/multiclass_hinge_loss.h"
+#include "../fastloss/losses/multiclass_hinge_loss.h"
 #include "row_context.h"
 #include "row_loop.h"
 

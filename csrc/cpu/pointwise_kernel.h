@@ -7,10 +7,7 @@
 
 #include <type_traits>
 
-#include "../fastloss/hinge_loss.h"
-#include "../fastloss/huber_loss.h"
-#include "../fastloss/sigmoid_focal_loss.h"
-#include "../fastloss/smooth_l1_loss.h"
+#include "fastloss_generated/pointwise_losses.h"
 #include "row_loop.h"
 #include "workspace.h"
 
@@ -136,32 +133,35 @@ inline double pointwise_loop(const FlPointwiseArgs& a, const Workspace& ws, F&& 
   return total;
 }
 
+template <class V, class VD, class T, class Loss> inline double pointwise_run_loss(const FlPointwiseArgs& a, const Workspace& ws) {
+  const Loss loss(a.params);
+  auto f = [&](auto x, auto y) { return loss(x, y); };
+  if constexpr (Loss::kChecksTarget)
+    return pointwise_loop<V, VD, T, Loss::kComputeBound>(a, ws, f, [](auto y) { return Loss::target_invalid(y); });
+  else
+    return pointwise_loop<V, VD, T, Loss::kComputeBound>(a, ws, f, AnyTarget());
+}
+
+// One case per point-wise loss of _spec.py, generated: each calls the struct named after its loss
+// (csrc/fastloss/losses/<name>.h), so a loss without its own math fails to compile, and
+// -Werror=switch fails the build when a loss of the table is not handled here.
 template <class V, class VD, class T> inline double pointwise_run(const FlPointwiseArgs& a, const Workspace& ws) {
   using S = typename V::scalar;
-  const LossParams& p = a.params;
-  switch (a.loss_id) {
-    case LOSS_sigmoid_focal_loss: {
-      const SigmoidFocalConsts<S> k(p);
-      return pointwise_loop<V, VD, T, true>(
-          a, ws, [&](auto x, auto y) { return sigmoid_focal_loss_and_grad(x, y, k); },
-          [](auto y) { return sigmoid_focal_target_invalid(y); });
-    }
-    case LOSS_hinge_loss: {
-      const BinaryHingeConsts<S> k(p);
-      return pointwise_loop<V, VD, T, false>(
-          a, ws, [&](auto x, auto y) { return hinge_loss_and_grad(x, y, k); },
-          [](auto y) { return hinge_target_invalid(y); });
-    }
-    case LOSS_huber_loss: {
-      const HuberConsts<S> k(p);
-      return pointwise_loop<V, VD, T, false>(a, ws, [&](auto x, auto y) { return huber_loss_and_grad(x, y, k); }, AnyTarget());
-    }
-    default: {
-      const SmoothL1Consts<S> k(p);
-      return pointwise_loop<V, VD, T, false>(a, ws, [&](auto x, auto y) { return smooth_l1_loss_and_grad(x, y, k); },
-                                      AnyTarget());
-    }
+#define FL_CHECK_DOMAIN(name, checks) \
+  static_assert(name<S>::kChecksTarget == bool(checks), #name ": the target domain check disagrees with _spec.py");
+  FL_POINTWISE_TARGET_CHECKS(FL_CHECK_DOMAIN)
+#undef FL_CHECK_DOMAIN
+  switch (static_cast<LossId>(a.loss_id)) {
+#define FL_CASE(name) \
+  case LOSS_##name: return pointwise_run_loss<V, VD, T, name<S>>(a, ws);
+    FL_LOSSES_POINTWISE(FL_CASE)
+#undef FL_CASE
+#define FL_NOT_HERE(name) case LOSS_##name:
+    FL_LOSSES_NOT_POINTWISE(FL_NOT_HERE)
+#undef FL_NOT_HERE
+    break;
   }
+  return 0;  // not reached: fastloss_pointwise rejects the ids of other kinds first
 }
 
 FL_NAMESPACE_END

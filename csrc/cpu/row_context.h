@@ -3,9 +3,9 @@
 
 #include <stdint.h>
 
-#include "../fastloss/cross_entropy.h"
+#include "../fastloss/losses/cross_entropy.h"
 #include "../fastloss/kernels.h"
-#include "../fastloss/multiclass_hinge_loss.h"
+#include "../fastloss/losses/multiclass_hinge_loss.h"
 
 FL_NAMESPACE_BEGIN
 
@@ -27,15 +27,15 @@ template <class S> struct RowContext {
       : loss_id(a.loss_id),
         classes(a.classes),
         inner(a.inner),
-        soft(a.params.soft_target != 0.0),
-        ignore_index(int64_t(a.params.ignore_index)),
+        soft(a.soft_target != nullptr),
+        ignore_index(a.params.ignore_index),
         grad_scale(S(a.grad_scale)),
         cap(S(a.params.softcap)),
         inv_cap(a.params.softcap > 0 ? S(1.0 / a.params.softcap) : S(0)),
         ce(a.params, a.classes),
         gamma(S(a.params.gamma)),
         hinge(a.params),
-        weston_watkins(a.params.weston_watkins != 0.0),
+        weston_watkins(a.params.variant == FL_VARIANT_WESTON_WATKINS),
         weights(w),
         sum_w(S(weight_sum)) {}
 };

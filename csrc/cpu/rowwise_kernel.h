@@ -121,13 +121,20 @@ template <class V, class T> inline double rowwise_run(const FlRowwiseArgs& a, co
   using S = typename V::scalar;
   RowContext<S> k(a, static_cast<const S*>(ws.weights), ws.weight_sum);
   k.inner = small_rows_stride<V>(a);
-  if (a.loss_id == LOSS_multiclass_hinge_loss) {
-    return rowwise_loop<V, T>(
-        a, ws, k,
-        [&](const T* x, const T*, int64_t t, T* g, S scale, S*, S*) { return hinge_row<V>(k, x, t, g, scale); },
-        [&](auto tag, const T* x, const T*, const int64_t* tgt, T* g, const S* rs, S* loss, S*, int64_t, S*) {
-          hinge_tile<decltype(tag)>(k, x, tgt, g, rs, loss);
-        });
+  switch (static_cast<LossId>(a.loss_id)) {
+    case LOSS_multiclass_hinge_loss:
+      return rowwise_loop<V, T>(
+          a, ws, k,
+          [&](const T* x, const T*, int64_t t, T* g, S scale, S*, S*) { return hinge_row<V>(k, x, t, g, scale); },
+          [&](auto tag, const T* x, const T*, const int64_t* tgt, T* g, const S* rs, S* loss, S*, int64_t, S*) {
+            hinge_tile<decltype(tag)>(k, x, tgt, g, rs, loss);
+          });
+#define FL_CASE(name) case LOSS_##name:
+    FL_LOSSES_ROW_SOFTMAX(FL_CASE)
+      break;
+    FL_LOSSES_POINTWISE(FL_CASE)
+      return 0;  // not reached: fastloss_rowwise rejects point-wise ids first
+#undef FL_CASE
   }
   const bool cap = k.cap > S(0);
   if (k.soft) return cap ? softmax_rowwise<V, SOFTMAX_SOFT, true, T>(a, ws, k) : softmax_rowwise<V, SOFTMAX_SOFT, false, T>(a, ws, k);

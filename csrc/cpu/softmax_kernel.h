@@ -11,8 +11,8 @@
 // Ignored rows are handled by the caller (row) or by a lane mask (tile).
 #pragma once
 
-#include "../fastloss/cross_entropy.h"
-#include "../fastloss/softmax_focal_loss.h"
+#include "../fastloss/losses/cross_entropy.h"
+#include "../fastloss/losses/softmax_focal_loss.h"
 #include "row_context.h"
 #include "row_loop.h"
 
@@ -24,8 +24,16 @@ enum SoftmaxMode { SOFTMAX_HARD = 0, SOFTMAX_HARD_SMOOTHED = 1, SOFTMAX_SOFT = 2
 
 template <class S>
 inline SoftmaxRowResult<S> softmax_finalize(const RowContext<S>& k, const SoftmaxRowStats<S>& st, S scale) {
-  if (k.loss_id == LOSS_softmax_focal_loss) return softmax_focal_finalize(st, k.gamma, scale);
-  return k.soft ? cross_entropy_finalize_soft(st, k.ce, scale) : cross_entropy_finalize_hard(st, k.ce, scale);
+  switch (static_cast<LossId>(k.loss_id)) {
+    case LOSS_softmax_focal_loss: return softmax_focal_finalize(st, k.gamma, scale);
+    case LOSS_cross_entropy:
+      return k.soft ? cross_entropy_finalize_soft(st, k.ce, scale) : cross_entropy_finalize_hard(st, k.ce, scale);
+#define FL_NOT_HERE(name) case LOSS_##name:
+    FL_LOSSES_NOT_ROW_SOFTMAX(FL_NOT_HERE)
+#undef FL_NOT_HERE
+    break;
+  }
+  return {};  // not reached: rowwise_run sends only the softmax family here
 }
 
 template <class S> inline SoftmaxRowStats<S> softmax_stats(const RowContext<S>& k, S m, S s, S zt, S w_t, S a1, S a2) {

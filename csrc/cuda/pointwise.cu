@@ -2,10 +2,7 @@
 // and target and writing the gradient (16-byte accesses when aligned), with per-block loss sums
 // for "mean"/"sum" over fixed segments (deterministic, no atomics).
 #include "dtype.cuh"
-#include "fastloss/hinge_loss.h"
-#include "fastloss/huber_loss.h"
-#include "fastloss/sigmoid_focal_loss.h"
-#include "fastloss/smooth_l1_loss.h"
+#include "fastloss_generated/pointwise_losses.h"
 #include "launch.h"
 #include "ordered_sum.cuh"
 #include "pointwise.cuh"
@@ -13,21 +10,13 @@
 
 namespace fastloss::cuda {
 
-template <class S> struct PointwiseConsts {
-  SigmoidFocalConsts<S> focal;
-  BinaryHingeConsts<S> hinge;
-  HuberConsts<S> huber;
-  SmoothL1Consts<S> smooth_l1;
-  __device__ explicit PointwiseConsts(const LossParams& p) : focal(p), hinge(p), huber(p), smooth_l1(p) {}
-};
-
-template <int kLoss, class S>
-__device__ __forceinline__ LossGrad<S> pointwise_eval(S x, S y, const PointwiseConsts<S>& k) {
-  if constexpr (kLoss == LOSS_sigmoid_focal_loss) return sigmoid_focal_loss_and_grad(x, y, k.focal);
-  if constexpr (kLoss == LOSS_hinge_loss) return hinge_loss_and_grad(x, y, k.hinge);
-  if constexpr (kLoss == LOSS_huber_loss) return huber_loss_and_grad(x, y, k.huber);
-  if constexpr (kLoss == LOSS_smooth_l1_loss) return smooth_l1_loss_and_grad(x, y, k.smooth_l1);
-}
+// The struct of each point-wise loss of _spec.py (csrc/fastloss/losses/<name>.h), by loss id.
+template <int kLoss, class S> struct PointwiseLossOf;
+#define FL_MAP(name) \
+  template <class S> struct PointwiseLossOf<LOSS_##name, S> { using type = name<S>; };
+FL_LOSSES_POINTWISE(FL_MAP)
+#undef FL_MAP
+template <int kLoss, class S> using PointwiseConsts = typename PointwiseLossOf<kLoss, S>::type;
 
 template <class S>
 __device__ __forceinline__ bool bad_target(const PointwiseArgs& a, S y) {
@@ -37,11 +26,11 @@ __device__ __forceinline__ bool bad_target(const PointwiseArgs& a, S y) {
 
 // Element e: loss and gradient, the domain check, "none" outputs; returns the loss for the sum.
 template <int kLoss, class T>
-__device__ __forceinline__ math_t<T> pointwise_element(const PointwiseArgs& a, const PointwiseConsts<math_t<T>>& k,
+__device__ __forceinline__ math_t<T> pointwise_element(const PointwiseArgs& a, const PointwiseConsts<kLoss, math_t<T>>& k,
                                                        math_t<T> scale, long long e, math_t<T> x, math_t<T> y,
                                                        T& g_out) {
   using S = math_t<T>;
-  LossGrad<S> r = pointwise_eval<kLoss>(x, y, k);
+  LossGrad<S> r = k(x, y);
   if (bad_target(a, y)) {
     report_bad_target(a.errors, a.loss_id, e);
     r.loss = r.grad = S(NAN);
@@ -58,7 +47,7 @@ __global__ void __launch_bounds__(kPointwiseThreads) pointwise_kernel(const Poin
   using S = math_t<T>;
   constexpr int V = Vec16<T>::kSize;
   constexpr long long kSegment = pointwise_segment<T>();
-  const PointwiseConsts<S> k(a.params);
+  const PointwiseConsts<kLoss, S> k(a.params);
   const S scale = S(grad_scale(a.scale));
   const long long start = (long long)blockIdx.x * kSegment;
   const long long len = a.n - start < kSegment ? a.n - start : kSegment;
@@ -116,17 +105,17 @@ template <class T>
 cudaError_t launch_pointwise_typed(const PointwiseArgs& a, double* partials, cudaStream_t stream) {
   const bool vec = aligned16(a.x) && aligned16(a.target) && (a.grad == nullptr || aligned16(a.grad));
   const unsigned blocks = unsigned(pointwise_blocks<T>(a.n));
-  switch (a.loss_id) {
-#define FASTLOSS_LAUNCH(id)                                                                        \
-  case id:                                                                                         \
-    pointwise_kernel<T, id><<<blocks, kPointwiseThreads, 0, stream>>>(a, vec, partials);           \
+  switch (static_cast<LossId>(a.loss_id)) {
+#define FASTLOSS_LAUNCH(name)                                                                          \
+  case LOSS_##name:                                                                                    \
+    pointwise_kernel<T, LOSS_##name><<<blocks, kPointwiseThreads, 0, stream>>>(a, vec, partials);      \
     break;
-    FASTLOSS_LAUNCH(LOSS_sigmoid_focal_loss)
-    FASTLOSS_LAUNCH(LOSS_hinge_loss)
-    FASTLOSS_LAUNCH(LOSS_huber_loss)
-    FASTLOSS_LAUNCH(LOSS_smooth_l1_loss)
+    FL_LOSSES_POINTWISE(FASTLOSS_LAUNCH)
 #undef FASTLOSS_LAUNCH
-    default: return cudaErrorInvalidValue;
+#define FL_NOT_POINTWISE(name) case LOSS_##name:
+    FL_LOSSES_NOT_POINTWISE(FL_NOT_POINTWISE)
+#undef FL_NOT_POINTWISE
+      return cudaErrorInvalidValue;
   }
   return cudaGetLastError();
 }

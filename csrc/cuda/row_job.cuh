@@ -7,9 +7,9 @@
 #include <cmath>
 
 #include "dtype.cuh"
-#include "fastloss/cross_entropy.h"
-#include "fastloss/multiclass_hinge_loss.h"
-#include "fastloss/softmax_focal_loss.h"
+#include "fastloss/losses/cross_entropy.h"
+#include "fastloss/losses/multiclass_hinge_loss.h"
+#include "fastloss/losses/softmax_focal_loss.h"
 #include "group_reduce.cuh"
 #include "launch.h"
 #include "row_stats.cuh"
@@ -38,7 +38,7 @@ template <class S> struct RowConsts {
         gamma(S(a.params.gamma)),
         soft(a.soft_target != nullptr),
         smoothing(a.params.label_smoothing != 0.0),
-        weston_watkins(a.params.weston_watkins != 0.0),
+        weston_watkins(a.params.variant == FL_VARIANT_WESTON_WATKINS),
         weight(static_cast<const S*>(a.class_weight)) {}
   __device__ __forceinline__ S w(long long c) const { return weight ? weight[c] : S(1); }
   __device__ __forceinline__ S z(S x, S& th) const {
@@ -60,13 +60,13 @@ __device__ RowInfo<S> row_info(const RowwiseArgs& a, const RowConsts<S>& k, long
   RowInfo<S> r{-1, false, false, S(1), S(0)};
   if (a.target) {
     r.t = a.target[row];
-    if (double(r.t) == a.params.ignore_index) {
+    if (r.t == a.params.ignore_index) {
       r.skip = true;
     } else if (r.t < 0 || r.t >= a.classes) {
       r.bad = true;
     } else if (k.weight) {
       r.w_t = k.weight[r.t];
-    } else if (kLoss == kSoftmaxFocal) {
+    } else if (kLoss == LOSS_softmax_focal_loss) {
       r.w_t = S(a.params.alpha);
     }
   }
@@ -85,7 +85,7 @@ __device__ RowPartial<math_t<T>> chunk_stats(const RowConsts<math_t<T>>& k, cons
   using S = math_t<T>;
   S* sc = static_cast<S*>(scratch);
   RowPartial<S> p{-INFINITY, S(0), S(0), S(0), S(0), S(0), zt, -1};
-  if constexpr (kLoss == kMulticlassHinge) {
+  if constexpr (kLoss == LOSS_multiclass_hinge_loss) {
     if (k.weston_watkins) {
       for (long long c = lane; c < len; c += lanes) {
         if (c0 + c == ri.t) continue;
@@ -111,8 +111,8 @@ __device__ RowPartial<math_t<T>> chunk_stats(const RowConsts<math_t<T>>& k, cons
     for (long long c = lane; c < len; c += lanes) m = MaxOp{}(m, k.z(xv[c], th));
     p.m = group_allreduce<G>(m, MaxOp{}, sc);
     const S ms = softmax_safe_max(p.m);
-    const bool weighted_z = kLoss == kCrossEntropy && k.smoothing && !k.soft;
-    const bool soft = kLoss == kCrossEntropy && k.soft;
+    const bool weighted_z = kLoss == LOSS_cross_entropy && k.smoothing && !k.soft;
+    const bool soft = kLoss == LOSS_cross_entropy && k.soft;
     for (long long c = lane; c < len; c += lanes) {
       const S zm = k.z(xv[c], th) - ms;
       p.s += fl_exp(zm);
@@ -152,7 +152,7 @@ template <int kLoss, class S>
 __device__ RowCoef<S> finalize_row(const RowConsts<S>& k, const RowInfo<S>& ri, const RowPartial<S>& p) {
   RowCoef<S> r{};
   r.zt = p.zt;
-  if constexpr (kLoss == kMulticlassHinge) {
+  if constexpr (kLoss == LOSS_multiclass_hinge_loss) {
     if (k.weston_watkins) {
       r.loss = ri.w_t * p.s;
       r.d = ri.scale * ri.w_t;
@@ -166,7 +166,7 @@ __device__ RowCoef<S> finalize_row(const RowConsts<S>& k, const RowInfo<S>& ri, 
   } else {
     const SoftmaxRowStats<S> st = softmax_stats(p, ri.w_t);
     SoftmaxRowResult<S> res;
-    if constexpr (kLoss == kSoftmaxFocal) {
+    if constexpr (kLoss == LOSS_softmax_focal_loss) {
       res = softmax_focal_finalize(st, k.gamma, ri.scale);
     } else {
       res = k.soft ? cross_entropy_finalize_soft(st, k.ce, ri.scale)
@@ -185,7 +185,7 @@ __device__ RowCoef<S> finalize_row(const RowConsts<S>& k, const RowInfo<S>& ri, 
 template <int kLoss, class S>
 __device__ __forceinline__ S grad_element(const RowConsts<S>& k, const RowInfo<S>& ri, const RowCoef<S>& r,
                                           long long c, S x, S y) {
-  if constexpr (kLoss == kMulticlassHinge) {
+  if constexpr (kLoss == LOSS_multiclass_hinge_loss) {
     if (k.weston_watkins) {
       return c == ri.t ? -r.d * r.d_sum : r.d * weston_watkins_term(x, r.zt, k.hinge).grad;
     }
@@ -194,7 +194,7 @@ __device__ __forceinline__ S grad_element(const RowConsts<S>& k, const RowInfo<S
     S th;
     const S z = k.z(x, th);
     S wq = S(0);
-    if (kLoss == kCrossEntropy && r.b != S(0)) {
+    if (kLoss == LOSS_cross_entropy && r.b != S(0)) {
       wq = k.w(c);
       if (k.soft) wq *= cross_entropy_soft_q(y, k.ce);
     }

@@ -6,7 +6,6 @@
 
 namespace fastloss::cuda {
 
-enum RowLoss : int { kCrossEntropy, kSoftmaxFocal, kMulticlassHinge };
 
 // Softmax family: everything is relative to the chunk's own max, so chunks of a long row can be
 // reduced separately and combined (log-sum-exp style). Hinge: crammer_singer keeps the max over

@@ -82,7 +82,7 @@ __global__ void __launch_bounds__(1024) whole_row_kernel(const RowwiseArgs a, lo
   if (k.soft) copy_to_shared(ys, static_cast<const T*>(a.soft_target) + row * C, C, vec, lane, lanes);
   group_sync<G>();
   S th, zt = S(0);
-  if (ri.t >= 0) zt = kLoss == kMulticlassHinge ? to_math(xs[ri.t]) : k.z(to_math(xs[ri.t]), th);
+  if (ri.t >= 0) zt = kLoss == LOSS_multiclass_hinge_loss ? to_math(xs[ri.t]) : k.z(to_math(xs[ri.t]), th);
   const RowView<T> xv{xs, 1}, yv{ys, 1};
   const RowPartial<S> p = chunk_stats<kLoss, G, T>(k, ri, xv, yv, 0, C, zt, lane, lanes, scratch);
   const RowCoef<S> r = finalize_row<kLoss>(k, ri, p);
@@ -107,7 +107,7 @@ __global__ void __launch_bounds__(256) strided_row_kernel(const RowwiseArgs a) {
   const RowView<T> xv{static_cast<const T*>(a.x) + base, a.inner};
   const RowView<T> yv{k.soft ? static_cast<const T*>(a.soft_target) + base : nullptr, a.inner};
   S th, zt = S(0);
-  if (ri.t >= 0) zt = kLoss == kMulticlassHinge ? xv[ri.t] : k.z(xv[ri.t], th);
+  if (ri.t >= 0) zt = kLoss == LOSS_multiclass_hinge_loss ? xv[ri.t] : k.z(xv[ri.t], th);
   const RowPartial<S> p = chunk_stats<kLoss, 1, T>(k, ri, xv, yv, 0, C, zt, 0, 1, nullptr);
   const RowCoef<S> r = finalize_row<kLoss>(k, ri, p);
   if (a.row_loss) static_cast<S*>(a.row_loss)[row] = r.loss;
@@ -134,7 +134,7 @@ __global__ void __launch_bounds__(512) split_stats_kernel(const RowwiseArgs a, l
   S th, zt = S(0);
   if (ri.t >= 0) {  // no gradient is written before pass 2, so x_t is still the input here
     const S xt = to_math(static_cast<const T*>(a.x)[row * C + ri.t]);
-    zt = kLoss == kMulticlassHinge ? xt : k.z(xt, th);
+    zt = kLoss == LOSS_multiclass_hinge_loss ? xt : k.z(xt, th);
   }
   const RowPartial<S> p = chunk_stats<kLoss, 0, T>(k, ri, RowView<T>{xs, 1}, RowView<T>{ys, 1}, c0, len, zt,
                                                    threadIdx.x, blockDim.x, scratch);
@@ -159,7 +159,7 @@ __global__ void __launch_bounds__(512) split_grad_kernel(const RowwiseArgs a, lo
   const RowPartial<S>* rp = parts + row * chunks;
   RowPartial<S> p = rp[0];
   for (int j = 1; j < chunks; ++j)
-    p = kLoss == kMulticlassHinge ? combine_hinge(p, rp[j], k.weston_watkins) : combine_softmax(p, rp[j]);
+    p = kLoss == LOSS_multiclass_hinge_loss ? combine_hinge(p, rp[j], k.weston_watkins) : combine_softmax(p, rp[j]);
   const RowCoef<S> r = finalize_row<kLoss>(k, ri, p);
   if (owns_loss && threadIdx.x == 0 && a.row_loss) static_cast<S*>(a.row_loss)[row] = r.loss;
   if (grad) {
@@ -196,7 +196,7 @@ __global__ void __launch_bounds__(512) cluster_row_kernel(const RowwiseArgs a, l
   S th, zt = S(0);
   if (ri.t >= 0) {  // no block of the row writes its gradient before the cluster barrier below
     const S xt = to_math(static_cast<const T*>(a.x)[row * C + ri.t]);
-    zt = kLoss == kMulticlassHinge ? xt : k.z(xt, th);
+    zt = kLoss == LOSS_multiclass_hinge_loss ? xt : k.z(xt, th);
   }
   const RowView<T> xv{xs, 1}, yv{ys, 1};
   const RowPartial<S> mine = chunk_stats<kLoss, 0, T>(k, ri, xv, yv, c0, len, zt, threadIdx.x, blockDim.x, scratch);
@@ -205,7 +205,7 @@ __global__ void __launch_bounds__(512) cluster_row_kernel(const RowwiseArgs a, l
   RowPartial<S> p = *cluster.map_shared_rank(&partial, 0);
   for (int j = 1; j < chunks; ++j) {
     const RowPartial<S> other = *cluster.map_shared_rank(&partial, j);
-    p = kLoss == kMulticlassHinge ? combine_hinge(p, other, k.weston_watkins) : combine_softmax(p, other);
+    p = kLoss == LOSS_multiclass_hinge_loss ? combine_hinge(p, other, k.weston_watkins) : combine_softmax(p, other);
   }
   cluster.sync();  // no block may exit while another still reads its shared memory
   const RowCoef<S> r = finalize_row<kLoss>(k, ri, p);
@@ -323,12 +323,16 @@ cudaError_t launch_rowwise_loss(const RowwiseArgs& a, cudaStream_t stream) {
 }
 
 template <class T> cudaError_t launch_rowwise(const RowwiseArgs& a, cudaStream_t stream) {
-  switch (a.loss_id) {
-    case LOSS_cross_entropy: return launch_rowwise_loss<T, kCrossEntropy>(a, stream);
-    case LOSS_softmax_focal_loss: return launch_rowwise_loss<T, kSoftmaxFocal>(a, stream);
-    case LOSS_multiclass_hinge_loss: return launch_rowwise_loss<T, kMulticlassHinge>(a, stream);
-    default: return cudaErrorInvalidValue;
+  switch (static_cast<LossId>(a.loss_id)) {
+    case LOSS_cross_entropy: return launch_rowwise_loss<T, LOSS_cross_entropy>(a, stream);
+    case LOSS_softmax_focal_loss: return launch_rowwise_loss<T, LOSS_softmax_focal_loss>(a, stream);
+    case LOSS_multiclass_hinge_loss: return launch_rowwise_loss<T, LOSS_multiclass_hinge_loss>(a, stream);
+#define FL_NOT_ROWWISE(name) case LOSS_##name:
+    FL_LOSSES_POINTWISE(FL_NOT_ROWWISE)
+#undef FL_NOT_ROWWISE
+      return cudaErrorInvalidValue;
   }
+  return cudaErrorInvalidValue;
 }
 
 }  // namespace fastloss::cuda

@@ -13,11 +13,11 @@ namespace {
 template <class S> struct TargetWeight {
   const long long* target;
   const S* weight;
-  double ignore_index;
+  long long ignore_index;
   long long classes;
   __device__ double operator()(long long i) const {
     const long long t = target[i];
-    if (double(t) == ignore_index || t < 0 || t >= classes) return 0.0;
+    if (t == ignore_index || t < 0 || t >= classes) return 0.0;
     return weight ? double(weight[t]) : 1.0;
   }
 };

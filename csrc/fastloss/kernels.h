@@ -23,7 +23,7 @@ namespace fastloss {
 extern "C" {
 #endif
 
-#define FL_KERNEL_ABI_VERSION 1
+#define FL_KERNEL_ABI_VERSION 2  // 2: LossParams generated from _spec.py (typed fields), soft targets by pointer
 #define FL_KERNEL_TABLE_CAPSULE "fastloss._C._kernel_table"
 #define FL_TARGET_OUT_OF_DOMAIN 1
 
@@ -32,12 +32,12 @@ extern "C" {
 typedef enum FlDtype { FL_FLOAT32 = 0, FL_FLOAT64 = 1, FL_FLOAT16 = 2, FL_BFLOAT16 = 3 } FlDtype;
 
 typedef struct FlRowwiseArgs {
-  int loss_id;               // LossId (losses.def order); must be a rowwise loss
+  int loss_id;               // LossId (generated from _spec.py); must be a rowwise loss
   int dtype;                 // FlDtype
   int64_t outer, classes, inner;
   const void* x;             // (outer, classes, inner), C-contiguous
   const int64_t* target;     // (outer, inner) class indices in [0, classes) or ignore_index; NULL if soft
-  const void* soft_target;   // (outer, classes, inner) probabilities when params.soft_target, else NULL
+  const void* soft_target;   // (outer, classes, inner) probabilities (then target is NULL), or NULL
   const double* weight;      // (classes,) or NULL: CE / hinge class weights, focal per-class alpha
   LossParams params;
   const void* row_scale;     // (outer, inner) of the math type, or NULL

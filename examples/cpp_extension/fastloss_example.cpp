@@ -1,6 +1,6 @@
 // A separate pybind11 extension built against fastloss's installed headers, showing both C++
 // entry points (build: see CMakeLists.txt or README.md next to this file):
-//   huber_loss        a per-element scalar math header (fastloss/huber_loss.h) used directly,
+//   huber_loss        a per-element scalar math header (fastloss/losses/huber_loss.h) used directly,
 //                     here in a plain loop; the same formula the SIMD and CUDA kernels run.
 //   cross_entropy     fastloss's dispatched, multi-threaded CPU kernel, reached through the
 //                     function table that fastloss._C exports as a PyCapsule (fastloss/kernels.h).
@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <string>
 
-#include <fastloss/huber_loss.h>
+#include <fastloss/losses/huber_loss.h>
 #include <fastloss/kernels.h>
 
 namespace py = pybind11;

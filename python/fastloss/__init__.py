@@ -6,8 +6,8 @@ gradient w.r.t. the input) and ``L_with_grad`` (both, from one fused pass). See 
 
 from ._api import FUNCTIONS as _FUNCTIONS
 from ._backends import get_num_threads, set_num_threads, use_backend
+from ._backends.cuda import check_errors as cuda_check_errors
 from ._config import backend, show_config
-from ._cuda_api import check_errors as cuda_check_errors
 from ._include import get_include
 from ._registry import LOSSES
 

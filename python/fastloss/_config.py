@@ -31,7 +31,7 @@ def config() -> dict:
         "FASTLOSS_CPU_ISA": os.environ.get("FASTLOSS_CPU_ISA"),
     }
     try:
-        from . import _cuda_api
+        from ._backends import cuda as _cuda_api
 
         info["cuda"] = _cuda_api.describe()
     except ImportError as exc:

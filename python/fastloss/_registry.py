@@ -1,7 +1,8 @@
-"""The one table of losses.
+"""``LossSpec`` objects: the table of ``_spec.py`` joined with validators and reference functions.
 
-The public API, the backends, the tests and the benchmarks all iterate ``LOSSES``; adding a loss
-means one entry here (plus its reference function, its math header and a line in losses.def).
+The public API, the backends, the tests and the benchmarks all iterate ``LOSSES``. Nothing here
+lists losses or options: they come from ``_spec.LOSSES``; a loss's reference function is
+``_reference.<name>`` and each option's validator is named in its spec entry.
 
 Each option carries its own validator so that every front end rejects bad values with the same
 message, naming the argument and the value.
@@ -11,15 +12,13 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-from . import _reference
-
-ROWWISE = "rowwise"  # softmax family: one loss per row along the class axis
-POINTWISE = "pointwise"  # one loss per element, target has the input's shape
+from . import _reference, _spec
+from ._spec import POINTWISE, ROWWISE  # noqa: F401 - re-exported
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -31,7 +30,10 @@ def _fmt(value: Any) -> str:
 def _finite_float(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {_fmt(value)}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # a Python int beyond float's range
+        raise ValueError(f"{name} must be finite, got {value!r}") from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return value
@@ -69,7 +71,10 @@ def optional_positive_float(name, value, num_classes=None):
 def integer(name, value, num_classes=None):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {_fmt(value)}")
-    return int(value)
+    value = int(value)
+    if not -(2**63) <= value < 2**63:  # the kernels compare it with int64 class indices
+        raise ValueError(f"{name} must fit in int64, got {value!r}")
+    return value
 
 
 def boolean(name, value, num_classes=None):
@@ -112,12 +117,33 @@ def scalar_or_class_vector(name, value, num_classes=None):
     return class_vector(name, value, num_classes)
 
 
+VALIDATORS: dict[str, Callable[..., Any]] = {
+    "any_float": any_float, "nonneg_float": nonneg_float, "positive_float": positive_float,
+    "unit_interval": unit_interval, "optional_positive_float": optional_positive_float, "integer": integer,
+    "boolean": boolean, "class_vector": class_vector, "scalar_or_class_vector": scalar_or_class_vector,
+}
+
+
 @dataclass(frozen=True)
 class Option:
     name: str
     default: Any
     check: Callable[..., Any]
     doc: str
+    spec: _spec.Opt  # the table's entry: kernel type, choices, None's kernel value
+
+    def kernel_value(self, value: Any) -> Any:
+        """The validated value as the native LossParams field holds it (class vectors excluded)."""
+        kind = self.spec.type
+        if value is None:
+            return self.spec.none_as
+        if kind == "choice":
+            return self.spec.choices.index(value)
+        if kind == "bool":
+            return bool(value)
+        if kind == "i64":
+            return int(value)
+        return float(value)
 
 
 @dataclass(frozen=True)
@@ -127,12 +153,12 @@ class LossSpec:
     input_name: str  # first positional argument's name, as in DESIGN.md 1.1
     options: tuple[Option, ...]
     reference: Callable  # _reference function, see its module docstring
-    mean_over: str  # "target_weight" | "valid_rows" | "rows" | "elements"
+    mean_over: str  # "target_weight" | "valid_rows" | "elements"
     formula: str
-    soft_targets: bool = False  # rowwise: float targets with the input's shape are allowed
-    target_values: tuple[float, ...] | None = None  # pointwise: allowed integer/bool target values
-    target_range: tuple[float, float] | None = None  # pointwise: allowed float target interval
-    cpp_id: int = field(default=-1)  # index in csrc/fastloss/losses.def
+    soft_targets: bool  # rowwise: float targets with the input's shape are allowed
+    target_values: tuple[float, ...] | None  # pointwise: allowed integer/bool target values
+    target_range: tuple[float, float] | None  # pointwise: allowed float target interval
+    cpp_id: int  # LossId of the generated C++ table: the position in _spec.LOSSES
 
     @property
     def rowwise(self) -> bool:
@@ -145,119 +171,33 @@ class LossSpec:
         out["reduction"] = "mean"
         return out
 
+    def kernel_params(self, opts: dict[str, Any]) -> tuple[np.ndarray | None, dict[str, Any]]:
+        """(the class vector or None, the LossParams fields of this loss) from validated options."""
+        vector, params = None, {}
+        for o in self.options:
+            value = opts[o.name]
+            if o.spec.type == "class_vector" and (value is None or isinstance(value, np.ndarray)):
+                vector = value if vector is None else vector
+                if not o.spec.vector_or_scalar:
+                    continue
+                value = None if isinstance(value, np.ndarray) else value
+            params[o.name] = o.kernel_value(value)
+        return vector, params
 
-_IGNORE = Option("ignore_index", -100, integer, "target value whose rows give 0 loss and 0 gradient")
+
+def _option(opt: _spec.Opt) -> Option:
+    check = VALIDATORS[opt.check] if opt.type != "choice" else choice(*opt.choices)
+    return Option(opt.name, opt.default, check, opt.doc, opt)
 
 
-LOSSES: tuple[LossSpec, ...] = (
-    LossSpec(
-        name="cross_entropy",
-        kind=ROWWISE,
-        input_name="logits",
-        options=(
-            Option("weight", None, class_vector, "per-class weights w (C,)"),
-            _IGNORE,
-            Option("label_smoothing", 0.0, unit_interval, "eps: mass spread uniformly over classes"),
-            Option("z_loss", 0.0, nonneg_float, "coefficient of the z-loss term lse**2"),
-            Option("softcap", None, optional_positive_float, "z = softcap*tanh(x/softcap) if set"),
-        ),
-        reference=_reference.cross_entropy,
-        mean_over="target_weight",
-        soft_targets=True,
-        formula=(
-            "l_i = (1-eps)*w_t*(lse - z_t) + (eps/C)*sum_c w_c*(lse - z_c) + z_loss*lse**2, "
-            "lse = logsumexp(z); soft targets: l_i = -sum_c w_c*q_c*log p_c + z_loss*lse**2, "
-            "q = (1-eps)*y + eps/C"
-        ),
-    ),
-    LossSpec(
-        name="softmax_focal_loss",
-        kind=ROWWISE,
-        input_name="logits",
-        options=(
-            Option("alpha", None, scalar_or_class_vector, "None, a scalar, or per-class (C,)"),
-            Option("gamma", 2.0, nonneg_float, "focusing exponent"),
-            _IGNORE,
-        ),
-        reference=_reference.softmax_focal_loss,
-        mean_over="valid_rows",
-        formula="l_i = -alpha_t*(1-p_t)**gamma*log p_t",
-    ),
-    LossSpec(
-        name="sigmoid_focal_loss",
-        kind=POINTWISE,
-        input_name="logits",
-        options=(
-            Option("alpha", 0.25, any_float, "weight of positives; alpha < 0 disables the term"),
-            Option("gamma", 2.0, nonneg_float, "focusing exponent"),
-        ),
-        reference=_reference.sigmoid_focal_loss,
-        mean_over="elements",
-        target_values=(0, 1),
-        target_range=(0.0, 1.0),
-        formula=(
-            "p = sigmoid(x); ce = BCEWithLogits(x, y); p_t = p*y + (1-p)*(1-y); "
-            "l = ce*(1-p_t)**gamma*(alpha*y + (1-alpha)*(1-y)) (alpha term only if alpha >= 0)"
-        ),
-    ),
-    LossSpec(
-        name="hinge_loss",
-        kind=POINTWISE,
-        input_name="scores",
-        options=(
-            Option("margin", 1.0, any_float, "margin"),
-            Option("squared", False, boolean, "square each hinge"),
-        ),
-        reference=_reference.hinge_loss,
-        mean_over="elements",
-        target_values=(-1, 0, 1),
-        formula="l = max(0, margin - y*s) (squared if squared); y in {-1, +1}, 0/False means -1",
-    ),
-    LossSpec(
-        name="multiclass_hinge_loss",
-        kind=ROWWISE,
-        input_name="scores",
-        options=(
-            Option("margin", 1.0, any_float, "margin"),
-            Option("squared", False, boolean, "square each hinge term"),
-            Option(
-                "variant",
-                "crammer_singer",
-                choice("crammer_singer", "weston_watkins"),
-                "crammer_singer (max over wrong classes) or weston_watkins (sum)",
-            ),
-            Option("weight", None, class_vector, "per-class weights w (C,), applied as w_t"),
-            _IGNORE,
-        ),
-        reference=_reference.multiclass_hinge_loss,
-        mean_over="valid_rows",
-        formula=(
-            "crammer_singer: l_i = w_t*max(0, margin + max_{j!=t} s_j - s_t); "
-            "weston_watkins: l_i = w_t*sum_{j!=t} max(0, margin + s_j - s_t) (terms squared if squared)"
-        ),
-    ),
-    LossSpec(
-        name="huber_loss",
-        kind=POINTWISE,
-        input_name="input",
-        options=(Option("delta", 1.0, positive_float, "threshold between quadratic and linear"),),
-        reference=_reference.huber_loss,
-        mean_over="elements",
-        formula="e = x - y; l = 0.5*e**2 if |e| < delta else delta*(|e| - 0.5*delta)",
-    ),
-    LossSpec(
-        name="smooth_l1_loss",
-        kind=POINTWISE,
-        input_name="input",
-        options=(Option("beta", 1.0, nonneg_float, "threshold; beta=0 is L1"),),
-        reference=_reference.smooth_l1_loss,
-        mean_over="elements",
-        formula="e = x - y; l = 0.5*e**2/beta if |e| < beta else |e| - 0.5*beta",
-    ),
-)
+def _loss(cpp_id: int, loss: _spec.Loss) -> LossSpec:
+    return LossSpec(
+        name=loss.name, kind=loss.kind, input_name=loss.input_name,
+        options=tuple(_option(o) for o in loss.options), reference=getattr(_reference, loss.name),
+        mean_over=loss.mean_over, formula=loss.formula, soft_targets=loss.soft_targets,
+        target_values=loss.target_values, target_range=loss.target_range, cpp_id=cpp_id,
+    )
 
-# cpp_id follows table order; csrc/fastloss/losses.def lists the losses in the same order.
-LOSSES = tuple(
-    LossSpec(**{**spec.__dict__, "cpp_id": i}) for i, spec in enumerate(LOSSES)
-)
+
+LOSSES: tuple[LossSpec, ...] = tuple(_loss(i, loss) for i, loss in enumerate(_spec.LOSSES))
 BY_NAME: dict[str, LossSpec] = {spec.name: spec for spec in LOSSES}

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _api
+from . import _api, _problem
 from ._registry import LOSSES, REDUCTIONS, LossSpec
 
 __all__ = [spec.name for spec in LOSSES]
@@ -101,7 +101,7 @@ def _check_static_options(spec: LossSpec, x: jax.Array, given: dict) -> None:
     try:
         if given["reduction"] not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {given['reduction']!r}")
-        classes = _api._layout(spec, x.shape, given["axis"]).classes if spec.rowwise else None
+        classes = _problem.layout(spec, x.shape, given["axis"]).classes if spec.rowwise else None
         for option in spec.options:
             if not _is_array(given[option.name]):
                 option.check(option.name, given[option.name], classes)

@@ -10,7 +10,7 @@ from .._registry import LossSpec
 FORMS = {"forward": "", "backward": "_grad", "fused": "_with_grad"}
 DTYPES = ("float32", "bfloat16", "float16", "float64")
 ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
-_TARGET_INDEX_BYTES = 8  # rowwise class indices reach the kernel as int64 (_api._class_target)
+_TARGET_INDEX_BYTES = 8  # rowwise class indices reach the kernel as int64 (_problem.class_target)
 
 
 def bytes_moved(spec: LossSpec, form: str, shape: tuple[int, ...], dtype: str) -> int:

@@ -35,8 +35,8 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-from . import _api
-from ._registry import BY_NAME
+from .. import _api
+from .._registry import BY_NAME
 
 __all__ = [
     "CrossEntropyLoss",

@@ -1,11 +1,12 @@
-"""The CUDA path of the front end (``_api._call_device``): CuPy arrays and CUDA torch tensors in,
-results of the same library on the same device, computed on the caller's current stream.
+"""The CUDA backend: the front end's stages for CuPy arrays and CUDA torch tensors, whose results
+are arrays of the same library on the same device, computed on the caller's current stream.
 
-Validation is the CPU front end's own (``_api._layout``, ``_check_input``, ``_target_kind``, the
-registry's option checks, ``_mean_denominator``); the canonical problem is ``_backends.Problem``
-with device buffers in place of NumPy arrays, and its scalar parameters come from
-``_backends.native_params``. Buffers are allocated and converted by the caller's library, on its
-device and current stream; ``fastloss._cuda`` enqueues the kernels on that stream and returns.
+The front end (``_api._call``) validates with ``_problem`` as for CPU data; this module supplies
+the device-specific stages: ``adapt`` (describe the caller's CUDA array), ``options`` (class
+vectors may be device arrays) and ``run`` (buffers, device-side "mean", the kernel job). The loss's
+kernel parameters come from the spec (``LossSpec.kernel_params``). Buffers are allocated and
+converted by the caller's library, on its device and current stream; ``fastloss._cuda`` enqueues
+the kernels on that stream and returns.
 
 No host synchronisation in the hot path:
 
@@ -30,23 +31,27 @@ from the input's library; plain Python scalars and host class-weight vectors are
 
 from __future__ import annotations
 
+import importlib
 import numbers
 import os
 from typing import Any
 
 import numpy as np
 
-from . import _api, _arrays, _backends
-from . import _cuda_arrays as ca
-from ._registry import LOSSES, REDUCTIONS, LossSpec, class_vector, scalar_or_class_vector
+from .. import _arrays, _problem
+from .._arrays import device as ca
+from .._registry import LOSSES, LossSpec
+from .cpu import check_table
 
 try:
-    from . import _cuda  # type: ignore[attr-defined]
+    _cuda = importlib.import_module("fastloss._cuda")
 
     _CUDA_ERROR = None
 except ImportError as exc:  # a CPU-only build: the front end says so when CUDA data comes in
     _cuda = None
     _CUDA_ERROR = exc
+if _cuda is not None:
+    check_table(_cuda, "_cuda")
 
 _DTYPE_CODES = {"float32": 0, "float64": 1, "float16": 2, "bfloat16": 3}
 _REDUCTION_CODES = {"none": 0, "sum": 1, "mean": 2}
@@ -113,13 +118,13 @@ def _device_arg(value: Any, name: str, x: ca.DeviceArray, input_name: str) -> ca
     return d
 
 
-def _options(spec: LossSpec, args: dict, lay: _api.Layout, x: ca.DeviceArray, math: str) -> tuple[dict, dict]:
-    """(validated options with class vectors as device arrays of the math dtype, the same with
-    those vectors replaced by NumPy placeholders, for native_params)."""
-    opts, placeholders = {}, {}
+def _options(spec: LossSpec, args: dict, lay: _problem.Layout, x: ca.DeviceArray) -> dict:
+    """Validated options, class vectors as device arrays of the math dtype."""
+    math = "float64" if x.dtype == "float64" else "float32"
+    opts = {}
     for o in spec.options:
         value = args[o.name]
-        vector_option = o.check in (class_vector, scalar_or_class_vector)
+        vector_option = o.spec.type == "class_vector"
         d = _device_arg(value, o.name, x, spec.input_name) if vector_option else None
         if d is not None:
             kind = "f" if d.is_float else d.data.dtype.kind
@@ -131,18 +136,20 @@ def _options(spec: LossSpec, args: dict, lay: _api.Layout, x: ca.DeviceArray, ma
         else:
             checked = o.check(o.name, value, lay.classes)
             opts[o.name] = x.lib.upload(checked, math, x.device) if isinstance(checked, np.ndarray) else checked
-        placeholders[o.name] = np.empty(0) if _is_vector(opts[o.name]) else opts[o.name]
-    return opts, placeholders
+    return opts
 
 
-def _is_vector(value: Any) -> bool:
-    return not (value is None or isinstance(value, (numbers.Real, str, bool)))
+def _placeholders(opts: dict) -> dict:
+    """opts with device vectors replaced by empty NumPy arrays: what LossSpec.kernel_params and
+    the host denominators read (the vectors themselves travel as device pointers)."""
+    return {k: np.empty(0) if not (v is None or isinstance(v, (numbers.Real, str, bool))) else v
+            for k, v in opts.items()}
 
 
 def _target(spec: LossSpec, t: ca.DeviceArray, x: ca.DeviceArray, soft: bool) -> Any:
     if spec.rowwise and not soft:
         return x.lib.convert(t, "int64")
-    if not spec.rowwise and not t.is_float and spec.target_values is None:  # as _api._elementwise_target
+    if not spec.rowwise and not t.is_float and spec.target_values is None:  # as _problem.elementwise_target
         raise TypeError(f"target must be a floating-point array for {spec.name}, got dtype {t.dtype}")
     return x.lib.convert(t, x.dtype)  # soft targets and point-wise targets: the input's dtype
 
@@ -155,20 +162,20 @@ def _target_domain(spec: LossSpec) -> dict:
             "check_target": 1}
 
 
-def _grad_scale(args: dict, reduction: str, lay: _api.Layout, x: ca.DeviceArray, math: str) -> tuple[float, Any, Any]:
+def _grad_scale(args: dict, reduction: str, lay: _problem.Layout, x: ca.DeviceArray, math: str) -> tuple[float, Any, Any]:
     """(host factor, device scalar grad_output or None, per-loss device scales or None)."""
     go = args["grad_output"]
     d = _device_arg(go, "grad_output", x, "the input")
     if d is None:
         if reduction == "none":
-            host, row = _api._row_scale(go, lay, x.dtype)
+            host, row = _problem.row_scale(go, lay, x.dtype)
             if row is not None:
                 raise ValueError(
                     f"grad_output is a host array but the input is on cuda:{x.device}; "
                     "fastloss never moves data between devices"
                 )
             return host, None, None
-        return _api._scalar(go, "grad_output"), None, None
+        return _problem.scalar(go, "grad_output"), None, None
     if d.size == 1 and (reduction != "none" or d.shape == ()):
         return 1.0, x.lib.convert(d, "float64"), None
     if reduction != "none":
@@ -203,26 +210,44 @@ def _ptr(a: Any) -> int:
     return a.data_ptr() if hasattr(a, "data_ptr") else a.data.ptr
 
 
-def call(spec: LossSpec, form: str, args: dict[str, Any]) -> Any:
-    """Run one loss call on CUDA inputs; see the module docstring for the contract."""
-    x_obj = args[spec.input_name]
-    if _cuda is None:
-        raise RuntimeError(
-            f"{spec.input_name} is on {_arrays.device_of(x_obj)} but this fastloss has no CUDA "
-            f"support ({_CUDA_ERROR}); data is never moved between devices silently"
-        )
-    _raise_reported()
-    x = ca.describe(x_obj, spec.input_name)
-    t = ca.describe(args["target"], "target")
-    _same_place(t, x, "target", spec.input_name)
-    _api._check_input(spec, x)
-    lay = _api._layout(spec, x.shape, args.get("axis", -1))
+class _Stages:
+    """The front end's stages for CUDA data (see _api._call)."""
+
+    def __init__(self, spec: LossSpec, device: str):
+        if _cuda is None:
+            raise RuntimeError(
+                f"{spec.input_name} is on {device} but this fastloss has no CUDA support ({_CUDA_ERROR}); "
+                "data is never moved between devices silently. GPU users build fastloss from source with "
+                "nvcc on PATH (see the README's CUDA section)"
+            )
+        _raise_reported()
+        self._x: ca.DeviceArray | None = None
+
+    def adapt(self, obj: Any, name: str) -> ca.DeviceArray:
+        a = ca.describe(obj, name)
+        if self._x is None:
+            self._x = a
+        else:
+            _same_place(a, self._x, name, "the input")
+        return a
+
+    @staticmethod
+    def options(spec: LossSpec, args: dict, lay: _problem.Layout, x: ca.DeviceArray) -> dict:
+        return _options(spec, args, lay, x)
+
+    def run(self, *args: Any) -> Any:
+        return _run(*args)
+
+
+def stages(spec: LossSpec, device: str) -> _Stages:
+    return _Stages(spec, device)
+
+
+def _run(spec: LossSpec, form: str, args: dict[str, Any], x: ca.DeviceArray, t: ca.DeviceArray,
+         lay: _problem.Layout, opts: dict, reduction: str, soft: bool) -> Any:
+    """Run one validated loss call on CUDA inputs; see the module docstring for the contract."""
     math = "float64" if x.dtype == "float64" else "float32"
-    opts, placeholders = _options(spec, args, lay, x, math)
-    reduction = args["reduction"]
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    soft = _api._target_kind(spec, t, lay, opts)
+    placeholders = _placeholders(opts)
     need_loss, need_grad = form != "grad", form != "loss"
 
     lib, device = x.lib, x.device
@@ -235,8 +260,8 @@ def call(spec: LossSpec, form: str, args: dict[str, Any]) -> Any:
 
     host_den, device_den = 1.0, 0
     if reduction == "mean":
-        if spec.mean_over in ("elements", "rows") or soft:
-            host_den = _api._mean_denominator(spec, t, soft, placeholders, lay)
+        if spec.mean_over == "elements" or soft:
+            host_den = _problem.mean_denominator(spec, t, soft, placeholders, lay)
         else:
             device_den = 2 if spec.mean_over == "target_weight" and opts.get("weight") is not None else 1
             host_den = float("nan")
@@ -254,11 +279,7 @@ def call(spec: LossSpec, form: str, args: dict[str, Any]) -> Any:
     if need_loss:
         loss = lib.empty(lay.loss_shape if reduction == "none" else (), ldtype, device)
 
-    prob = _backends.Problem(
-        spec=spec, x=x_c, dtype=x.dtype, target=target, soft=soft, opts=placeholders, reduction=reduction,
-        grad_scale=host_scale, row_scale=row_scale, need_loss=need_loss, need_grad=need_grad, grad_out=grad,
-    )
-    weight, params = _backends.native_params(prob)
+    weight, params = spec.kernel_params(placeholders)
     if weight is not None:
         weight = next(opts[name] for name, v in placeholders.items() if v is weight)
     if reduction == "mean" and not device_den:
@@ -301,7 +322,7 @@ def _raise_exact_target_error(spec: LossSpec, t: ca.DeviceArray, lay, opts: dict
     """Error path only: re-check the targets on the host to raise the CPU path's exact message."""
     host = _arrays.as_host(t.lib.to_host(t.source), "target")
     if spec.rowwise and not soft:
-        _api._class_target(host.data, lay, opts["ignore_index"])
+        _problem.class_target(host.data, lay, opts["ignore_index"])
     elif not spec.rowwise:
-        _api._elementwise_target(spec, host, dtype, True)
+        _problem.elementwise_target(spec, host, dtype, True)
     raise ValueError(f"{spec.name}: a CUDA kernel found a target out of range")

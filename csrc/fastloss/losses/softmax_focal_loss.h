@@ -8,8 +8,8 @@
 // (1-p_t)^0 = 1 even at p_t = 1. Gradient form of softmax_row.h with a = -k/s, b = 0, t_coef = -k.
 #pragma once
 
-#include "params.h"
-#include "softmax_row.h"
+#include "../params.h"
+#include "../softmax_row.h"
 
 FL_NAMESPACE_BEGIN
 

@@ -12,8 +12,8 @@
 // C = 1 (crammer_singer): max over no class is -inf, so h = -inf and l = 0.
 #pragma once
 
-#include "params.h"
-#include "math_ops.h"
+#include "../params.h"
+#include "../math_ops.h"
 
 FL_NAMESPACE_BEGIN
 

@@ -14,8 +14,8 @@
 // Ignored rows (hard target == ignore_index) never reach this code: the kernel writes 0.
 #pragma once
 
-#include "params.h"
-#include "softmax_row.h"
+#include "../params.h"
+#include "../softmax_row.h"
 
 FL_NAMESPACE_BEGIN
 

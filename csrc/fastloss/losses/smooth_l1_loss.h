@@ -4,8 +4,8 @@
 // sign(0) = 0 and NaN propagates.
 #pragma once
 
-#include "params.h"
-#include "math_ops.h"
+#include "../params.h"
+#include "../math_ops.h"
 
 FL_NAMESPACE_BEGIN
 
@@ -24,5 +24,16 @@ FL_HD LossGrad<V> smooth_l1_loss_and_grad(V x, V y, const SmoothL1Consts<S>& k) 
   r.grad = select(small, e / V(k.beta), fl_sign(e));
   return r;
 }
+
+// The loss as the point-wise kernels call it (csrc/cpu/pointwise_kernel.h, csrc/cuda/pointwise.cu),
+// named after its _spec.py entry: the generated case for the loss calls exactly this struct.
+template <class S> struct smooth_l1_loss {
+  static constexpr bool kChecksTarget = false;  // must match _spec.py's target domain
+  static constexpr bool kComputeBound = false;
+  SmoothL1Consts<S> k;
+  explicit FL_HD smooth_l1_loss(const LossParams& p) : k(p) {}
+  template <class V> FL_HD LossGrad<V> operator()(V x, V y) const { return smooth_l1_loss_and_grad(x, y, k); }
+  template <class V> static FL_HD V target_invalid(V) { return V(0); }
+};
 
 FL_NAMESPACE_END

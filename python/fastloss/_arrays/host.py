@@ -54,6 +54,10 @@ class HostArray:
     def is_float(self) -> bool:
         return self.dtype in FLOAT_DTYPES
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
 
 def _numpy_view(obj: Any, lib: str) -> tuple[np.ndarray, str]:
     if lib == "torch":

@@ -3,8 +3,8 @@
 // A hinge exactly at 0 has gradient 0, as PyTorch's backward of clamp_min.
 #pragma once
 
-#include "params.h"
-#include "math_ops.h"
+#include "../params.h"
+#include "../math_ops.h"
 
 FL_NAMESPACE_BEGIN
 
@@ -29,5 +29,16 @@ FL_HD LossGrad<V> hinge_loss_and_grad(V s, V y, const BinaryHingeConsts<S>& k) {
   r.grad = select(active, k.squared ? V(-2) * y * h : -y, V(0));
   return r;
 }
+
+// The loss as the point-wise kernels call it (csrc/cpu/pointwise_kernel.h, csrc/cuda/pointwise.cu),
+// named after its _spec.py entry: the generated case for the loss calls exactly this struct.
+template <class S> struct hinge_loss {
+  static constexpr bool kChecksTarget = true;  // must match _spec.py's target domain
+  static constexpr bool kComputeBound = false;
+  BinaryHingeConsts<S> k;
+  explicit FL_HD hinge_loss(const LossParams& p) : k(p) {}
+  template <class V> FL_HD LossGrad<V> operator()(V x, V y) const { return hinge_loss_and_grad(x, y, k); }
+  template <class V> static FL_HD V target_invalid(V y) { return hinge_target_invalid(y); }
+};
 
 FL_NAMESPACE_END

@@ -11,8 +11,8 @@
 // Math type: float for 16/32-bit inputs, double for float64.
 #pragma once
 
-#include "params.h"
-#include "math_ops.h"
+#include "../params.h"
+#include "../math_ops.h"
 
 FL_NAMESPACE_BEGIN
 
@@ -64,5 +64,17 @@ FL_HD LossGrad<V> sigmoid_focal_loss_and_grad(V x, V y, const SigmoidFocalConsts
   }
   return r;
 }
+
+// The loss as the point-wise kernels call it (csrc/cpu/pointwise_kernel.h, csrc/cuda/pointwise.cu),
+// named after its _spec.py entry: the generated case for the loss calls exactly this struct.
+template <class S> struct sigmoid_focal_loss {
+  static constexpr bool kChecksTarget = true;  // must match _spec.py's target domain
+  // Compute-bound (exp, reciprocal, log1p per element): the CPU loop prefetches its inputs ahead.
+  static constexpr bool kComputeBound = true;
+  SigmoidFocalConsts<S> k;
+  explicit FL_HD sigmoid_focal_loss(const LossParams& p) : k(p) {}
+  template <class V> FL_HD LossGrad<V> operator()(V x, V y) const { return sigmoid_focal_loss_and_grad(x, y, k); }
+  template <class V> static FL_HD V target_invalid(V y) { return sigmoid_focal_target_invalid(y); }
+};
 
 FL_NAMESPACE_END

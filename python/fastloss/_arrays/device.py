@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import FLOAT_DTYPES
+from .host import FLOAT_DTYPES
 
 
 def _numpy_dtype(name: str) -> np.dtype:

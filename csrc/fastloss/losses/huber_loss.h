@@ -3,8 +3,8 @@
 // The clamp lets a NaN e through (fl_min/fl_max return their second operand on NaN).
 #pragma once
 
-#include "params.h"
-#include "math_ops.h"
+#include "../params.h"
+#include "../math_ops.h"
 
 FL_NAMESPACE_BEGIN
 
@@ -22,5 +22,16 @@ FL_HD LossGrad<V> huber_loss_and_grad(V x, V y, const HuberConsts<S>& k) {
   r.grad = fl_min(V(k.delta), fl_max(V(-k.delta), e));
   return r;
 }
+
+// The loss as the point-wise kernels call it (csrc/cpu/pointwise_kernel.h, csrc/cuda/pointwise.cu),
+// named after its _spec.py entry: the generated case for the loss calls exactly this struct.
+template <class S> struct huber_loss {
+  static constexpr bool kChecksTarget = false;  // must match _spec.py's target domain
+  static constexpr bool kComputeBound = false;
+  HuberConsts<S> k;
+  explicit FL_HD huber_loss(const LossParams& p) : k(p) {}
+  template <class V> FL_HD LossGrad<V> operator()(V x, V y) const { return huber_loss_and_grad(x, y, k); }
+  template <class V> static FL_HD V target_invalid(V) { return V(0); }
+};
 
 FL_NAMESPACE_END

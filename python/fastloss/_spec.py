@@ -1,0 +1,194 @@
+"""THE loss table, as data: every loss, its options and their kernel parameters, written once.
+
+Everything else is derived from this file: the Python registry (``_registry.py`` adds validators and
+reference functions by name), the public functions, the native parameter struct, loss ids and
+X-macro lists (``tools/gen_losses.py`` writes them into the build tree, so a stale or hand-edited
+C++ list cannot exist), ``fastloss.torch``'s option plumbing, ``fastloss.jax``, the test grids, the
+CLI and the benchmarks.
+
+This module imports nothing but the standard library: the build runs it without numpy or fastloss.
+
+Fields of an ``Opt``:
+
+- ``type``: the kernel's C type of the value: ``"f64"`` (double), ``"i64"`` (int64), ``"bool"``,
+  ``"choice"`` (the index of the value in ``choices``), or ``"class_vector"`` (an array of one value
+  per class, passed to the kernel as the class-weight pointer; at most one per loss).
+- ``example``: a value away from the default that ``python -m fastloss check`` and the benchmarks
+  use to exercise the option (``"per-class"`` stands for a random class vector).
+- ``check``: the name of the validator in ``_registry.VALIDATORS``.
+- ``none_as``: the kernel value that stands for ``None`` (a scalar-or-vector option given as None,
+  an optional scalar left off).
+- ``vector_or_scalar``: a ``class_vector`` option that may also be a plain number (then it travels
+  as the ``f64`` kernel parameter of the same name).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROWWISE = "rowwise"  # one loss per row along the class axis
+POINTWISE = "pointwise"  # one loss per element; the target has the input's shape
+
+
+@dataclass(frozen=True)
+class Opt:
+    name: str
+    type: str  # f64 | i64 | bool | choice | class_vector
+    default: object
+    check: str  # validator name in _registry.VALIDATORS
+    doc: str
+    example: object = None  # a non-default value (``"per-class"``: a random class vector) for checks
+    choices: tuple[str, ...] = ()
+    none_as: float | None = None
+    vector_or_scalar: bool = False
+
+
+@dataclass(frozen=True)
+class Loss:
+    name: str
+    kind: str  # ROWWISE | POINTWISE
+    input_name: str  # the first positional argument, as in DESIGN.md 1.1
+    options: tuple[Opt, ...]
+    mean_over: str  # "target_weight" | "valid_rows" | "elements": the denominator of reduction="mean"
+    formula: str
+    row_kernel: str | None = None  # rowwise: the CPU/CUDA row kernel family ("softmax" | "hinge")
+    soft_targets: bool = False  # rowwise: float targets of the input's shape are probabilities
+    target_values: tuple[float, ...] | None = None  # pointwise: allowed integer/bool target values
+    target_range: tuple[float, float] | None = None  # pointwise: allowed float target interval
+
+
+IGNORE_INDEX = Opt("ignore_index", "i64", -100, "integer", "target value whose rows give 0 loss and 0 gradient",
+                   example=1)
+MARGIN = Opt("margin", "f64", 1.0, "any_float", "margin", example=0.7)
+
+LOSSES: tuple[Loss, ...] = (
+    Loss(
+        name="cross_entropy",
+        kind=ROWWISE,
+        input_name="logits",
+        row_kernel="softmax",
+        options=(
+            Opt("weight", "class_vector", None, "class_vector", "per-class weights w (C,)", example="per-class"),
+            IGNORE_INDEX,
+            Opt("label_smoothing", "f64", 0.0, "unit_interval", "eps: mass spread uniformly over classes",
+                example=0.1),
+            Opt("z_loss", "f64", 0.0, "nonneg_float", "coefficient of the z-loss term lse**2", example=1e-3),
+            Opt("softcap", "f64", None, "optional_positive_float", "z = softcap*tanh(x/softcap) if set",
+                none_as=0.0, example=5.0),
+        ),
+        mean_over="target_weight",
+        soft_targets=True,
+        formula=(
+            "l_i = (1-eps)*w_t*(lse - z_t) + (eps/C)*sum_c w_c*(lse - z_c) + z_loss*lse**2, "
+            "lse = logsumexp(z); soft targets: l_i = -sum_c w_c*q_c*log p_c + z_loss*lse**2, "
+            "q = (1-eps)*y + eps/C"
+        ),
+    ),
+    Loss(
+        name="softmax_focal_loss",
+        kind=ROWWISE,
+        input_name="logits",
+        row_kernel="softmax",
+        options=(
+            Opt("alpha", "class_vector", None, "scalar_or_class_vector", "None, a scalar, or per-class (C,)",
+                none_as=1.0, vector_or_scalar=True, example="per-class"),
+            Opt("gamma", "f64", 2.0, "nonneg_float", "focusing exponent", example=0.5),
+            IGNORE_INDEX,
+        ),
+        mean_over="valid_rows",
+        formula="l_i = -alpha_t*(1-p_t)**gamma*log p_t",
+    ),
+    Loss(
+        name="sigmoid_focal_loss",
+        kind=POINTWISE,
+        input_name="logits",
+        options=(
+            Opt("alpha", "f64", 0.25, "any_float", "weight of positives; alpha < 0 disables the term", example=0.6),
+            Opt("gamma", "f64", 2.0, "nonneg_float", "focusing exponent", example=1.5),
+        ),
+        mean_over="elements",
+        target_values=(0, 1),
+        target_range=(0.0, 1.0),
+        formula=(
+            "p = sigmoid(x); ce = BCEWithLogits(x, y); p_t = p*y + (1-p)*(1-y); "
+            "l = ce*(1-p_t)**gamma*(alpha*y + (1-alpha)*(1-y)) (alpha term only if alpha >= 0)"
+        ),
+    ),
+    Loss(
+        name="hinge_loss",
+        kind=POINTWISE,
+        input_name="scores",
+        options=(MARGIN, Opt("squared", "bool", False, "boolean", "square each hinge", example=True)),
+        mean_over="elements",
+        target_values=(-1, 0, 1),
+        formula="l = max(0, margin - y*s) (squared if squared); y in {-1, +1}, 0/False means -1",
+    ),
+    Loss(
+        name="multiclass_hinge_loss",
+        kind=ROWWISE,
+        input_name="scores",
+        row_kernel="hinge",
+        options=(
+            MARGIN,
+            Opt("squared", "bool", False, "boolean", "square each hinge term", example=True),
+            Opt("variant", "choice", "crammer_singer", "choice",
+                "crammer_singer (max over wrong classes) or weston_watkins (sum)",
+                choices=("crammer_singer", "weston_watkins"), example="weston_watkins"),
+            Opt("weight", "class_vector", None, "class_vector", "per-class weights w (C,), applied as w_t",
+                example="per-class"),
+            IGNORE_INDEX,
+        ),
+        mean_over="valid_rows",
+        formula=(
+            "crammer_singer: l_i = w_t*max(0, margin + max_{j!=t} s_j - s_t); "
+            "weston_watkins: l_i = w_t*sum_{j!=t} max(0, margin + s_j - s_t) (terms squared if squared)"
+        ),
+    ),
+    Loss(
+        name="huber_loss",
+        kind=POINTWISE,
+        input_name="input",
+        options=(Opt("delta", "f64", 1.0, "positive_float", "threshold between quadratic and linear", example=0.5),),
+        mean_over="elements",
+        formula="e = x - y; l = 0.5*e**2 if |e| < delta else delta*(|e| - 0.5*delta)",
+    ),
+    Loss(
+        name="smooth_l1_loss",
+        kind=POINTWISE,
+        input_name="input",
+        options=(Opt("beta", "f64", 1.0, "nonneg_float", "threshold; beta=0 is L1", example=0.25),),
+        mean_over="elements",
+        formula="e = x - y; l = 0.5*e**2/beta if |e| < beta else |e| - 0.5*beta",
+    ),
+)
+
+KERNEL_TYPES = ("f64", "i64", "bool", "choice")  # the scalar kinds of LossParams fields
+
+
+def kernel_params() -> list[tuple[str, str]]:
+    """The fields of the native ``LossParams`` struct: (name, type), one per scalar option name,
+    in order of first appearance. An option name means the same kernel value in every loss."""
+    fields: dict[str, str] = {}
+    for loss in LOSSES:
+        for opt in loss.options:
+            kind = "f64" if opt.vector_or_scalar else opt.type
+            if kind == "class_vector":
+                continue
+            if fields.setdefault(opt.name, kind) != kind:
+                raise ValueError(f"option {opt.name!r} has kernel type {kind} in {loss.name} "
+                                 f"but {fields[opt.name]} elsewhere")
+    return list(fields.items())
+
+
+def kernel_param_names(loss: Loss) -> tuple[str, ...]:
+    """The LossParams fields this loss's kernels read."""
+    return tuple(o.name for o in loss.options if o.type != "class_vector" or o.vector_or_scalar)
+
+
+def table_signature() -> str:
+    """One line that the compiled extension reports too: the import compares the two, so a build
+    made from another version of this table fails loudly instead of computing the wrong loss."""
+    losses = ";".join(f"{i}:{loss.name}:{loss.kind}:{','.join(kernel_param_names(loss))}"
+                      for i, loss in enumerate(LOSSES))
+    params = ",".join(f"{name}={kind}" for name, kind in kernel_params())
+    return f"{losses}|{params}"

@@ -1,0 +1,126 @@
+"""The loss table is written once (python/fastloss/_spec.py) and everything native is derived from it:
+the compiled extension reports the table it was built from, and a table the C++ cannot honour fails
+the build instead of computing another loss."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastloss
+from fastloss import _backends, _registry, _spec
+
+ROOT = Path(__file__).resolve().parent.parent
+GENERATOR = ROOT / "tools" / "gen_losses.py"
+needs_source = pytest.mark.skipif(not (GENERATOR.is_file() and (ROOT / "csrc").is_dir()),
+                                  reason="needs the source tree (tools/, csrc/)")
+needs_compiler = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+
+
+def test_the_extension_was_built_from_this_table():
+    if "native" not in _backends.available():
+        pytest.skip("fastloss._C is not built")
+    assert _backends._C.loss_table_signature == _spec.table_signature()
+
+
+def test_a_stale_extension_is_refused_at_import():
+    class Stale:
+        loss_table_signature = "0:cross_entropy:rowwise:ignore_index"
+
+    with pytest.raises(ImportError, match="stale build"):
+        _backends.cpu.check_table(Stale, "_C")
+
+
+def test_registry_follows_the_spec_in_order():
+    assert [s.name for s in fastloss.LOSSES] == [loss.name for loss in _spec.LOSSES]
+    assert [s.cpp_id for s in fastloss.LOSSES] == list(range(len(_spec.LOSSES)))
+    for spec, loss in zip(fastloss.LOSSES, _spec.LOSSES):
+        assert [o.name for o in spec.options] == [o.name for o in loss.options]
+
+
+@pytest.mark.parametrize("spec", fastloss.LOSSES, ids=lambda s: s.name)
+def test_every_option_has_a_valid_non_default_example(spec):
+    for o in spec.options:
+        example = np.linspace(0.5, 1.5, 4) if o.spec.example == "per-class" else o.spec.example
+        checked = o.check(o.name, example, 4)
+        assert not (checked is None or (not isinstance(checked, np.ndarray) and checked == o.default)), o.name
+
+
+@pytest.mark.parametrize("spec", fastloss.LOSSES, ids=lambda s: s.name)
+def test_kernel_params_hold_exactly_the_loss_options(spec):
+    opts = {o.name: o.check(o.name, o.default, 4) for o in spec.options}
+    vector, params = spec.kernel_params(opts)
+    assert vector is None
+    assert tuple(params) == _spec.kernel_param_names(_spec.LOSSES[spec.cpp_id])
+
+
+def test_an_option_name_cannot_change_its_kernel_type(monkeypatch):
+    clash = _spec.Loss("clash", _spec.POINTWISE, "input", (_spec.Opt("delta", "i64", 1, "integer", "?"),),
+                       "elements", "?")
+    monkeypatch.setattr(_spec, "LOSSES", _spec.LOSSES + (clash,))
+    with pytest.raises(ValueError, match="delta"):
+        _spec.kernel_params()
+
+
+def _compile_with_extra_loss(tmp_path: Path, extra: str) -> subprocess.CompletedProcess:
+    """Generate the C++ table from _spec.py plus one more entry, then compile the CPU kernels."""
+    spec_copy = tmp_path / "_spec.py"
+    spec_copy.write_text((ROOT / "python" / "fastloss" / "_spec.py").read_text() + extra)
+    gen = tmp_path / "generated"
+    subprocess.run([sys.executable, str(GENERATOR), str(gen), str(spec_copy)], check=True)
+    return subprocess.run(
+        ["g++", "-std=c++17", "-fsyntax-only", "-fopenmp", "-Werror=switch", "-DFASTLOSS_ISA=scalar",
+         "-DFL_ISA_SCALAR=1", f"-I{gen}", f"-I{ROOT / 'csrc'}", str(ROOT / "csrc" / "cpu" / "isa_kernels.cpp")],
+        capture_output=True, text=True,
+    )
+
+
+@needs_source
+@needs_compiler
+def test_the_table_as_it_is_compiles(tmp_path):
+    result = _compile_with_extra_loss(tmp_path, "")
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+@needs_source
+@needs_compiler
+def test_a_pointwise_loss_without_its_math_header_fails_the_build(tmp_path):
+    # Round 1's failure: such a loss fell through a `default:` into smooth_l1 and returned L1 values.
+    result = _compile_with_extra_loss(tmp_path, (
+        '\nLOSSES = LOSSES + (Loss(name="quartic_loss", kind=POINTWISE, input_name="input", options=(),'
+        ' mean_over="elements", formula="l = e**4"),)\n'))
+    assert result.returncode != 0
+    assert "fastloss/losses/quartic_loss.h" in result.stderr
+
+
+@needs_source
+@needs_compiler
+def test_a_row_loss_its_row_kernel_does_not_handle_fails_the_build(tmp_path):
+    result = _compile_with_extra_loss(tmp_path, (
+        '\nLOSSES = LOSSES + (Loss(name="new_softmax_loss", kind=ROWWISE, row_kernel="softmax",'
+        ' input_name="logits", options=(), mean_over="valid_rows", formula="?"),)\n'))
+    assert result.returncode != 0
+    assert "LOSS_new_softmax_loss" in result.stderr and "not handled in switch" in result.stderr
+
+
+@needs_source
+def test_the_generator_rejects_two_class_vectors(tmp_path):
+    spec_copy = tmp_path / "_spec.py"
+    spec_copy.write_text((ROOT / "python" / "fastloss" / "_spec.py").read_text() + (
+        '\nLOSSES = LOSSES + (Loss(name="two_vectors", kind=ROWWISE, row_kernel="softmax", input_name="x",'
+        ' options=(Opt("weight", "class_vector", None, "class_vector", "?"),'
+        ' Opt("alpha", "class_vector", None, "class_vector", "?")), mean_over="valid_rows", formula="?"),)\n'))
+    result = subprocess.run([sys.executable, str(GENERATOR), str(tmp_path / "g"), str(spec_copy)],
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "more than one class_vector" in result.stderr
+
+
+def test_registry_knows_every_validator_the_spec_names():
+    for loss in _spec.LOSSES:
+        for o in loss.options:
+            assert o.type == "choice" or o.check in _registry.VALIDATORS, (loss.name, o.name)
