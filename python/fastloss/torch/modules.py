@@ -1,0 +1,166 @@
+"""``torch.nn``-style loss modules: each holds its options and calls its functional drop-in."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from .functional import (
+    cross_entropy,
+    hinge_loss,
+    huber_loss,
+    multi_margin_loss,
+    multiclass_hinge_loss,
+    sigmoid_focal_loss,
+    smooth_l1_loss,
+    softmax_focal_loss,
+)
+
+
+class CrossEntropyLoss(nn.modules.loss._WeightedLoss):
+    """Drop-in for ``torch.nn.CrossEntropyLoss``; see :func:`cross_entropy`."""
+
+    def __init__(
+        self,
+        weight: Tensor | None = None,
+        size_average=None,
+        ignore_index: int = -100,
+        reduce=None,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+        *,
+        z_loss: float = 0.0,
+        softcap: float | None = None,
+        inplace_backward: bool = False,
+    ) -> None:
+        super().__init__(weight, size_average, reduce, reduction)
+        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
+        self.z_loss, self.softcap, self.inplace_backward = z_loss, softcap, inplace_backward
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return cross_entropy(
+            input,
+            target,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+            label_smoothing=self.label_smoothing,
+            z_loss=self.z_loss,
+            softcap=self.softcap,
+            inplace_backward=self.inplace_backward,
+        )
+
+
+class HuberLoss(nn.modules.loss._Loss):
+    """Drop-in for ``torch.nn.HuberLoss``; see :func:`huber_loss`."""
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
+        super().__init__(reduction=reduction)
+        self.delta = delta
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+
+
+class SmoothL1Loss(nn.modules.loss._Loss):
+    """Drop-in for ``torch.nn.SmoothL1Loss``; see :func:`smooth_l1_loss`."""
+
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0) -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.beta = beta
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+
+
+class MultiMarginLoss(nn.modules.loss._WeightedLoss):
+    """Drop-in for ``torch.nn.MultiMarginLoss``; see :func:`multi_margin_loss`."""
+
+    def __init__(
+        self,
+        p: int = 1,
+        margin: float = 1.0,
+        weight: Tensor | None = None,
+        size_average=None,
+        reduce=None,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(weight, size_average, reduce, reduction)
+        if p not in (1, 2):
+            raise ValueError("only p == 1 and p == 2 supported")
+        self.p, self.margin = p, margin
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return multi_margin_loss(
+            input, target, p=self.p, margin=self.margin, weight=self.weight, reduction=self.reduction
+        )
+
+
+class SigmoidFocalLoss(nn.modules.loss._Loss):
+    """Module form of :func:`sigmoid_focal_loss` (torchvision's formula; default reduction "mean")."""
+
+    def __init__(self, alpha: float = 0.25, gamma: float = 2.0, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
+        self.alpha, self.gamma = alpha, gamma
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return sigmoid_focal_loss(input, target, alpha=self.alpha, gamma=self.gamma, reduction=self.reduction)
+
+
+class SoftmaxFocalLoss(nn.modules.loss._Loss):
+    """Module form of :func:`softmax_focal_loss`; a per-class ``alpha`` tensor is a buffer."""
+
+    def __init__(
+        self, alpha=None, gamma: float = 2.0, ignore_index: int = -100, reduction: str = "mean"
+    ) -> None:
+        super().__init__(reduction=reduction)
+        self.register_buffer("alpha", alpha if isinstance(alpha, Tensor) else None)
+        self.alpha_scalar = None if isinstance(alpha, Tensor) else alpha
+        self.gamma, self.ignore_index = gamma, ignore_index
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        alpha = self.alpha if self.alpha is not None else self.alpha_scalar
+        return softmax_focal_loss(
+            input,
+            target,
+            alpha=alpha,
+            gamma=self.gamma,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+        )
+
+
+class HingeLoss(nn.modules.loss._Loss):
+    """Module form of :func:`hinge_loss` (binary)."""
+
+    def __init__(self, margin: float = 1.0, squared: bool = False, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
+        self.margin, self.squared = margin, squared
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return hinge_loss(input, target, margin=self.margin, squared=self.squared, reduction=self.reduction)
+
+
+class MultiClassHingeLoss(nn.modules.loss._WeightedLoss):
+    """Module form of :func:`multiclass_hinge_loss` (Crammer-Singer)."""
+
+    def __init__(
+        self,
+        margin: float = 1.0,
+        squared: bool = False,
+        weight: Tensor | None = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(weight, reduction=reduction)
+        self.margin, self.squared, self.ignore_index = margin, squared, ignore_index
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return multiclass_hinge_loss(
+            input,
+            target,
+            margin=self.margin,
+            squared=self.squared,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+        )
