@@ -7,6 +7,7 @@ the ISA selected, so one suite holds the NumPy fallback and every compiled kerne
 from __future__ import annotations
 
 import os
+import sys
 import zlib
 
 import numpy as np
@@ -27,6 +28,16 @@ def pytest_configure(config):
     fail the run, not quietly test the NumPy fallback alone."""
     if os.environ.get("FASTLOSS_REQUIRE_NATIVE") == "1" and "native" not in _backends.available():
         raise pytest.UsageError(f"FASTLOSS_REQUIRE_NATIVE=1 but fastloss._C did not import: {_backends._NATIVE_ERROR}")
+
+
+@pytest.fixture(autouse=True)
+def _fastloss_torch_kernels_at_every_size(request, monkeypatch):
+    """fastloss.torch runs PyTorch's own op below a size crossover (where PyTorch is faster); the
+    suite holds fastloss's kernels to PyTorch at every size, so the crossover is off except in tests
+    marked ``torch_crossover``, which test it."""
+    ops = sys.modules.get("fastloss.torch._ops")
+    if ops is not None and "torch_crossover" not in request.keywords:
+        monkeypatch.setattr(ops, "TORCH_FASTER_BELOW", 0)
 
 
 @pytest.fixture(params=implementations(), ids=lambda p: p[0] if p[1] is None else f"{p[0]}-{p[1]}")

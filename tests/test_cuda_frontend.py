@@ -18,7 +18,7 @@ import fastloss
 import numpy as np
 import pytest
 import torch
-from fastloss import _arrays, _reference
+from fastloss import _arrays, _fast, _reference
 from fastloss._arrays import device as ca
 from fastloss._backends import cuda as _cuda_api
 from fastloss._registry import LOSSES
@@ -192,6 +192,7 @@ def emulated(monkeypatch):
     monkeypatch.setattr(ca, "library_of", lambda o: lib if isinstance(o, torch.Tensor) else None)
     monkeypatch.setattr(ca, "is_device_array", lambda o: isinstance(o, torch.Tensor))
     monkeypatch.setattr(_cuda_api, "_cuda", emulator)
+    monkeypatch.setattr(_fast, "torch_view", lambda o: None)  # CPU tensors here stand for CUDA ones
     return emulator
 
 

@@ -15,6 +15,7 @@ import fastloss.torch as ft
 import pytest
 import torch
 import torch.nn.functional as F
+from fastloss.torch import _ops
 from torch_reference import REFERENCES
 
 REDUCTIONS = ("none", "mean", "sum")
@@ -297,9 +298,49 @@ def test_double_backward_raises_a_clear_error():
 
 
 def test_target_gradient_not_implemented_is_an_error():
-    x, y = _logits(4, 3).requires_grad_(), torch.softmax(_logits(4, 3), 1).requires_grad_()
+    x, y = _logits(4, 3).requires_grad_(), (_logits(4, 3) > 0).double().requires_grad_()
     with pytest.raises(NotImplementedError, match="target"):
-        ft.cross_entropy(x, y)
+        ft.sigmoid_focal_loss(x, y)
+    with pytest.raises(NotImplementedError, match="target"):  # in place, the logits are gone by the backward
+        ft.cross_entropy(x * 1.0, torch.softmax(y, 1), inplace_backward=True)
+
+
+def test_soft_cross_entropy_target_gradient_matches_torch():
+    x, y = _logits(5, 4, 3), torch.softmax(_logits(5, 4, 3), 1)
+    w = torch.rand(4, dtype=torch.float64)
+    for reduction in REDUCTIONS:
+        for kwargs in ({}, {"weight": w, "label_smoothing": 0.2}):
+            a, b = y.clone().requires_grad_(), y.clone().requires_grad_()
+            la = ft.cross_entropy(x, a, reduction=reduction, **kwargs)
+            lb = F.cross_entropy(x, b, reduction=reduction, **kwargs)
+            g = torch.rand(la.shape, dtype=la.dtype)
+            (la * g).sum().backward()
+            (lb * g).sum().backward()
+            torch.testing.assert_close(a.grad, b.grad)
+
+
+@pytest.mark.torch_crossover
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_small_inputs_run_pytorchs_own_op(reduction):
+    """Below the crossover the drop-ins are PyTorch's ops: identical values and gradients (double
+    backward included), and PyTorch's own errors."""
+    x, t = _logits(8, 3), _classes((8,), 3)
+    for fn, ref, target in ((ft.cross_entropy, F.cross_entropy, t), (ft.huber_loss, F.huber_loss, x.flip(0)),
+                            (ft.smooth_l1_loss, F.smooth_l1_loss, x.flip(0))):
+        a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+        la, lb = fn(a, target, reduction=reduction), ref(b, target, reduction=reduction)
+        assert torch.equal(la, lb)
+        (ga,) = torch.autograd.grad(la.sum(), a, create_graph=True)
+        (gb,) = torch.autograd.grad(lb.sum(), b, create_graph=True)
+        assert torch.equal(ga, gb) and ga.requires_grad
+    with pytest.raises(IndexError):
+        ft.cross_entropy(x, torch.tensor([0, 1, 2, 3, 0, 0, 0, 0]))
+    big = _logits(_ops.TORCH_FASTER_BELOW // 3 + 1, 3).requires_grad_()
+    with pytest.raises(RuntimeError, match="double backward"):  # from the crossover on: fastloss's kernel
+        torch.autograd.grad(ft.cross_entropy(big, _classes(big.shape[:1], 3)), big, create_graph=True)
+    # fastloss extras have no PyTorch op: they always take fastloss's kernels
+    torch.testing.assert_close(ft.cross_entropy(x, t, z_loss=0.0, softcap=50.0),
+                               F.cross_entropy(50.0 * torch.tanh(x / 50.0), t))
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)

@@ -44,6 +44,9 @@ def loss_table(spec) -> str:
         for name in spec.kernel_param_names(loss):
             users.setdefault(name, []).append(loss.name)
     out = [HEADER, "#pragma once\n\n#include <stdint.h>\n\n#ifdef __cplusplus\nnamespace fastloss {\n#endif\n\n"]
+    out.append("// Storage dtypes of inputs and gradients (_spec.DTYPES order).\ntypedef enum FlDtype {\n")
+    out += [f"  FL_{name.upper()} = {i},\n" for i, name in enumerate(spec.DTYPES)]
+    out.append(f"}} FlDtype;\n#define FL_DTYPE_COUNT {len(spec.DTYPES)}\n\n")
     out.append("// Loss ids: the position in _spec.LOSSES.\nenum LossId {\n")
     out += [f"  LOSS_{loss.name} = {i},\n" for i, loss in enumerate(losses)]
     out.append(f"}};\n#define FL_LOSS_COUNT {len(losses)}\n\n")

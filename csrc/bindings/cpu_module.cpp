@@ -21,12 +21,10 @@ namespace {
 #define FL_CHECK(cond, msg) \
   if (!(cond)) throw py::value_error(msg)
 
-FlDtype dtype_of(const std::string& name) {
-  if (name == "float32") return FL_FLOAT32;
-  if (name == "float64") return FL_FLOAT64;
-  if (name == "float16") return FL_FLOAT16;
-  if (name == "bfloat16") return FL_BFLOAT16;
-  throw py::value_error("dtype must be float32, float64, float16 or bfloat16, got " + name);
+// The dtype code: the position in _spec.DTYPES (FlDtype).
+FlDtype dtype_of(int code) {
+  FL_CHECK(code >= 0 && code < FL_DTYPE_COUNT, "dtype must be a code in [0, " + std::to_string(FL_DTYPE_COUNT) + ")");
+  return static_cast<FlDtype>(code);
 }
 
 // The NumPy storage of each FlDtype: bfloat16 travels as uint16 bits.
@@ -95,9 +93,9 @@ double run_kernel(int (*kernel)(const Args*, double*, char*, size_t), Args& a, F
   return run_or_raise(rc, total, error);
 }
 
-double rowwise(int loss_id, const py::object& x_obj, const std::string& dtype, const py::object& target,
-               const py::object& weight, const py::dict& params, const py::object& row_scale, double grad_scale,
-               const py::object& loss_out, const py::object& grad_out, bool need_loss) {
+py::tuple rowwise(int loss_id, const py::object& x_obj, int dtype, const py::object& target,
+                  const py::object& weight, const py::dict& params, const py::object& row_scale, double grad_scale,
+                  const py::object& loss_out, const py::object& grad_out, bool need_loss, bool divide_by_valid_rows) {
   const FlDtype dt = dtype_of(dtype);
   FL_CHECK(py::isinstance<py::array>(x_obj), "x must be a NumPy array");
   py::array x0 = py::reinterpret_borrow<py::array>(x_obj);
@@ -119,10 +117,15 @@ double rowwise(int loss_id, const py::object& x_obj, const std::string& dtype, c
   else a.target = static_cast<const int64_t*>(checked(target, "target", py::dtype::of<int64_t>(), rows, false).data());
   if (!weight.is_none()) a.weight = static_cast<const double*>(
       checked(weight, "weight", py::dtype::of<double>(), {a.classes}, false).data());
-  return run_kernel(fastloss_rowwise, a, dt, x, rows, row_scale, grad_scale, loss_out, grad_out, need_loss);
+  int64_t valid_rows = a.outer * a.inner;
+  a.valid_rows = &valid_rows;
+  a.divide_by_valid_rows = divide_by_valid_rows;
+  const double total = run_kernel(fastloss_rowwise, a, dt, x, rows, row_scale, grad_scale, loss_out, grad_out,
+                                  need_loss);
+  return py::make_tuple(total, valid_rows);
 }
 
-double pointwise(int loss_id, const py::object& x_obj, const std::string& dtype, const py::object& target,
+double pointwise(int loss_id, const py::object& x_obj, int dtype, const py::object& target,
                  const py::object& weight, const py::dict& params, const py::object& row_scale, double grad_scale,
                  const py::object& loss_out, const py::object& grad_out, bool need_loss) {
   const FlDtype dt = dtype_of(dtype);
@@ -158,7 +161,10 @@ PYBIND11_MODULE(_C, m) {
       "(loss_id, x, dtype, target, weight, params, row_scale, grad_scale, loss_out, grad_out, need_loss) -> "
       "sum of the unreduced losses; writes loss_out / grad_out (grad_out may be x). Raises ValueError on bad input.";
   py::register_exception<TargetOutOfDomain>(m, "TargetOutOfDomain", PyExc_ValueError);
-  m.def("rowwise", &rowwise, kernel_doc);
+  m.def("rowwise", &rowwise,
+        "(loss_id, x, dtype, target, weight, params, row_scale, grad_scale, loss_out, grad_out, need_loss, "
+        "divide_by_valid_rows) -> (sum of the unreduced losses, rows whose target is not ignore_index); "
+        "divide_by_valid_rows divides grad_scale by that count first. Raises ValueError on bad input.");
   m.def("pointwise", &pointwise, kernel_doc);
   m.def("isa", &isa_name, "The instruction set in use.");
   m.def("available_isas", &available_isas, "Instruction sets this CPU and build can run, best first.");

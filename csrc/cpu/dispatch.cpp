@@ -37,6 +37,14 @@ bool os_saves(unsigned mask) {
   __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
   return (lo & mask) == mask;
 }
+
+// F16C (the AVX2 tier's half-precision conversions): CPUID leaf 1, ECX bit 29. Not every AVX2 CPU
+// in a virtual machine reports it, and __builtin_cpu_supports has no name for it.
+bool cpu_has_f16c() {
+  unsigned eax, ebx, ecx, edx;
+  __asm__("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(1), "c"(0));
+  return (ecx >> 29) & 1u;
+}
 #endif
 
 bool cpu_has(const std::string& isa) {
@@ -44,11 +52,11 @@ bool cpu_has(const std::string& isa) {
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
   __builtin_cpu_init();
   if (isa == "avx2")
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && os_saves(0x6);
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c() && os_saves(0x6);
   if (isa == "avx512")
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && os_saves(0xE6);
+           __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c() && os_saves(0xE6);
 #endif
 #if defined(__aarch64__)
   if (isa == "neon") return true;
@@ -192,13 +200,20 @@ extern "C" int fastloss_rowwise(const FlRowwiseArgs* a, double* total, char* err
   try {
     if (!a || !total) return fail(error, error_size, "null argument");
     if (const char* e = kind_error(a->loss_id, true)) return fail(error, error_size, e);
-    if (a->dtype < FL_FLOAT32 || a->dtype > FL_BFLOAT16) return fail(error, error_size, "unknown dtype");
-    if (a->outer < 0 || a->classes < 1 || a->inner < 1) return fail(error, error_size, "bad shape");
+    if (a->dtype < 0 || a->dtype >= FL_DTYPE_COUNT) return fail(error, error_size, "unknown dtype");
+    if (a->outer < 0 || a->classes < 1 || a->inner < 0) return fail(error, error_size, "bad shape");
+    if (a->outer == 0 || a->inner == 0) {  // no rows: nothing to read or write (and no class buffers)
+      *total = 0;
+      if (a->valid_rows) *a->valid_rows = 0;
+      return 0;
+    }
     const bool soft = a->soft_target != nullptr;
     if (soft && !takes_soft_targets(a->loss_id)) return fail(error, error_size, "this loss takes no soft targets");
     if (!a->x || (!soft && !a->target)) return fail(error, error_size, "x and target are required");
+    FlRowwiseArgs args = *a;
     if (!soft) {
       const int64_t n = a->outer * a->inner, ignore = a->params.ignore_index;
+      int64_t valid = 0;
       for (int64_t i = 0; i < n; ++i) {
         const int64_t t = a->target[i];
         if ((t < 0 || t >= a->classes) && t != ignore) {
@@ -207,14 +222,19 @@ extern "C" int fastloss_rowwise(const FlRowwiseArgs* a, double* total, char* err
                         (long long)t, (long long)i, (long long)a->classes);
           return fail(error, error_size, msg);
         }
+        valid += t != ignore;
       }
+      if (a->valid_rows) *a->valid_rows = valid;
+      if (a->divide_by_valid_rows) args.grad_scale = a->grad_scale / double(valid);  // inf/nan for none, as 1/0
+    } else if (a->divide_by_valid_rows) {
+      return fail(error, error_size, "divide_by_valid_rows needs class-index targets");
     }
     const IsaKernels* k = isa();
-    const WorkPlan plan = k->rowwise_plan(*a);
+    const WorkPlan plan = k->rowwise_plan(args);
     Workspace ws = workspace(plan, plan.chunks);
-    ws.weights = a->dtype == FL_FLOAT64 ? static_cast<const void*>(class_weights(tls.weights_d, *a, ws.weight_sum))
-                                        : static_cast<const void*>(class_weights(tls.weights_f, *a, ws.weight_sum));
-    *total = k->rowwise(*a, ws);
+    ws.weights = a->dtype == FL_FLOAT64 ? static_cast<const void*>(class_weights(tls.weights_d, args, ws.weight_sum))
+                                        : static_cast<const void*>(class_weights(tls.weights_f, args, ws.weight_sum));
+    *total = k->rowwise(args, ws);
     return 0;
   } catch (const std::exception& e) {
     return fail(error, error_size, e.what());
@@ -225,7 +245,7 @@ extern "C" int fastloss_pointwise(const FlPointwiseArgs* a, double* total, char*
   try {
     if (!a || !total) return fail(error, error_size, "null argument");
     if (const char* e = kind_error(a->loss_id, false)) return fail(error, error_size, e);
-    if (a->dtype < FL_FLOAT32 || a->dtype > FL_BFLOAT16) return fail(error, error_size, "unknown dtype");
+    if (a->dtype < 0 || a->dtype >= FL_DTYPE_COUNT) return fail(error, error_size, "unknown dtype");
     if (a->n < 0) return fail(error, error_size, "bad shape");
     if (a->n > 0 && (!a->x || !a->target)) return fail(error, error_size, "x and target are required");
     const IsaKernels* k = isa();

@@ -9,7 +9,7 @@
 
 namespace fastloss::cuda {
 
-enum DType : int { F32 = 0, F64 = 1, F16 = 2, BF16 = 3 };
+using DType = FlDtype;  // generated from _spec.DTYPES (params.h)
 
 // Target errors found inside a kernel, in pinned host memory mapped into the device address space:
 // kernels write it with plain stores, the host reads it without synchronising (see errors.cpp).

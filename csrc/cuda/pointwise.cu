@@ -123,10 +123,10 @@ cudaError_t launch_pointwise_typed(const PointwiseArgs& a, double* partials, cud
 static cudaError_t launch_pointwise(const PointwiseArgs& a, double* partials, cudaStream_t stream) {
   if (a.n == 0) return cudaSuccess;
   switch (a.dtype) {
-    case F32: return launch_pointwise_typed<float>(a, partials, stream);
-    case F64: return launch_pointwise_typed<double>(a, partials, stream);
-    case F16: return launch_pointwise_typed<__half>(a, partials, stream);
-    case BF16: return launch_pointwise_typed<__nv_bfloat16>(a, partials, stream);
+    case FL_FLOAT32: return launch_pointwise_typed<float>(a, partials, stream);
+    case FL_FLOAT64: return launch_pointwise_typed<double>(a, partials, stream);
+    case FL_FLOAT16: return launch_pointwise_typed<__half>(a, partials, stream);
+    case FL_BFLOAT16: return launch_pointwise_typed<__nv_bfloat16>(a, partials, stream);
   }
   return cudaErrorInvalidValue;
 }
@@ -137,8 +137,8 @@ namespace fastloss::cuda {
 
 static long long pointwise_block_count(DType dtype, long long n) {
   switch (dtype) {
-    case F64: return pointwise_blocks<double>(n);
-    case F16: case BF16: return pointwise_blocks<__half>(n);
+    case FL_FLOAT64: return pointwise_blocks<double>(n);
+    case FL_FLOAT16: case FL_BFLOAT16: return pointwise_blocks<__half>(n);
     default: return pointwise_blocks<float>(n);
   }
 }
@@ -155,7 +155,7 @@ const char* run_pointwise(PointwiseArgs a, Reduction red, cudaStream_t stream) {
   if (reduce) {
     const double denominator = red.kind == 2 ? red.host_denominator : 1.0;
     if (e == cudaSuccess) {
-      if (a.dtype == F64) {
+      if (a.dtype == FL_FLOAT64) {
         finish_sum_kernel<double><<<1, kSumThreads, 0, stream>>>(partials, blocks, nullptr, denominator,
                                                                   static_cast<double*>(red.total));
       } else {

@@ -65,10 +65,10 @@ template <class S> cudaError_t run(RowwiseArgs a, const Reduction& red, char* ws
   if (reduce) a.row_loss = row_loss;
   cudaError_t e = cudaErrorInvalidValue;
   switch (a.dtype) {
-    case F32: e = launch_rowwise<float>(a, stream); break;
-    case F64: e = launch_rowwise<double>(a, stream); break;
-    case F16: e = launch_rowwise<__half>(a, stream); break;
-    case BF16: e = launch_rowwise<__nv_bfloat16>(a, stream); break;
+    case FL_FLOAT32: e = launch_rowwise<float>(a, stream); break;
+    case FL_FLOAT64: e = launch_rowwise<double>(a, stream); break;
+    case FL_FLOAT16: e = launch_rowwise<__half>(a, stream); break;
+    case FL_BFLOAT16: e = launch_rowwise<__nv_bfloat16>(a, stream); break;
   }
   if (e != cudaSuccess || !reduce) return e;
   const double host_den = red.kind == 2 ? red.host_denominator : 1.0;
@@ -80,11 +80,11 @@ template <class S> cudaError_t run(RowwiseArgs a, const Reduction& red, char* ws
 
 const char* run_rowwise(RowwiseArgs a, Reduction red, cudaStream_t stream) {
   const long long rows = a.outer * a.inner;
-  const size_t math_size = a.dtype == F64 ? 8 : 4;
+  const size_t math_size = a.dtype == FL_FLOAT64 ? 8 : 4;
   const size_t bytes = sizeof(double) * size_t(sum_segments(rows) + 2) + math_size * size_t(rows);
   char* ws = nullptr;
   if (cudaError_t e = cudaMallocAsync(&ws, bytes, stream)) return cudaGetErrorString(e);
-  cudaError_t e = a.dtype == F64 ? run<double>(a, red, ws, stream) : run<float>(a, red, ws, stream);
+  cudaError_t e = a.dtype == FL_FLOAT64 ? run<double>(a, red, ws, stream) : run<float>(a, red, ws, stream);
   cudaError_t freed = cudaFreeAsync(ws, stream);
   if (e == cudaSuccess) e = freed;
   return e == cudaSuccess ? nullptr : cudaGetErrorString(e);

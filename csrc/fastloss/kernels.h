@@ -23,13 +23,13 @@ namespace fastloss {
 extern "C" {
 #endif
 
-#define FL_KERNEL_ABI_VERSION 2  // 2: LossParams generated from _spec.py (typed fields), soft targets by pointer
+#define FL_KERNEL_ABI_VERSION 3  // 2: LossParams generated from _spec.py, soft targets by pointer; 3: valid_rows
 #define FL_KERNEL_TABLE_CAPSULE "fastloss._C._kernel_table"
 #define FL_TARGET_OUT_OF_DOMAIN 1
 
-// Storage dtype of x, soft targets, pointwise targets and the gradient. The math (and the loss
-// and row_scale arrays) is float64 for FL_FLOAT64 and float32 for the three others.
-typedef enum FlDtype { FL_FLOAT32 = 0, FL_FLOAT64 = 1, FL_FLOAT16 = 2, FL_BFLOAT16 = 3 } FlDtype;
+// Storage dtype of x, soft targets, pointwise targets and the gradient: FlDtype (params.h, generated
+// from _spec.DTYPES). The math (and the loss and row_scale arrays) is float64 for FL_FLOAT64 and
+// float32 for the others.
 
 typedef struct FlRowwiseArgs {
   int loss_id;               // LossId (generated from _spec.py); must be a rowwise loss
@@ -45,6 +45,9 @@ typedef struct FlRowwiseArgs {
   void* loss_out;            // (outer, inner) of the math type, or NULL
   void* grad_out;            // like x (may be x itself), or NULL for no gradient
   int need_loss;             // 0: skip the loss sum (the return total is then 0)
+  int divide_by_valid_rows;  // 1: grad_scale /= the number of rows whose target is not ignore_index,
+                             //    counted in the target check (the "mean" of losses without class weights)
+  int64_t* valid_rows;       // out, or NULL: that number (class-index targets only)
 } FlRowwiseArgs;
 
 typedef struct FlPointwiseArgs {

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _arrays, _backends, _problem
+from . import _arrays, _backends, _fast, _problem
 from ._registry import LOSSES, LossSpec
 
 FORMS = ("loss", "grad", "with_grad")
@@ -90,7 +90,7 @@ class _Host:
             grad_out=grad_out,
         )
         try:
-            loss, grad = backend.run(prob)
+            loss, grad = backend.run(prob) if x3.size else _nothing_to_compute(prob)
         except _problem.ClassTargetOutOfRange:
             _problem.class_target(t.data, lay, opts["ignore_index"])  # raises, naming the index in t's shape
             raise
@@ -115,6 +115,15 @@ class _Host:
             else:
                 results.append(_arrays.wrap(grad.reshape(x.data.shape), x.dtype, x))
         return results[0] if len(results) == 1 else tuple(results)
+
+
+def _nothing_to_compute(prob: _problem.Problem) -> tuple[Any, Any]:
+    """An empty input (no rows, or rows of 0 elements): every backend's answer, without calling one
+    (a backend would size per-class buffers by C, which an empty batch may have in the billions)."""
+    shape = prob.x.shape[::2] if prob.spec.rowwise else prob.x.shape
+    loss = np.zeros(shape, _arrays.loss_dtype(prob.dtype)) if prob.reduction == "none" else 0.0
+    grad = (prob.grad_out if prob.grad_out is not None else np.empty_like(prob.x)) if prob.need_grad else None
+    return loss, grad
 
 
 def _stages(spec: LossSpec, args: dict[str, Any]):
@@ -182,15 +191,23 @@ def _make(spec: LossSpec, form: str):
     sig = _signature(spec, form)
     name = spec.name if form == "loss" else f"{spec.name}_{form}"
     keywords = [p.name for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY]
+    fast = _fast.make(spec, form)
+    fast_args = ", ".join([
+        spec.input_name, "target", "grad_output" if form != "loss" else "1.0", "out" if form != "loss" else "None",
+        "reduction", "axis" if spec.rowwise else "-1", f"({''.join(o.name + ', ' for o in spec.options)})",
+    ])
     source = (
         f"def {name}({spec.input_name}, target, *, {', '.join(f'{k}=_d[{k!r}]' for k in keywords)}):\n"
         f"    try:\n"
-        f"        return _call(_spec, _form, {{{', '.join(f'{p!r}: {p}' for p in sig.parameters)}}})\n"
+        + (f"        result = _fast({fast_args})\n"
+           f"        if result is not _MISS:\n"
+           f"            return result\n" if fast is not None else "")
+        + f"        return _call(_spec, _form, {{{', '.join(f'{p!r}: {p}' for p in sig.parameters)}}})\n"
         f"    except (ValueError, TypeError) as exc:\n"
         f"        raise type(exc)(f'{name}: {{exc}}') from None\n"
     )
     defaults = {k: sig.parameters[k].default for k in keywords}
-    namespace = {"_call": _call, "_spec": spec, "_form": form, "_d": defaults}
+    namespace = {"_call": _call, "_spec": spec, "_form": form, "_d": defaults, "_fast": fast, "_MISS": _fast.MISS}
     exec(source, namespace)  # noqa: S102 - the source is built from the registry's own identifiers
     loss_function = namespace[name]
     loss_function.__module__ = "fastloss"

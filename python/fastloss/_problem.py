@@ -71,8 +71,15 @@ def target_kind(spec: LossSpec, t: _arrays.HostArray, lay: Layout, opts: dict) -
     if spec.rowwise:
         if kind == "f" and spec.soft_targets:
             if t.data.shape != lay.shape:
+                if t.data.shape == lay.loss_shape:
+                    raise TypeError(
+                        f"target holds floats (dtype {t.dtype}) of the class indices' shape {lay.loss_shape}: "
+                        "class indices must be integers (cast them: .astype(np.int64) / .long()); float "
+                        f"targets are probabilities of {spec.input_name}'s shape {lay.shape}"
+                    )
                 raise ValueError(
                     f"soft target must have {spec.input_name}'s shape {lay.shape}, got {t.data.shape}"
+                    f"{_axis_hint(spec, t.data.shape, lay, probabilities=True)}"
                 )
             if opts["ignore_index"] != -100:
                 raise ValueError(
@@ -85,7 +92,7 @@ def target_kind(spec: LossSpec, t: _arrays.HostArray, lay: Layout, opts: dict) -
         if t.data.shape != lay.loss_shape:
             raise ValueError(
                 f"target must have shape {lay.loss_shape} ({spec.input_name}'s shape {lay.shape} "
-                f"without axis {lay.axis}), got {t.data.shape}"
+                f"without axis {lay.axis}), got {t.data.shape}{_axis_hint(spec, t.data.shape, lay)}"
             )
         return False
     if kind not in "fiub":
@@ -95,10 +102,20 @@ def target_kind(spec: LossSpec, t: _arrays.HostArray, lay: Layout, opts: dict) -
     return False
 
 
+def _axis_hint(spec: LossSpec, target_shape: tuple[int, ...], lay: Layout, probabilities: bool = False) -> str:
+    """A hint when the target fits another class axis, e.g. (N, C, H, W) logits with the default axis."""
+    shape = lay.shape
+    for a in range(len(shape)):
+        if a != lay.axis and (shape == target_shape if probabilities else shape[:a] + shape[a + 1:] == target_shape):
+            return f"; the classes seem to be along axis {a}: pass axis={a}"
+    return ""
+
+
 def first_bad(values: np.ndarray, bad: np.ndarray) -> str:
     idx = np.unravel_index(int(np.argmax(bad)), bad.shape)
     value = values[idx]
-    return f"target[{', '.join(map(str, idx))}] = {getattr(value, 'item', lambda: value)()!r}"
+    where = f"[{', '.join(map(str, idx))}]" if idx else ""
+    return f"target{where} = {getattr(value, 'item', lambda: value)()!r}"
 
 
 def class_target(t: np.ndarray, lay: Layout, ignore_index: int, check: bool = True) -> np.ndarray:
@@ -106,17 +123,18 @@ def class_target(t: np.ndarray, lay: Layout, ignore_index: int, check: bool = Tr
 
     ``check=False`` leaves the range check to a backend that does it in its kernel (a NumPy pass
     here costs a third of the time of a C=10 cross-entropy)."""
-    if not check:
-        return np.ascontiguousarray(t, dtype=np.int64).reshape(lay.outer, lay.inner)
-    if t.dtype.kind == "u" and t.dtype.itemsize == 8 and t.size and t.max() > np.iinfo(np.int64).max:
-        raise ValueError(f"target value {t.max()} is out of range [0, {lay.classes})")
-    t64 = np.ascontiguousarray(t, dtype=np.int64)
-    bad = ((t64 < 0) | (t64 >= lay.classes)) & (t64 != ignore_index)
-    if bad.any():
-        raise ValueError(
-            f"{first_bad(t, bad)} is out of range [0, {lay.classes}) and is not ignore_index={ignore_index}"
-        )
-    return t64.reshape(lay.outer, lay.inner)
+    if t.dtype.kind == "u" and t.dtype.itemsize == 8 and t.size:  # values >= 2**63 would wrap in int64
+        too_big = t > np.iinfo(np.int64).max
+        if too_big.any():
+            raise ValueError(f"{first_bad(t, too_big)} is out of range [0, {lay.classes})")
+    t64 = np.asarray(t, dtype=np.int64)
+    if check:
+        bad = ((t64 < 0) | (t64 >= lay.classes)) & (t64 != ignore_index)
+        if bad.any():
+            raise ValueError(
+                f"{first_bad(t, bad)} is out of range [0, {lay.classes}) and is not ignore_index={ignore_index}"
+            )
+    return np.ascontiguousarray(t64).reshape(lay.outer, lay.inner)
 
 
 def elementwise_target(spec: LossSpec, t: _arrays.HostArray, dtype: str, check_floats: bool) -> np.ndarray:
@@ -175,20 +193,41 @@ def mean_denominator(spec: LossSpec, target: np.ndarray, soft: bool, opts: dict,
     return float(np.count_nonzero(valid))
 
 
-def scalar(value: Any, name: str) -> float:
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return float(value)
+def _real(value: Any, name: str) -> float | None:
+    """A Python real number as a float (None for anything else); huge ints are an error."""
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError(f"{name} must be finite, got {value!r}") from None
+    if isinstance(value, (numbers.Number, str, bytes, bool, np.bool_)):
+        raise TypeError(f"{name} must be a real number or array, got {value!r}")
+    return None
+
+
+def _real_array(value: Any, name: str) -> np.ndarray:
     arr = _arrays.host_values(value, name)
-    if arr.size != 1 or arr.dtype.kind not in "fiu":
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def scalar(value: Any, name: str) -> float:
+    real = _real(value, name)
+    if real is not None:
+        return real
+    arr = _real_array(value, name)
+    if arr.size != 1:
         raise ValueError(f"{name} must be a scalar for this reduction, got shape {arr.shape}")
     return float(arr.reshape(()))
 
 
 def row_scale(grad_output: Any, lay: Layout, dtype: str) -> tuple[float, np.ndarray | None]:
     """reduction="none": a scalar grad_output scales everything, an array scales each loss."""
-    if isinstance(grad_output, numbers.Real) and not isinstance(grad_output, bool):
-        return float(grad_output), None
-    g = _arrays.host_values(grad_output, "grad_output")
+    real = _real(grad_output, "grad_output")
+    if real is not None:
+        return real, None
+    g = _real_array(grad_output, "grad_output")
     if g.shape == ():
         return float(g), None
     if g.shape != lay.loss_shape:

@@ -85,6 +85,8 @@ def boolean(name, value, num_classes=None):
 
 def choice(*allowed: str) -> Callable:
     def check(name, value, num_classes=None):
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be one of {allowed}, got {_fmt(value)}")
         if value not in allowed:
             raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         return value

@@ -26,6 +26,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The input dtypes, in the order of the native dtype codes (FlDtype, generated): the math is float64 for
+# float64 and float32 for the others; bfloat16 travels as uint16 bits.
+DTYPES = ("float32", "float64", "float16", "bfloat16")
+
 ROWWISE = "rowwise"  # one loss per row along the class axis
 POINTWISE = "pointwise"  # one loss per element; the target has the input's shape
 
@@ -191,4 +195,4 @@ def table_signature() -> str:
     losses = ";".join(f"{i}:{loss.name}:{loss.kind}:{','.join(kernel_param_names(loss))}"
                       for i, loss in enumerate(LOSSES))
     params = ",".join(f"{name}={kind}" for name, kind in kernel_params())
-    return f"{losses}|{params}"
+    return f"{losses}|{params}|{','.join(DTYPES)}"

@@ -6,6 +6,7 @@ torch, described by pointer, shape and strides, with buffers allocated by the ca
 """
 
 from .host import (  # noqa: F401 - the host API is the package's
+    DTYPE_CODES,
     FLOAT_DTYPES,
     HostArray,
     as_host,

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .host import FLOAT_DTYPES
+from .host import FLOAT_DTYPES, refuse_autograd
 
 
 def _numpy_dtype(name: str) -> np.dtype:
@@ -43,6 +43,7 @@ class TorchLib:
     def describe(self, obj: Any, name: str) -> DeviceArray:
         if obj.device.type != "cuda":
             raise ValueError(f"{name} is on device {obj.device}, expected a CUDA tensor")
+        refuse_autograd(obj, name, "torch")
         return DeviceArray(
             source=obj, lib=self, shape=tuple(obj.shape), strides=tuple(obj.stride()),
             dtype=str(obj.dtype).removeprefix("torch."), device=obj.device.index or 0, ptr=obj.data_ptr(),

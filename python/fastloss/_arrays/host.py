@@ -12,7 +12,10 @@ from typing import Any
 
 import numpy as np
 
-FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
+from .. import _spec
+
+FLOAT_DTYPES = _spec.DTYPES
+DTYPE_CODES = {name: code for code, name in enumerate(FLOAT_DTYPES)}  # the native FlDtype values
 _STORAGE = {"float32": np.float32, "float64": np.float64, "float16": np.float16, "bfloat16": np.uint16}
 _DLPACK_CPU, _DLPACK_CUDA = 1, 2
 
@@ -83,11 +86,23 @@ def _numpy_view(obj: Any, lib: str) -> tuple[np.ndarray, str]:
     return arr, arr.dtype.name
 
 
+def refuse_autograd(obj: Any, name: str, lib: str) -> None:
+    """The core API computes gradients itself and records nothing for autograd: a tensor that
+    requires grad would silently lose its graph (or, as ``out=``, be overwritten under autograd)."""
+    if lib == "torch" and obj.requires_grad:
+        raise TypeError(
+            f"{name} is a torch tensor that requires grad: the core fastloss functions do not record "
+            "autograd; use fastloss.torch (e.g. fastloss.torch.cross_entropy) for autograd, or pass "
+            f"{name}.detach()"
+        )
+
+
 def as_host(obj: Any, name: str) -> HostArray:
     """A CPU view of ``obj`` (no copy where the producer allows one)."""
     lib = _lib(obj)
     if device_of(obj) != "cpu":
         raise ValueError(f"{name} is on device {device_of(obj)}, expected a CPU array")
+    refuse_autograd(obj, name, lib)
     try:
         arr, dtype = _numpy_view(obj, lib)
     except Exception as exc:  # any producer failure is the caller's bad input

@@ -50,13 +50,10 @@ class NativeBackend:
         if prob.need_grad and grad_out is None:
             grad_out = np.empty_like(prob.x)
         weight, params = prob.spec.kernel_params(prob.opts)
-        kernel = _C.rowwise if prob.spec.rowwise else _C.pointwise
+        args = (prob.spec.cpp_id, prob.x, _arrays.DTYPE_CODES[prob.dtype], prob.target, weight, params, prob.row_scale,
+                prob.grad_scale, loss_out, grad_out if prob.need_grad else None, prob.need_loss)
         try:
-            total = kernel(
-                prob.spec.cpp_id, prob.x, prob.dtype, prob.target, weight, params,
-                prob.row_scale, prob.grad_scale, loss_out, grad_out if prob.need_grad else None,
-                prob.need_loss,
-            )
+            total = _C.rowwise(*args, False)[0] if prob.spec.rowwise else _C.pointwise(*args)
         except _C.TargetOutOfDomain:
             raise TargetOutOfDomain from None
         except ValueError as exc:  # dispatch.cpp's range check of class indices says "out of range"

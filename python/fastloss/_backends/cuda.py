@@ -53,7 +53,6 @@ except ImportError as exc:  # a CPU-only build: the front end says so when CUDA 
 if _cuda is not None:
     check_table(_cuda, "_cuda")
 
-_DTYPE_CODES = {"float32": 0, "float64": 1, "float16": 2, "bfloat16": 3}
 _REDUCTION_CODES = {"none": 0, "sum": 1, "mean": 2}
 _used_devices: set[int] = set()
 
@@ -286,7 +285,7 @@ def _run(spec: LossSpec, form: str, args: dict[str, Any], x: ca.DeviceArray, t: 
         with np.errstate(divide="ignore", invalid="ignore"):
             host_scale = float(np.float64(host_scale) / host_den)  # as the CPU path folds it
     job = {
-        "device": device, "stream": lib.stream(device), "loss_id": spec.cpp_id, "dtype": _DTYPE_CODES[x.dtype],
+        "device": device, "stream": lib.stream(device), "loss_id": spec.cpp_id, "dtype": _arrays.DTYPE_CODES[x.dtype],
         "x": _ptr(x_c), "grad": _ptr(grad), "params": params,
         "scale_host": host_scale, "scale_numerator": _ptr(numerator), "row_scale": _ptr(row_scale),
         "loss": _ptr(loss) if reduction == "none" else 0,

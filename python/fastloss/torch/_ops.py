@@ -22,11 +22,43 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .. import _api, _spec
+from .. import _api, _fast, _spec
 from .._registry import BY_NAME, LossSpec
 
-# Point-wise losses of e = input - target: d/dtarget = -d/dinput, so the target gets a gradient too.
-DIFFERENCE_LOSSES = ("huber_loss", "smooth_l1_loss")
+
+def _negated_input_grad(grad_input, **_):
+    """Losses of e = input - target: d/dtarget = -d/dinput."""
+    return -grad_input
+
+
+def _soft_cross_entropy_target_grad(grad_input, input, target, options, reduction, axis, grad_loss):
+    """Soft-target cross-entropy: dl/dy_c = -(1-eps)*w_c*log p_c (p = softmax of the capped logits).
+
+    Computed from the logits in the backward (an extra pass, made only when the target needs it)."""
+    if target.dtype != input.dtype or target.shape != input.shape:
+        return None  # class indices: no gradient
+    z = input.detach().to(torch.float64 if input.dtype == torch.float64 else torch.float32)
+    cap = options["softcap"]
+    if cap is not None:
+        z = cap * torch.tanh(z / cap)
+    g = torch.log_softmax(z, dim=axis) * -(1.0 - options["label_smoothing"])
+    shape = [1] * z.dim()
+    shape[axis] = z.shape[axis]
+    if options["weight"] is not None:
+        g = g * options["weight"].to(g.dtype).reshape(shape)
+    if reduction == "none":
+        g = g * grad_loss.unsqueeze(axis)
+    else:
+        g = g * (grad_loss / (z.numel() // z.shape[axis]) if reduction == "mean" else grad_loss)
+    return g.to(target.dtype)
+
+
+# The losses whose target gets a gradient, and how (the others refuse a target that requires grad).
+TARGET_GRADIENTS = {
+    "huber_loss": _negated_input_grad,
+    "smooth_l1_loss": _negated_input_grad,
+    "cross_entropy": _soft_cross_entropy_target_grad,
+}
 
 _FIELDS = _spec.kernel_params()  # (name, kernel type) of every scalar option, LossParams order
 _CHOICES = {o.name: o.choices for loss in _spec.LOSSES for o in loss.options if o.type == "choice"}
@@ -74,6 +106,7 @@ def _unpack(spec: LossSpec, packed: list[float], vector: Tensor | None) -> dict[
 def _core_call(form: str, input: Tensor, target: Tensor, spec: LossSpec, options: dict, reduction: str,
                scale: float, axis: int, out: Tensor | None = None):
     """``fastloss.<loss>[_with_grad]`` on the tensors; the loss as PyTorch returns it."""
+    input, target = input.detach(), target.detach()  # the kernels compute the gradient; autograd is ours
     if spec.rowwise:
         options = {**options, "axis": axis}
     if form == "loss":
@@ -133,15 +166,21 @@ class _Fused(torch.autograd.Function):
     """Forward: loss and gradient in one fused pass; backward: the saved gradient, scaled."""
 
     @staticmethod
-    def forward(ctx, input, target, spec, options, reduction, scale, axis, in_place):
-        value, grad = _core_call("with_grad", input.detach(), target.detach(), spec, options, reduction, scale,
-                                 axis, out=input if in_place else None)
+    def forward(ctx, input, target, spec, values, reduction, scale, axis, in_place):
+        result = _fast_with_grad(input, target, spec, values, reduction, scale, axis, in_place)
+        if result is None:
+            result = _core_call("with_grad", input.detach(), target.detach(), spec,
+                                dict(zip(_NAMES[spec.name], values)), reduction, scale, axis,
+                                out=input.detach() if in_place else None)
+        value, grad = result
         if in_place:
             ctx.mark_dirty(input)
         # The gradient is a fresh tensor no one else sees: kept on ctx, without save_for_backward's
         # version bookkeeping (in place, the input holds it, and autograd checks that buffer).
         ctx.grad = grad
         ctx.meta = (reduction, spec.rowwise, axis, in_place)
+        if target.requires_grad:
+            ctx.for_target = (spec.name, input, target, dict(zip(_NAMES[spec.name], values)))
         return value if not in_place else (value, input)
 
     @staticmethod
@@ -149,8 +188,31 @@ class _Fused(torch.autograd.Function):
         _refuse_double_backward()
         reduction, rowwise, axis, in_place = ctx.meta
         grad = _scaled(ctx.grad, grad_loss, reduction, rowwise, axis, in_place=in_place)
-        grad_target = -grad if ctx.needs_input_grad[1] else None
+        grad_target = None
+        if ctx.needs_input_grad[1]:
+            name, input, target, options = ctx.for_target
+            grad_target = TARGET_GRADIENTS[name](grad_input=grad, input=input, target=target, options=options,
+                                                 reduction=reduction, axis=axis, grad_loss=grad_loss)
         return grad, grad_target, None, None, None, None, None, None
+
+
+_VIEWABLE = (torch.float32, torch.float64, torch.int64)
+
+
+def _fast_with_grad(input, target, spec, values, reduction, scale, axis, in_place):
+    """The core's NumPy-level fast path on the tensors' memory, or None where it does not apply."""
+    core = _fast.CORES.get((spec.name, "with_grad"))
+    if (scale != 1.0 or core is None or input.is_cuda or input.dtype not in _VIEWABLE
+            or target.dtype not in _VIEWABLE or not input.is_contiguous() or not target.is_contiguous()
+            or input.is_neg() or target.is_neg()):  # lazily negated views: their memory holds -x
+        return None
+    x, t = input.detach().numpy(), target.detach().numpy()
+    result = core(x, t, 1.0, x if in_place else None, reduction, axis, values)
+    if result is _fast.MISS:
+        return None
+    loss, grad = result
+    value = torch.from_numpy(loss if reduction == "none" else _fast.scalar_array(loss, x.dtype))
+    return value, input if in_place else torch.from_numpy(grad)
 
 
 # ---- torch.compile: custom ops -----------------------------------------------------------------
@@ -190,7 +252,7 @@ def _backward(ctx, grad_loss, _grad_of_grad):
     _refuse_double_backward()
     (grad,) = ctx.saved_tensors
     grad_input = _scaled(grad, grad_loss, *ctx.meta, in_place=False)
-    grad_target = -grad_input if ctx.needs_input_grad[1] else None
+    grad_target = -grad_input if ctx.needs_input_grad[1] else None  # apply() allows only e = x - y losses
     return (grad_input, grad_target) + _NO_GRADS
 
 
@@ -218,12 +280,16 @@ def apply(
     ``scale`` multiplies the loss and the gradient (multi_margin_loss's 1/C).
     """
     spec = BY_NAME[loss]
-    for name, value in (("input", input), ("target", target)):
-        if not isinstance(value, Tensor):
-            raise TypeError(f"fastloss.torch.{loss}: {name} must be a torch.Tensor, got {type(value).__name__}")
-    needs_grad = torch.is_grad_enabled() and (input.requires_grad or target.requires_grad)
+    if type(input) is not Tensor or type(target) is not Tensor:
+        for name, value in (("input", input), ("target", target)):
+            if not isinstance(value, Tensor):
+                raise TypeError(f"fastloss.torch.{loss}: {name} must be a torch.Tensor, got {type(value).__name__}")
+    needs_grad = (input.requires_grad or target.requires_grad) and torch.is_grad_enabled()
     if needs_grad:
-        if target.requires_grad and loss not in DIFFERENCE_LOSSES:
+        compiling = torch.compiler.is_compiling()
+        target_rule = TARGET_GRADIENTS.get(loss)
+        if target.requires_grad and (target_rule is None or inplace_backward
+                                     or (compiling and target_rule is not _negated_input_grad)):
             raise NotImplementedError(
                 f"fastloss.torch.{loss}: the gradient w.r.t. the target is not implemented; pass target.detach()"
             )
@@ -239,19 +305,42 @@ def apply(
         if not needs_grad:
             return _loss_op(input, target, *args)
         return _loss_with_grad_op(input, target, *args)[0]
-    full = {o.name: options.get(o.name, o.default) for o in spec.options}
-    vector_name = _vector_option(spec)
-    if vector is not None:
-        full[vector_name] = vector
+    values = _option_values(spec, options, vector)
     try:
         if not needs_grad:
-            return _core_call("loss", input, target, spec, full, reduction, float(scale), axis)
+            return _core_call("loss", input, target, spec, dict(zip(_NAMES[loss], values)), reduction,
+                              float(scale), axis)
         if inplace_backward:
-            return _Fused.apply(input, target, spec, full, reduction, float(scale), axis, True)[0]
-        return _Fused.apply(input, target, spec, full, reduction, float(scale), axis, False)
+            return _Fused.apply(input, target, spec, values, reduction, float(scale), axis, True)[0]
+        return _Fused.apply(input, target, spec, values, reduction, float(scale), axis, False)
     except (TypeError, ValueError) as exc:  # name the torch function the user called, not the core one
         message = str(exc).replace(f"{loss}_with_grad: ", "").replace(f"{loss}: ", "")
         raise type(exc)(f"fastloss.torch.{loss}: {message}") from None
+
+
+_NAMES = {spec.name: tuple(o.name for o in spec.options) for spec in BY_NAME.values()}
+_SLOTS = {spec.name: tuple((o.name, o.default, o.spec.type == "class_vector") for o in spec.options)
+          for spec in BY_NAME.values()}
+
+
+def _option_values(spec: LossSpec, options: dict[str, Any], vector: Tensor | None) -> tuple:
+    """The loss's option values in table order; the per-class option is ``vector`` when given."""
+    return tuple(vector if is_vector and vector is not None else options.get(name, default)
+                 for name, default, is_vector in _SLOTS[spec.name])
+
+
+# Below this many input elements PyTorch's own CPU kernel is the faster one, so the drop-ins of
+# losses PyTorch has call it (same numbers by construction). Measured on the 2-core AVX-512 dev
+# machine, 1 thread, forward+backward (benchmarks/overhead.py): any Python autograd node costs
+# ~17 us of backward alone, about PyTorch's whole (8, 2) cross-entropy, and fastloss's fused kernel
+# wins from ~50-100k elements (cross-entropy (1024, 100): 0.83x PyTorch's time; Huber 64k: 1.1x).
+TORCH_FASTER_BELOW = 131072
+
+
+def torch_is_faster(input: Any) -> bool:
+    """True for small CPU inputs in eager mode, where the drop-in should run PyTorch's own op."""
+    return (type(input) is Tensor and not input.is_cuda and input.numel() < TORCH_FASTER_BELOW
+            and not torch.compiler.is_compiling())
 
 
 def reduction_of(size_average: bool | None, reduce: bool | None, reduction: str) -> str:

@@ -4,6 +4,7 @@ extras are keyword-only. Each is one call of ``_ops.apply``."""
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor
 
 from . import _ops
@@ -31,6 +32,8 @@ def cross_entropy(
     Extras: ``z_loss`` (PaLM's auxiliary ``lse**2`` term), ``softcap`` (Gemma-2 logit capping),
     ``inplace_backward`` (see the module docstring).
     """
+    if not z_loss and softcap is None and not inplace_backward and _ops.torch_is_faster(input):
+        return F.cross_entropy(input, target, weight, size_average, ignore_index, reduce, reduction, label_smoothing)
     return _ops.apply(
         "cross_entropy",
         input,
@@ -57,6 +60,8 @@ def huber_loss(
 
     ``e = input - target``; an elementwise ``weight`` multiplies each loss before the reduction.
     """
+    if _ops.torch_is_faster(input):
+        return F.huber_loss(input, target, reduction, delta, weight)
     input, target = _ops.same_shape_target(input, target)
     if weight is None:
         return _ops.apply("huber_loss", input, target, reduction, delta=delta)
@@ -75,6 +80,8 @@ def smooth_l1_loss(
     beta: float = 1.0,
 ) -> Tensor:
     """``torch.nn.functional.smooth_l1_loss``: ``l = 0.5*e**2/beta if |e| < beta else |e| - 0.5*beta``."""
+    if _ops.torch_is_faster(input):
+        return F.smooth_l1_loss(input, target, size_average, reduce, reduction, beta)
     input, target = _ops.same_shape_target(input, target)
     return _ops.apply("smooth_l1_loss", input, target, _ops.reduction_of(size_average, reduce, reduction), beta=beta)
 
@@ -95,22 +102,32 @@ def multi_margin_loss(
     """
     if p not in (1, 2):
         raise ValueError(f"only p == 1 and p == 2 supported, got p={p!r}")
-    if input.dim() not in (1, 2):
-        raise ValueError(f"multi_margin_loss expects a 1-D or 2-D input, got shape {tuple(input.shape)}")
-    # PyTorch has no ignore_index here: an impossible one keeps every row and rejects -100.
-    return _ops.apply(
+    if input.dim() > 2:
+        raise ValueError(f"multi_margin_loss expects a 0-D, 1-D or 2-D input, got shape {tuple(input.shape)}")
+    if _ops.torch_is_faster(input):
+        return F.multi_margin_loss(input, target, p, margin, weight, size_average, reduce, reduction)
+    reduction = _ops.reduction_of(size_average, reduce, reduction)
+    unbatched = input.dim() < 2  # PyTorch: a 0-d or (C,) input is one sample, its target 0-d or (1,)
+    if unbatched and target.numel() != 1:
+        raise ValueError(
+            f"multi_margin_loss: an unbatched input of shape {tuple(input.shape)} takes a target of one "
+            f"element, got shape {tuple(target.shape)}"
+        )
+    loss = _ops.apply(
         "multiclass_hinge_loss",
-        input,
-        target,
-        _ops.reduction_of(size_average, reduce, reduction),
+        input.reshape(1, -1) if unbatched else input,
+        target.reshape(1) if unbatched else target,
+        reduction,
         vector=weight,
-        scale=1.0 / input.shape[-1],
-        axis=input.dim() - 1,
+        scale=1.0 / max(1, input.shape[-1] if input.dim() else 1),
+        axis=1,
+        # PyTorch has no ignore_index here: an impossible one keeps every row and rejects -100.
         ignore_index=-(2**63),
         margin=margin,
         squared=p == 2,
         variant="weston_watkins",
     )
+    return loss.reshape(target.shape) if unbatched and reduction == "none" else loss
 
 
 def sigmoid_focal_loss(

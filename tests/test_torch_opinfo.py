@@ -1,0 +1,71 @@
+"""PyTorch's own test samples (OpInfo for the functionals, ModuleInfo for the modules) run through the
+fastloss.torch drop-ins: every input form PyTorch accepts must be accepted, with PyTorch's values and
+gradients. These samples are written by PyTorch's developers, not by us."""
+
+from __future__ import annotations
+
+import fastloss.torch as ft
+import pytest
+import torch
+
+pytest.importorskip("expecttest")  # torch.testing._internal needs it
+from torch.testing._internal.common_methods_invocations import op_db
+from torch.testing._internal.common_modules import module_db
+
+# The torch.nn.functional / torch.nn losses that have a fastloss.torch drop-in of the same name.
+OPS = [o for o in op_db if o.name.startswith("nn.functional.") and hasattr(ft, o.name.rsplit(".", 1)[1])
+       and not o.variant_test_name]
+MODULES = [m for m in module_db if hasattr(ft, m.module_cls.__name__) and m.module_cls.__module__.startswith("torch")]
+
+
+def _clone(value):
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone().requires_grad_(value.requires_grad)
+    return value
+
+
+def _grads(result, tensors):
+    wanted = [t for t in tensors if isinstance(t, torch.Tensor) and t.requires_grad]
+    if not wanted:
+        return []
+    return torch.autograd.grad(result.sum(), wanted, allow_unused=True)
+
+
+def test_the_drop_ins_are_covered():
+    assert {o.name.rsplit(".", 1)[1] for o in OPS} >= {"cross_entropy", "huber_loss", "smooth_l1_loss",
+                                                        "multi_margin_loss"}
+    assert {m.module_cls.__name__ for m in MODULES} >= {"CrossEntropyLoss", "HuberLoss", "SmoothL1Loss",
+                                                         "MultiMarginLoss"}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("op", OPS, ids=lambda o: o.name.rsplit(".", 1)[1])
+def test_opinfo_samples(op, dtype):
+    ours = getattr(ft, op.name.rsplit(".", 1)[1])
+    tol = {} if dtype == torch.float64 else {"rtol": 1e-5, "atol": 1e-6}
+    for sample in op.sample_inputs("cpu", dtype, requires_grad=True):
+        a = [_clone(sample.input), *map(_clone, sample.args)]
+        b = [_clone(sample.input), *map(_clone, sample.args)]
+        kwargs = sample.kwargs
+        got, expected = ours(*a, **kwargs), op.op(*b, **kwargs)
+        torch.testing.assert_close(got, expected, equal_nan=True, **tol, msg=lambda m, s=sample: f"{s}: {m}")
+        for g, e in zip(_grads(got, a), _grads(expected, b)):
+            torch.testing.assert_close(g, e, equal_nan=True, **tol, msg=lambda m, s=sample: f"{s} gradient: {m}")
+
+
+@pytest.mark.parametrize("module_info", MODULES, ids=lambda m: m.module_cls.__name__)
+def test_moduleinfo_samples(module_info):
+    ours = getattr(ft, module_info.module_cls.__name__)
+    samples = module_info.module_inputs_func(module_info, device="cpu", dtype=torch.float64, requires_grad=True,
+                                             training=True)
+    for sample in samples:
+        if sample.forward_input is None:
+            continue
+        ctor = sample.constructor_input
+        a = [_clone(v) for v in sample.forward_input.args]
+        b = [_clone(v) for v in sample.forward_input.args]
+        got = ours(*ctor.args, **ctor.kwargs)(*a, **sample.forward_input.kwargs)
+        expected = module_info.module_cls(*ctor.args, **ctor.kwargs)(*b, **sample.forward_input.kwargs)
+        torch.testing.assert_close(got, expected, equal_nan=True, msg=lambda m, c=ctor: f"{c.kwargs}: {m}")
+        for g, e in zip(_grads(got, a), _grads(expected, b)):
+            torch.testing.assert_close(g, e, equal_nan=True, msg=lambda m, c=ctor: f"{c.kwargs} gradient: {m}")

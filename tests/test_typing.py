@@ -1,0 +1,65 @@
+"""Type checkers see the real signatures (python/fastloss/__init__.pyi, generated from the spec): a
+misspelled option or a wrong reduction is caught by mypy, correct calls pass."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import fastloss
+
+PACKAGE = Path(fastloss.__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
+GOOD = '''
+import numpy as np
+import fastloss as fl
+
+x = np.zeros((4, 3), np.float32)
+t = np.zeros(4, np.int64)
+loss: float = float(fl.cross_entropy(x, t, label_smoothing=0.1, reduction="sum", weight=None))
+loss2, grad = fl.cross_entropy_with_grad(x, t, out=x, grad_output=2.0, softcap=30.0)
+fl.multiclass_hinge_loss(x, t, variant="weston_watkins", squared=True)
+fl.huber_loss(x, x, delta=2)
+fl.set_num_threads(2)
+name: str = fl.backend()
+'''
+
+
+def test_the_package_is_typed_and_the_stub_is_installed_with_it():
+    assert (PACKAGE / "py.typed").is_file()
+    assert (PACKAGE / "__init__.pyi").is_file()
+
+
+@pytest.mark.skipif(not (ROOT / "tools" / "gen_stubs.py").is_file(), reason="needs the source tree")
+def test_the_stub_matches_the_spec():
+    spec = importlib.util.spec_from_file_location("gen_stubs", ROOT / "tools" / "gen_stubs.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    assert (PACKAGE / "__init__.pyi").read_text() == gen.stub_text(), (
+        "python/fastloss/__init__.pyi is stale: run `python tools/gen_stubs.py`")
+
+
+def _mypy(tmp_path: Path, source: str) -> subprocess.CompletedProcess:
+    pytest.importorskip("mypy")
+    usage = tmp_path / "usage.py"
+    usage.write_text(source)
+    env = {**os.environ, "MYPYPATH": str(PACKAGE.parent)}
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental", "--ignore-missing-imports", "--follow-imports=silent",
+         "--cache-dir", str(tmp_path / "cache"), str(usage)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, check=False,
+    )
+
+
+def test_mypy_accepts_correct_calls_and_rejects_misspelled_options(tmp_path):
+    good = _mypy(tmp_path, GOOD)
+    assert good.returncode == 0, good.stdout + good.stderr
+    bad = _mypy(tmp_path, GOOD + 'fl.cross_entropy(x, t, reductoin="sum")\nfl.huber_loss(x, x, reduction="avg")\n')
+    assert bad.returncode != 0
+    assert 'Unexpected keyword argument "reductoin"' in bad.stdout, bad.stdout
+    assert "Literal['avg']" in bad.stdout, bad.stdout
