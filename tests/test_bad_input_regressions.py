@@ -3,10 +3,9 @@ empty-input shapes of issue 9: each gets the same clear answer or error on every
 
 from __future__ import annotations
 
+import fastloss as fl
 import numpy as np
 import pytest
-
-import fastloss as fl
 
 X = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
 

@@ -9,9 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import fastloss
+import pytest
 
 PACKAGE = Path(fastloss.__file__).resolve().parent
 ROOT = Path(__file__).resolve().parent.parent

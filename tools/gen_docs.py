@@ -52,8 +52,8 @@ def _losses() -> str:
     import fastloss
     from fastloss._api import FUNCTIONS
 
-    out = ["# Loss reference\n\nEvery loss comes in the forms below; each section is the function's own "
-           "docstring, generated from the loss table (`python/fastloss/_spec.py`).\n"]
+    out = [("# Loss reference\n\nEvery loss comes in the forms below; each section is the function's own "
+            "docstring, generated from the loss table (`python/fastloss/_spec.py`).\n")]
     for spec in fastloss.LOSSES:
         out.append(f"\n## `{spec.name}`\n\n`{spec.formula}`\n")
         for name, function in FUNCTIONS.items():
@@ -64,8 +64,8 @@ def _losses() -> str:
 
 
 def _benchmarks(docs: Path) -> str:
-    out = ["# Benchmarks\n\nMeasured on the project's development machine; see `benchmarks/README.md` for the "
-           "method and the commands.\n"]
+    out = [("# Benchmarks\n\nMeasured on the project's development machine; see `benchmarks/README.md` for the "
+            "method and the commands.\n")]
     for png in sorted(RESULTS.glob("*.png")):
         shutil.copy(png, docs / "img" / png.name)
         out.append(f"\n## {png.stem.replace('_', ' ')}\n\n![{png.stem}](img/{png.name})\n")
