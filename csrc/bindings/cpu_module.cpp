@@ -8,6 +8,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 
 #include "../cpu/dispatch.h"
 #include "../fastloss/kernels.h"
@@ -78,8 +79,9 @@ double run_or_raise(int rc, double total, const char* error) {
 template <class Args>
 double run_kernel(int (*kernel)(const Args*, double*, char*, size_t), Args& a, FlDtype dt, const py::array& x,
                   const std::vector<py::ssize_t>& loss_shape, const py::object& row_scale, double grad_scale,
-                  const py::object& loss_out, const py::object& grad_out, bool need_loss) {
+                  const py::object& loss_out, const py::object& grad_out, bool need_loss, const py::object& hess_out) {
   const std::vector<py::ssize_t> xshape(x.shape(), x.shape() + x.ndim());
+  if (!hess_out.is_none()) a.hess_out = checked(hess_out, "hess_out", storage_dtype(dt), xshape, true).mutable_data();
   if (!row_scale.is_none()) a.row_scale = checked(row_scale, "row_scale", math_dtype(dt), loss_shape, false).data();
   if (!loss_out.is_none()) a.loss_out = checked(loss_out, "loss_out", math_dtype(dt), loss_shape, true).mutable_data();
   if (!grad_out.is_none()) a.grad_out = checked(grad_out, "grad_out", storage_dtype(dt), xshape, true).mutable_data();
@@ -97,7 +99,7 @@ double run_kernel(int (*kernel)(const Args*, double*, char*, size_t), Args& a, F
 
 double rowwise(int loss_id, const py::object& x_obj, const std::string& dtype, const py::object& target,
                const py::object& weight, const py::dict& params, const py::object& row_scale, double grad_scale,
-               const py::object& loss_out, const py::object& grad_out, bool need_loss) {
+               const py::object& loss_out, const py::object& grad_out, bool need_loss, const py::object& hess_out) {
   const FlDtype dt = dtype_of(dtype);
   FL_CHECK(py::isinstance<py::array>(x_obj), "x must be a NumPy array");
   py::array x0 = py::reinterpret_borrow<py::array>(x_obj);
@@ -119,12 +121,12 @@ double rowwise(int loss_id, const py::object& x_obj, const std::string& dtype, c
   else a.target = static_cast<const int64_t*>(checked(target, "target", py::dtype::of<int64_t>(), rows, false).data());
   if (!weight.is_none()) a.weight = static_cast<const double*>(
       checked(weight, "weight", py::dtype::of<double>(), {a.classes}, false).data());
-  return run_kernel(fastloss_rowwise, a, dt, x, rows, row_scale, grad_scale, loss_out, grad_out, need_loss);
+  return run_kernel(fastloss_rowwise, a, dt, x, rows, row_scale, grad_scale, loss_out, grad_out, need_loss, hess_out);
 }
 
 double pointwise(int loss_id, const py::object& x_obj, const std::string& dtype, const py::object& target,
                  const py::object& weight, const py::dict& params, const py::object& row_scale, double grad_scale,
-                 const py::object& loss_out, const py::object& grad_out, bool need_loss) {
+                 const py::object& loss_out, const py::object& grad_out, bool need_loss, const py::object& hess_out) {
   const FlDtype dt = dtype_of(dtype);
   FL_CHECK(py::isinstance<py::array>(x_obj), "x must be a NumPy array");
   py::array x0 = py::reinterpret_borrow<py::array>(x_obj);
@@ -139,7 +141,7 @@ double pointwise(int loss_id, const py::object& x_obj, const std::string& dtype,
   a.x = x.data();
   a.target = checked(target, "target", storage_dtype(dt), shape, false).data();
   a.params = loss_params_from_dict(loss_id, params);
-  return run_kernel(fastloss_pointwise, a, dt, x, shape, row_scale, grad_scale, loss_out, grad_out, need_loss);
+  return run_kernel(fastloss_pointwise, a, dt, x, shape, row_scale, grad_scale, loss_out, grad_out, need_loss, hess_out);
 }
 
 std::string isa_name() {
@@ -155,11 +157,17 @@ std::string isa_name() {
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastloss CPU kernels (SIMD, OpenMP); see python/fastloss/_backends.py and csrc/fastloss/kernels.h";
   const char* kernel_doc =
-      "(loss_id, x, dtype, target, weight, params, row_scale, grad_scale, loss_out, grad_out, need_loss) -> "
-      "sum of the unreduced losses; writes loss_out / grad_out (grad_out may be x). Raises ValueError on bad input.";
+      "(loss_id, x, dtype, target, weight, params, row_scale, grad_scale, loss_out, grad_out, need_loss, hess_out=None) "
+      "-> sum of the unreduced losses; writes loss_out / grad_out (grad_out may be x) and, for the grad_hess form, "
+      "hess_out (then no loss). Raises ValueError on bad input.";
   py::register_exception<TargetOutOfDomain>(m, "TargetOutOfDomain", PyExc_ValueError);
-  m.def("rowwise", &rowwise, kernel_doc);
-  m.def("pointwise", &pointwise, kernel_doc);
+  const auto kernel_args = [] {
+    return std::make_tuple(py::arg("loss_id"), py::arg("x"), py::arg("dtype"), py::arg("target"), py::arg("weight"),
+                           py::arg("params"), py::arg("row_scale"), py::arg("grad_scale"), py::arg("loss_out"),
+                           py::arg("grad_out"), py::arg("need_loss"), py::arg("hess_out") = py::none());
+  };
+  std::apply([&](auto... args) { m.def("rowwise", &rowwise, kernel_doc, args...); }, kernel_args());
+  std::apply([&](auto... args) { m.def("pointwise", &pointwise, kernel_doc, args...); }, kernel_args());
   m.def("isa", &isa_name, "The instruction set in use.");
   m.def("available_isas", &available_isas, "Instruction sets this CPU and build can run, best first.");
   m.def("set_isa", [](const std::string& name) {

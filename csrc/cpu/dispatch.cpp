@@ -161,6 +161,15 @@ int fail(char* error, size_t size, const char* msg) {
   return -1;
 }
 
+// The *_grad_hess form writes both derivatives and reads x after writing the gradient of a row.
+template <class Args> const char* hess_error(const Args& a) {
+  if (!a.hess_out) return nullptr;
+  if (!a.grad_out) return "hess_out needs grad_out";
+  if (a.hess_out == a.x || a.grad_out == a.x || a.hess_out == a.grad_out)
+    return "hess_out and grad_out must be distinct arrays, not x";
+  return nullptr;
+}
+
 }  // namespace
 
 const char* current_isa() { return isa()->name; }
@@ -194,6 +203,7 @@ extern "C" int fastloss_rowwise(const FlRowwiseArgs* a, double* total, char* err
     if (const char* e = kind_error(a->loss_id, true)) return fail(error, error_size, e);
     if (a->dtype < FL_FLOAT32 || a->dtype > FL_BFLOAT16) return fail(error, error_size, "unknown dtype");
     if (a->outer < 0 || a->classes < 1 || a->inner < 1) return fail(error, error_size, "bad shape");
+    if (const char* e = hess_error(*a)) return fail(error, error_size, e);
     const bool soft = a->soft_target != nullptr;
     if (soft && !takes_soft_targets(a->loss_id)) return fail(error, error_size, "this loss takes no soft targets");
     if (!a->x || (!soft && !a->target)) return fail(error, error_size, "x and target are required");
@@ -228,6 +238,7 @@ extern "C" int fastloss_pointwise(const FlPointwiseArgs* a, double* total, char*
     if (a->dtype < FL_FLOAT32 || a->dtype > FL_BFLOAT16) return fail(error, error_size, "unknown dtype");
     if (a->n < 0) return fail(error, error_size, "bad shape");
     if (a->n > 0 && (!a->x || !a->target)) return fail(error, error_size, "x and target are required");
+    if (const char* e = hess_error(*a)) return fail(error, error_size, e);
     const IsaKernels* k = isa();
     const WorkPlan plan = k->pointwise_plan(*a);
     Workspace ws = workspace(plan, plan.chunks);

@@ -23,7 +23,9 @@ namespace fastloss {
 extern "C" {
 #endif
 
-#define FL_KERNEL_ABI_VERSION 2  // 2: LossParams generated from _spec.py (typed fields), soft targets by pointer
+// 2: LossParams generated from _spec.py (typed fields), soft targets by pointer
+// 3: hess_out (the *_grad_hess form) at the end of both argument structs
+#define FL_KERNEL_ABI_VERSION 3
 #define FL_KERNEL_TABLE_CAPSULE "fastloss._C._kernel_table"
 #define FL_TARGET_OUT_OF_DOMAIN 1
 
@@ -45,6 +47,8 @@ typedef struct FlRowwiseArgs {
   void* loss_out;            // (outer, inner) of the math type, or NULL
   void* grad_out;            // like x (may be x itself), or NULL for no gradient
   int need_loss;             // 0: skip the loss sum (the return total is then 0)
+  void* hess_out;            // like x, or NULL: the diagonal second derivative, scaled as the gradient
+                             // (grad_out required, neither may alias x, no loss is computed)
 } FlRowwiseArgs;
 
 typedef struct FlPointwiseArgs {
@@ -59,6 +63,7 @@ typedef struct FlPointwiseArgs {
   void* loss_out;            // (n,) of the math type, or NULL
   void* grad_out;            // (n,) like x (may be x itself), or NULL
   int need_loss;
+  void* hess_out;            // (n,) like x, or NULL: as FlRowwiseArgs::hess_out
 } FlPointwiseArgs;
 
 typedef int (*FlRowwiseFn)(const FlRowwiseArgs* args, double* total, char* error, size_t error_size);
