@@ -15,8 +15,8 @@ import pytest
 xgb = pytest.importorskip("xgboost")
 lgb = pytest.importorskip("lightgbm")
 
-from fastloss import lightgbm as flgb  # noqa: E402
-from fastloss import xgboost as fxgb  # noqa: E402
+from fastloss import lightgbm as flgb
+from fastloss import xgboost as fxgb
 
 ROUNDS = 4
 N, FEATURES, CLASSES = 400, 6, 4

@@ -88,7 +88,7 @@ def test_sample_weight_scales_both(name, backend, rng):
     wx = w[..., None] if SPECS[name].rowwise else w
     assert_close(g, g0 * wx, 1e-12)
     assert_close(h, h0 * wx, 1e-12)
-    g1, h1 = call(name, x, target, sample_weight=w.astype(np.float32), **opts)  # any real dtype
+    _, h1 = call(name, x, target, sample_weight=w.astype(np.float32), **opts)  # any real dtype
     assert_close(h1, h0 * wx.astype(np.float32), 1e-7)
 
 
@@ -96,7 +96,7 @@ def test_sample_weight_scales_both(name, backend, rng):
 @pytest.mark.parametrize("name", list(CASES))
 def test_dtypes_against_float64(name, dtype, backend, rng):
     for case in CASES[name]:
-        shape, axis = SHAPES[SPECS[name].rowwise][0]
+        shape, _ = SHAPES[SPECS[name].rowwise][0]
         x, target, opts = make_problem(name, shape, rng, case, dtype=dtype)
         x64 = x.astype(np.float64)
         t64 = target.astype(np.float64) if target.dtype.kind == "f" else target
@@ -123,10 +123,10 @@ def test_out_pair(backend, rng):
 
 
 def test_torch_tensors_in_torch_tensors_out(backend, rng):
-    x, target, opts = make_problem("huber_loss", (3, 8), rng)
+    x, target, _ = make_problem("huber_loss", (3, 8), rng)
     g, h = call("huber_loss", torch.from_numpy(x), torch.from_numpy(target))
     assert isinstance(g, torch.Tensor) and isinstance(h, torch.Tensor)
-    g0, h0 = call("huber_loss", x, target)
+    _, h0 = call("huber_loss", x, target)
     np.testing.assert_array_equal(h.numpy(), h0)
 
 
@@ -141,7 +141,7 @@ def test_focal_finite_as_p_t_tends_to_one(gamma, backend):
         t = np.full(margins.size, 2)
         g, h = call("softmax_focal_loss", as_dtype(x, dtype), t, gamma=gamma)
         assert np.all(np.isfinite(g)) and np.all(np.isfinite(h)), (g, h)
-        g64, h64 = call("softmax_focal_loss", x, t, gamma=gamma)
+        _, h64 = call("softmax_focal_loss", x, t, gamma=gamma)
         rows = margins <= 15  # moderate p_t: PyTorch's double backward is exact there
         _, h_ref = torch_grad_hess("softmax_focal_loss", x[rows], t[rows], {"gamma": gamma})
         assert_close(h64[rows], h_ref, 1e-10)
@@ -161,7 +161,7 @@ def test_ignored_rows_are_exact_zeros(backend, rng):
 @pytest.mark.parametrize("name", ["cross_entropy", "huber_loss"])
 def test_errors(name, rng):
     shape = (6, 4)
-    x, target, opts = make_problem(name, shape, rng)
+    x, target, _ = make_problem(name, shape, rng)
     fn = getattr(fastloss, f"{name}_grad_hess")
     with pytest.raises(ValueError, match="sample_weight must have the loss's shape"):
         fn(x, target, sample_weight=np.ones(5))

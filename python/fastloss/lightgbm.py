@@ -25,7 +25,7 @@ import numpy as np
 
 from ._gbdt import GradHessObjective
 
-__all__ = ["objective", "LightGBMObjective"]
+__all__ = ["LightGBMObjective", "objective"]
 
 
 class LightGBMObjective(GradHessObjective):

@@ -24,7 +24,7 @@ import numpy as np
 
 from ._gbdt import GradHessObjective
 
-__all__ = ["objective", "XGBoostObjective"]
+__all__ = ["XGBoostObjective", "objective"]
 
 
 class XGBoostObjective(GradHessObjective):
