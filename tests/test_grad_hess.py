@@ -185,6 +185,12 @@ def test_errors(name, rng):
 
 
 def test_every_loss_has_the_form():
+    """A new loss needs its NumPy (grad, hess) in _reference_hess and its kernels' Hessian
+    (point-wise: grad_hess(x, y) in its header struct; row-wise: its family's hess pass)."""
+    from fastloss import _reference_hess
+
+    missing = [spec.name for spec in fastloss.LOSSES if not hasattr(_reference_hess, spec.name)]
+    assert not missing, f"add _reference_hess.<name>(x, target, **opts) -> (grad, hess) for {missing}"
     for spec in fastloss.LOSSES:
         fn = getattr(fastloss, f"{spec.name}_grad_hess")
         assert "sample_weight" in fn.__doc__ and "hess" in fn.__doc__
