@@ -252,3 +252,16 @@ def test_errors():
     with pytest.raises(ValueError, match="sample weights"):
         obj(np.zeros((3, 2), np.float32), _Labels(np.zeros(3), np.ones(4)))
     assert "cross_entropy" in repr(obj)
+
+
+def test_outputs_are_reused_unless_asked_not_to():
+    z = np.random.default_rng(4).standard_normal((50, 3)).astype(np.float32)
+    labels = _Labels(np.arange(50) % 3)
+    obj = fxgb.objective("cross_entropy")
+    g1, h1 = obj(z, labels)
+    first = h1.copy()
+    g2, h2 = obj(z * 2, labels)
+    assert g2 is g1 and h2 is h1 and not np.array_equal(h2, first)  # written again by the next round
+    fresh = flgb.objective("cross_entropy", reuse_outputs=False)
+    a, b = fresh(z, labels), fresh(z, labels)
+    assert a[1] is not b[1] and np.array_equal(a[1], b[1])

@@ -55,9 +55,10 @@ class LightGBMObjective(GradHessObjective):
         return grad.T, hess.T
 
 
-def objective(loss: str, **opts: Any) -> LightGBMObjective:
+def objective(loss: str, *, reuse_outputs: bool = True, **opts: Any) -> LightGBMObjective:
     """A custom LightGBM objective computing ``fastloss.<loss>_grad_hess(scores, labels, **opts)``.
 
     Pass it as ``params["objective"]`` of ``lgb.train`` (with ``num_class`` for a multi-class loss)
-    or as ``LGBMClassifier/LGBMRegressor(objective=...)``."""
-    return LightGBMObjective(loss, **opts)
+    or as ``LGBMClassifier/LGBMRegressor(objective=...)``. The returned arrays are written again by
+    the next call (``reuse_outputs=False``: fresh arrays each call); LightGBM copies them first."""
+    return LightGBMObjective(loss, reuse_outputs=reuse_outputs, **opts)

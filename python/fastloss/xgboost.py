@@ -51,10 +51,11 @@ class XGBoostObjective(GradHessObjective):
         return self.rows(margins, labels, weight, axis=-1)
 
 
-def objective(loss: str, **opts: Any) -> XGBoostObjective:
+def objective(loss: str, *, reuse_outputs: bool = True, **opts: Any) -> XGBoostObjective:
     """A custom XGBoost objective computing ``fastloss.<loss>_grad_hess(margins, labels, **opts)``.
 
     Pass it as ``xgb.train(..., obj=objective(...))`` or ``XGBClassifier/XGBRegressor(objective=
     objective(...))``. Multi-class losses need ``num_class`` in ``xgb.train``'s params (the
-    classifier sets it itself)."""
-    return XGBoostObjective(loss, **opts)
+    classifier sets it itself). The returned arrays are written again by the next call
+    (``reuse_outputs=False``: fresh arrays each call); XGBoost copies them first."""
+    return XGBoostObjective(loss, reuse_outputs=reuse_outputs, **opts)
