@@ -8,6 +8,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 
 #include "../cpu/dispatch.h"
 #include "../fastloss/kernels.h"
@@ -76,8 +77,9 @@ double run_or_raise(int rc, double total, const char* error) {
 template <class Args>
 double run_kernel(int (*kernel)(const Args*, double*, char*, size_t), Args& a, FlDtype dt, const py::array& x,
                   const std::vector<py::ssize_t>& loss_shape, const py::object& row_scale, double grad_scale,
-                  const py::object& loss_out, const py::object& grad_out, bool need_loss) {
+                  const py::object& loss_out, const py::object& grad_out, bool need_loss, const py::object& hess_out) {
   const std::vector<py::ssize_t> xshape(x.shape(), x.shape() + x.ndim());
+  if (!hess_out.is_none()) a.hess_out = checked(hess_out, "hess_out", storage_dtype(dt), xshape, true).mutable_data();
   if (!row_scale.is_none()) a.row_scale = checked(row_scale, "row_scale", math_dtype(dt), loss_shape, false).data();
   if (!loss_out.is_none()) a.loss_out = checked(loss_out, "loss_out", math_dtype(dt), loss_shape, true).mutable_data();
   if (!grad_out.is_none()) a.grad_out = checked(grad_out, "grad_out", storage_dtype(dt), xshape, true).mutable_data();
@@ -95,7 +97,8 @@ double run_kernel(int (*kernel)(const Args*, double*, char*, size_t), Args& a, F
 
 py::tuple rowwise(int loss_id, const py::object& x_obj, int dtype, const py::object& target,
                   const py::object& weight, const py::dict& params, const py::object& row_scale, double grad_scale,
-                  const py::object& loss_out, const py::object& grad_out, bool need_loss, bool divide_by_valid_rows) {
+                  const py::object& loss_out, const py::object& grad_out, bool need_loss, bool divide_by_valid_rows,
+                  const py::object& hess_out) {
   const FlDtype dt = dtype_of(dtype);
   FL_CHECK(py::isinstance<py::array>(x_obj), "x must be a NumPy array");
   py::array x0 = py::reinterpret_borrow<py::array>(x_obj);
@@ -121,13 +124,13 @@ py::tuple rowwise(int loss_id, const py::object& x_obj, int dtype, const py::obj
   a.valid_rows = &valid_rows;
   a.divide_by_valid_rows = divide_by_valid_rows;
   const double total = run_kernel(fastloss_rowwise, a, dt, x, rows, row_scale, grad_scale, loss_out, grad_out,
-                                  need_loss);
+                                  need_loss, hess_out);
   return py::make_tuple(total, valid_rows);
 }
 
 double pointwise(int loss_id, const py::object& x_obj, int dtype, const py::object& target,
                  const py::object& weight, const py::dict& params, const py::object& row_scale, double grad_scale,
-                 const py::object& loss_out, const py::object& grad_out, bool need_loss) {
+                 const py::object& loss_out, const py::object& grad_out, bool need_loss, const py::object& hess_out) {
   const FlDtype dt = dtype_of(dtype);
   FL_CHECK(py::isinstance<py::array>(x_obj), "x must be a NumPy array");
   py::array x0 = py::reinterpret_borrow<py::array>(x_obj);
@@ -142,7 +145,7 @@ double pointwise(int loss_id, const py::object& x_obj, int dtype, const py::obje
   a.x = x.data();
   a.target = checked(target, "target", storage_dtype(dt), shape, false).data();
   a.params = loss_params_from_dict(loss_id, params);
-  return run_kernel(fastloss_pointwise, a, dt, x, shape, row_scale, grad_scale, loss_out, grad_out, need_loss);
+  return run_kernel(fastloss_pointwise, a, dt, x, shape, row_scale, grad_scale, loss_out, grad_out, need_loss, hess_out);
 }
 
 std::string isa_name() {
@@ -158,14 +161,24 @@ std::string isa_name() {
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastloss CPU kernels (SIMD, OpenMP); see python/fastloss/_backends.py and csrc/fastloss/kernels.h";
   const char* kernel_doc =
-      "(loss_id, x, dtype, target, weight, params, row_scale, grad_scale, loss_out, grad_out, need_loss) -> "
-      "sum of the unreduced losses; writes loss_out / grad_out (grad_out may be x). Raises ValueError on bad input.";
+      "(loss_id, x, dtype, target, weight, params, row_scale, grad_scale, loss_out, grad_out, need_loss, hess_out=None) "
+      "-> sum of the unreduced losses; writes loss_out / grad_out (grad_out may be x) and, for the grad_hess form, "
+      "hess_out (then no loss). Raises ValueError on bad input.";
   py::register_exception<TargetOutOfDomain>(m, "TargetOutOfDomain", PyExc_ValueError);
-  m.def("rowwise", &rowwise,
-        "(loss_id, x, dtype, target, weight, params, row_scale, grad_scale, loss_out, grad_out, need_loss, "
-        "divide_by_valid_rows) -> (sum of the unreduced losses, rows whose target is not ignore_index); "
-        "divide_by_valid_rows divides grad_scale by that count first. Raises ValueError on bad input.");
-  m.def("pointwise", &pointwise, kernel_doc);
+  const auto kernel_args = [] {
+    return std::make_tuple(py::arg("loss_id"), py::arg("x"), py::arg("dtype"), py::arg("target"), py::arg("weight"),
+                           py::arg("params"), py::arg("row_scale"), py::arg("grad_scale"), py::arg("loss_out"),
+                           py::arg("grad_out"), py::arg("need_loss"));
+  };
+  std::apply([&](auto... args) {
+    m.def("rowwise", &rowwise,
+          "(loss_id, x, dtype, target, weight, params, row_scale, grad_scale, loss_out, grad_out, need_loss, "
+          "divide_by_valid_rows=False, hess_out=None) -> (sum of the unreduced losses, rows whose target is not "
+          "ignore_index); divide_by_valid_rows divides grad_scale by that count first; hess_out as pointwise.",
+          args..., py::arg("divide_by_valid_rows") = false, py::arg("hess_out") = py::none());
+  }, kernel_args());
+  std::apply([&](auto... args) { m.def("pointwise", &pointwise, kernel_doc, args..., py::arg("hess_out") = py::none()); },
+             kernel_args());
   m.def("isa", &isa_name, "The instruction set in use.");
   m.def("available_isas", &available_isas, "Instruction sets this CPU and build can run, best first.");
   m.def("set_isa", [](const std::string& name) {

@@ -88,9 +88,10 @@ void rowwise(const py::dict& j) {
   a.row_loss = ptr<void>(j, "loss");
   a.errors = device_errors();
   a.allow_cluster = get<int>(j, "allow_cluster");
+  a.hess = j.contains("hess") ? ptr<void>(j, "hess") : nullptr;
   const Reduction red = reduction(j);
   auto stream = ptr<CUstream_st>(j, "stream");
-  on_device(get<int>(j, "device"), [&] { return run_rowwise(a, red, stream); });
+  on_device(get<int>(j, "device"), [&] { return a.hess ? run_grad_hess_rowwise(a, stream) : run_rowwise(a, red, stream); });
 }
 
 void pointwise(const py::dict& j) {
@@ -109,9 +110,10 @@ void pointwise(const py::dict& j) {
   a.target_integral = get<int>(j, "target_integral");
   a.check_target = get<int>(j, "check_target");
   a.errors = device_errors();
+  a.hess = j.contains("hess") ? ptr<void>(j, "hess") : nullptr;
   const Reduction red = reduction(j);
   auto stream = ptr<CUstream_st>(j, "stream");
-  on_device(get<int>(j, "device"), [&] { return run_pointwise(a, red, stream); });
+  on_device(get<int>(j, "device"), [&] { return a.hess ? run_grad_hess_pointwise(a, stream) : run_pointwise(a, red, stream); });
 }
 
 int device_count() {

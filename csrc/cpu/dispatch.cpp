@@ -169,6 +169,15 @@ int fail(char* error, size_t size, const char* msg) {
   return -1;
 }
 
+// The *_grad_hess form writes both derivatives and reads x after writing the gradient of a row.
+template <class Args> const char* hess_error(const Args& a) {
+  if (!a.hess_out) return nullptr;
+  if (!a.grad_out) return "hess_out needs grad_out";
+  if (a.hess_out == a.x || a.grad_out == a.x || a.hess_out == a.grad_out)
+    return "hess_out and grad_out must be distinct arrays, not x";
+  return nullptr;
+}
+
 }  // namespace
 
 const char* current_isa() { return isa()->name; }
@@ -202,6 +211,7 @@ extern "C" int fastloss_rowwise(const FlRowwiseArgs* a, double* total, char* err
     if (const char* e = kind_error(a->loss_id, true)) return fail(error, error_size, e);
     if (a->dtype < 0 || a->dtype >= FL_DTYPE_COUNT) return fail(error, error_size, "unknown dtype");
     if (a->outer < 0 || a->classes < 1 || a->inner < 0) return fail(error, error_size, "bad shape");
+    if (const char* e = hess_error(*a)) return fail(error, error_size, e);
     if (a->outer == 0 || a->inner == 0) {  // no rows: nothing to read or write (and no class buffers)
       *total = 0;
       if (a->valid_rows) *a->valid_rows = 0;
@@ -248,6 +258,7 @@ extern "C" int fastloss_pointwise(const FlPointwiseArgs* a, double* total, char*
     if (a->dtype < 0 || a->dtype >= FL_DTYPE_COUNT) return fail(error, error_size, "unknown dtype");
     if (a->n < 0) return fail(error, error_size, "bad shape");
     if (a->n > 0 && (!a->x || !a->target)) return fail(error, error_size, "x and target are required");
+    if (const char* e = hess_error(*a)) return fail(error, error_size, e);
     const IsaKernels* k = isa();
     const WorkPlan plan = k->pointwise_plan(*a);
     Workspace ws = workspace(plan, plan.chunks);

@@ -22,7 +22,7 @@ inline int64_t first_index_of(const T* x, int64_t C, int64_t stride, int64_t t, 
 }
 
 template <class V, class T>
-inline typename V::scalar hinge_row(const RowContext<typename V::scalar>& k, const T* x, int64_t t, T* g,
+inline typename V::scalar hinge_row(const RowContext<typename V::scalar>& k, const T* x, int64_t t, T* g, T* h,
                                     typename V::scalar scale) {
   using S = typename V::scalar;
   const int64_t C = k.classes;
@@ -43,25 +43,38 @@ inline typename V::scalar hinge_row(const RowContext<typename V::scalar>& k, con
       if (j >= 0) store_scalar(g + j, r.grad);
       store_scalar(g + t, -r.grad);
     }
+    if (h) {
+      const S hv = crammer_singer_hess(s_t, max_other, w_t, k.hinge, scale);
+      vector_loop<V>(0, C, [&](int64_t c, auto tag) { decltype(tag)(S(0)).store(h + c); });
+      if (j >= 0) store_scalar(h + j, hv);
+      store_scalar(h + t, hv);
+    }
     return r.loss;
   }
   const S wscale = w_t * scale;
-  Dual<V> lsum(0), dsum(0);
+  Dual<V> lsum(0), dsum(0), hsum(0);
   auto body = [&](int64_t c, auto tag) {
     using W = decltype(tag);
-    const LossGrad<W> term = weston_watkins_term(W::load(x + c), W(s_t), k.hinge);
+    const W xc = W::load(x + c);
+    const LossGrad<W> term = weston_watkins_term(xc, W(s_t), k.hinge);
     lsum.get(tag) = lsum.get(tag) + term.loss;
     dsum.get(tag) = dsum.get(tag) + term.grad;
     if (g) (term.grad * W(wscale)).store(g + c);
+    if (h) {
+      const W hv = weston_watkins_term_hess(xc, W(s_t), k.hinge);
+      hsum.get(tag) = hsum.get(tag) + hv;
+      (hv * W(wscale)).store(h + c);
+    }
   };
   vector_loop<V>(0, t, body);
   vector_loop<V>(t + 1, C, body);
   if (g) store_scalar(g + t, -dsum.sum() * wscale);
+  if (h) store_scalar(h + t, hsum.sum() * wscale);
   return w_t * lsum.sum();
 }
 
 template <class V, class T>
-inline void hinge_tile(const RowContext<typename V::scalar>& k, const T* x, const int64_t* tgt, T* g,
+inline void hinge_tile(const RowContext<typename V::scalar>& k, const T* x, const int64_t* tgt, T* g, T* h,
                        const typename V::scalar* rs, typename V::scalar* loss) {
   using S = typename V::scalar;
   constexpr int NL = V::lanes;
@@ -83,12 +96,12 @@ inline void hinge_tile(const RowContext<typename V::scalar>& k, const T* x, cons
       m2 = fl_max(m2, fl_min(m1, z));
       m1 = fl_max(m1, z);
     }
-    S m1l[NL], m2l[NL], d[NL];
+    S m1l[NL], m2l[NL], d[NL], hd[NL];
     int64_t jstar[NL];
     m1.lanes_to(m1l);
     m2.lanes_to(m2l);
     for (int j = 0; j < NL; ++j) {
-      d[j] = 0;
+      d[j] = hd[j] = 0;
       jstar[j] = -1;
       if (keep[j] == S(0)) continue;
       const S max_other = st[j] == m1l[j] ? m2l[j] : m1l[j];
@@ -96,32 +109,50 @@ inline void hinge_tile(const RowContext<typename V::scalar>& k, const T* x, cons
       const LossGrad<S> r = crammer_singer_finalize(st[j], max_other, wt[j], k.hinge, scale[j]);
       loss[j] = r.loss;
       d[j] = r.grad;
+      hd[j] = crammer_singer_hess(st[j], max_other, wt[j], k.hinge, scale[j]);
     }
     if (!g) return;
     for (int64_t c = 0; c < C; ++c) V(S(0)).store(g + c * in);
+    if (h)
+      for (int64_t c = 0; c < C; ++c) V(S(0)).store(h + c * in);
     for (int j = 0; j < NL; ++j) {
       if (keep[j] == S(0)) continue;
       if (jstar[j] >= 0) store_scalar(g + jstar[j] * in + j, d[j]);
       store_scalar(g + tgt[j] * in + j, -d[j]);
+      if (h) {
+        if (jstar[j] >= 0) store_scalar(h + jstar[j] * in + j, hd[j]);
+        store_scalar(h + tgt[j] * in + j, hd[j]);
+      }
     }
     return;
   }
   const V stv = V::from_lanes(st), wsv = V::from_lanes(wscale);
-  V lsum(0), dsum(0);
+  V lsum(0), dsum(0), hsum(0);
   for (int64_t c = 0; c < C; ++c) {
-    const LossGrad<V> term = weston_watkins_term(V::load(x + c * in), stv, k.hinge);
+    const V xc = V::load(x + c * in);
+    const LossGrad<V> term = weston_watkins_term(xc, stv, k.hinge);
     lsum = lsum + term.loss;
     dsum = dsum + term.grad;
     if (g) select(keepv == V(0), V(0), term.grad * wsv).store(g + c * in);
+    if (h) {
+      const V hv = weston_watkins_term_hess(xc, stv, k.hinge);
+      hsum = hsum + hv;
+      select(keepv == V(0), V(0), hv * wsv).store(h + c * in);
+    }
   }
-  S ll[NL], dl[NL];
+  S ll[NL], dl[NL], hl[NL];
   lsum.lanes_to(ll);
   dsum.lanes_to(dl);
+  hsum.lanes_to(hl);
   for (int j = 0; j < NL; ++j) {
     if (keep[j] == S(0)) continue;
     const LossGrad<S> own = weston_watkins_term(st[j], st[j], k.hinge);  // as summed, s_t nan or inf too
     loss[j] = wt[j] * (ll[j] - own.loss);
     if (g) store_scalar(g + tgt[j] * in + j, -(dl[j] - own.grad) * wscale[j]);
+    if (h) {
+      const S own_h = weston_watkins_term_hess(st[j], st[j], k.hinge);
+      store_scalar(h + tgt[j] * in + j, (hl[j] - own_h) * wscale[j]);
+    }
   }
 }
 

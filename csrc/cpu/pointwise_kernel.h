@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "fastloss_generated/pointwise_losses.h"
+#include "pointwise_hess.h"
 #include "row_loop.h"
 #include "workspace.h"
 
@@ -135,6 +136,9 @@ inline double pointwise_loop(const FlPointwiseArgs& a, const Workspace& ws, F&& 
 
 template <class V, class VD, class T, class Loss> inline double pointwise_run_loss(const FlPointwiseArgs& a, const Workspace& ws) {
   const Loss loss(a.params);
+  if (a.hess_out)
+    return pointwise_hess_loop<V, T>(a, ws, kPointChunk, loss, [](auto y) { return Loss::target_invalid(y); },
+                                     Loss::kChecksTarget);
   auto f = [&](auto x, auto y) { return loss(x, y); };
   if constexpr (Loss::kChecksTarget)
     return pointwise_loop<V, VD, T, Loss::kComputeBound>(a, ws, f, [](auto y) { return Loss::target_invalid(y); });

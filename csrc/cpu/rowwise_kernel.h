@@ -35,8 +35,9 @@ template <class V> inline WorkPlan rowwise_plan(const FlRowwiseArgs& a) {
   return p;
 }
 
-// The loss of one call: row(x, y, t, g, scale, ebuf, thbuf) -> loss for a contiguous row, and
-// tile(tag, x, y, tgt, g, rs, loss, ebuf, estride, thbuf) for decltype(tag)::lanes rows at stride inner.
+// The loss of one call: row(x, y, t, g, h, scale, ebuf, thbuf) -> loss for a contiguous row, and
+// tile(tag, x, y, tgt, g, h, rs, loss, ebuf, estride, thbuf) for decltype(tag)::lanes rows at stride
+// inner; h (the Hessian of the *_grad_hess form) is null unless a.hess_out is set.
 template <class V, class T, class Row, class Tile>
 inline double rowwise_loop(const FlRowwiseArgs& a, const Workspace& ws, const RowContext<typename V::scalar>& k,
                            Row&& row, Tile&& tile) {
@@ -48,6 +49,7 @@ inline double rowwise_loop(const FlRowwiseArgs& a, const Workspace& ws, const Ro
   const T* x = static_cast<const T*>(a.x);
   const T* y = static_cast<const T*>(a.soft_target);
   T* g = static_cast<T*>(a.grad_out);
+  T* hs = static_cast<T*>(a.hess_out);
   const S* rs = static_cast<const S*>(a.row_scale);
   S* loss_out = static_cast<S*>(a.loss_out);
   const size_t half = plan.scratch_per_thread / 2;
@@ -63,13 +65,16 @@ inline double rowwise_loop(const FlRowwiseArgs& a, const Workspace& ws, const Ro
       if (small_rows<V>(a)) r = small_rows_blocks<V, T>(a, k, r0, r1, scratch, tile, part);
       for (; r < r1; ++r) {
         T* gr = g ? g + r * C : nullptr;
+        T* hr = hs ? hs + r * C : nullptr;
         const int64_t t = k.soft ? -1 : a.target[r];
         S l = 0;
         if (!k.soft && t == k.ignore_index) {
           if (gr) vector_loop<V>(0, C, [&](int64_t c, auto tag) { decltype(tag)(S(0)).store(gr + c); });
+          if (hr) vector_loop<V>(0, C, [&](int64_t c, auto tag) { decltype(tag)(S(0)).store(hr + c); });
         } else {
           S* eb = kGradIsMath && gr ? reinterpret_cast<S*>(gr) : ebuf;
-          l = row(x + r * C, y ? y + r * C : nullptr, t, gr, rs ? k.grad_scale * rs[r] : k.grad_scale, eb, thbuf);
+          l = row(x + r * C, y ? y + r * C : nullptr, t, gr, hr, rs ? k.grad_scale * rs[r] : k.grad_scale, eb,
+                  thbuf);
         }
         if (loss_out) loss_out[r] = l;
         part += double(l);
@@ -83,9 +88,10 @@ inline double rowwise_loop(const FlRowwiseArgs& a, const Workspace& ws, const Ro
       auto run = [&](int64_t i, auto tag) {
         using W = decltype(tag);
         T* gt = g ? g + base + i : nullptr;
+        T* ht = hs ? hs + base + i : nullptr;
         S* eb = kGradIsMath && gt ? reinterpret_cast<S*>(gt) : ebuf;
         const int64_t estride = kGradIsMath && gt ? inner : W::lanes;
-        tile(tag, x + base + i, y ? y + base + i : nullptr, k.soft ? nullptr : a.target + o * inner + i, gt,
+        tile(tag, x + base + i, y ? y + base + i : nullptr, k.soft ? nullptr : a.target + o * inner + i, gt, ht,
              rs ? rs + o * inner + i : nullptr, lanes_loss, eb, estride, thbuf);
         for (int j = 0; j < W::lanes; ++j) {
           if (loss_out) loss_out[o * inner + i + j] = lanes_loss[j];
@@ -109,12 +115,11 @@ inline double softmax_rowwise(const FlRowwiseArgs& a, const Workspace& ws, const
   using S = typename V::scalar;
   return rowwise_loop<V, T>(
       a, ws, k,
-      [&](const T* x, const T* y, int64_t t, T* g, S scale, S* eb, S* th) {
-        return softmax_row<V, MODE, CAP>(k, x, y, t, g, scale, eb, th);
+      [&](const T* x, const T* y, int64_t t, T* g, T* h, S scale, S* eb, S* th) {
+        return softmax_row<V, MODE, CAP>(k, x, y, t, g, h, scale, eb, th);
       },
-      [&](auto tag, const T* x, const T* y, const int64_t* tgt, T* g, const S* rs, S* loss, S* eb, int64_t es, S* th) {
-        softmax_tile<decltype(tag), MODE, CAP>(k, x, y, tgt, g, rs, loss, eb, es, th);
-      });
+      [&](auto tag, const T* x, const T* y, const int64_t* tgt, T* g, T* h, const S* rs, S* loss, S* eb, int64_t es,
+          S* th) { softmax_tile<decltype(tag), MODE, CAP>(k, x, y, tgt, g, h, rs, loss, eb, es, th); });
 }
 
 template <class V, class T> inline double rowwise_run(const FlRowwiseArgs& a, const Workspace& ws) {
@@ -125,9 +130,9 @@ template <class V, class T> inline double rowwise_run(const FlRowwiseArgs& a, co
     case LOSS_multiclass_hinge_loss:
       return rowwise_loop<V, T>(
           a, ws, k,
-          [&](const T* x, const T*, int64_t t, T* g, S scale, S*, S*) { return hinge_row<V>(k, x, t, g, scale); },
-          [&](auto tag, const T* x, const T*, const int64_t* tgt, T* g, const S* rs, S* loss, S*, int64_t, S*) {
-            hinge_tile<decltype(tag)>(k, x, tgt, g, rs, loss);
+          [&](const T* x, const T*, int64_t t, T* g, T* h, S scale, S*, S*) { return hinge_row<V>(k, x, t, g, h, scale); },
+          [&](auto tag, const T* x, const T*, const int64_t* tgt, T* g, T* h, const S* rs, S* loss, S*, int64_t, S*) {
+            hinge_tile<decltype(tag)>(k, x, tgt, g, h, rs, loss);
           });
 #define FL_CASE(name) case LOSS_##name:
     FL_LOSSES_ROW_SOFTMAX(FL_CASE)

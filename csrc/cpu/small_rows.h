@@ -35,11 +35,11 @@ template <class V> inline size_t small_rows_buffer(int64_t classes) {
   return size_t(classes) * V::lanes * sizeof(typename V::scalar);
 }
 
-// Per-thread scratch of the tile path (x, y, g in the storage type, e and tanh in the math type);
+// Per-thread scratch of the tile path (x, y, g, h in the storage type, e and tanh in the math type);
 // it reuses the row buffers' scratch, which the rows after the blocks need only later. Rounded to
 // 128 bytes so that the row buffers' halves stay 64-byte aligned.
 template <class V> inline size_t small_rows_scratch(const FlRowwiseArgs& a) {
-  return small_rows<V>(a) ? (5 * small_rows_buffer<V>(a.classes) + 127) & ~size_t(127) : 0;
+  return small_rows<V>(a) ? (6 * small_rows_buffer<V>(a.classes) + 127) & ~size_t(127) : 0;
 }
 
 // rows (n x C, row-major) -> tile (C x n), and back. The fixed-length inner loop over the n rows
@@ -67,9 +67,11 @@ inline int64_t small_rows_blocks(const FlRowwiseArgs& a, const RowContext<typena
   T* gt = reinterpret_cast<T*>(scratch + 2 * buf);
   S* ebuf = reinterpret_cast<S*>(scratch + 3 * buf);
   S* thbuf = reinterpret_cast<S*>(scratch + 4 * buf);
+  T* ht = reinterpret_cast<T*>(scratch + 5 * buf);
   const T* x = static_cast<const T*>(a.x);
   const T* y = static_cast<const T*>(a.soft_target);
   T* g = static_cast<T*>(a.grad_out);
+  T* h = static_cast<T*>(a.hess_out);
   const S* rs = static_cast<const S*>(a.row_scale);
   S* loss_out = static_cast<S*>(a.loss_out);
   S lanes_loss[NL];
@@ -77,9 +79,10 @@ inline int64_t small_rows_blocks(const FlRowwiseArgs& a, const RowContext<typena
   for (; r + NL <= r1; r += NL) {
     rows_to_tile<NL>(x + r * C, xt, C);
     if (y) rows_to_tile<NL>(y + r * C, yt, C);
-    tile(V(), xt, y ? yt : nullptr, k.soft ? nullptr : a.target + r, g ? gt : nullptr, rs ? rs + r : nullptr,
-         lanes_loss, ebuf, int64_t(NL), thbuf);
+    tile(V(), xt, y ? yt : nullptr, k.soft ? nullptr : a.target + r, g ? gt : nullptr, h ? ht : nullptr,
+         rs ? rs + r : nullptr, lanes_loss, ebuf, int64_t(NL), thbuf);
     if (g) tile_to_rows<NL>(gt, g + r * C, C);
+    if (h) tile_to_rows<NL>(ht, h + r * C, C);
     for (int j = 0; j < NL; ++j) {
       if (loss_out) loss_out[r + j] = lanes_loss[j];
       part += double(lanes_loss[j]);

@@ -36,6 +36,20 @@ inline SoftmaxRowResult<S> softmax_finalize(const RowContext<S>& k, const Softma
   return {};  // not reached: rowwise_run sends only the softmax family here
 }
 
+// The *_grad_hess form: the row's Hessian coefficients (a new softmax-family loss adds its case).
+template <class S>
+inline SoftmaxRowHess<S> softmax_hess(const RowContext<S>& k, const SoftmaxRowStats<S>& st, S scale) {
+  switch (static_cast<LossId>(k.loss_id)) {
+    case LOSS_softmax_focal_loss: return softmax_focal_hess(st, k.gamma, scale);
+    case LOSS_cross_entropy: return cross_entropy_hess(st, k.ce, k.soft, scale);
+#define FL_NOT_HERE(name) case LOSS_##name:
+    FL_LOSSES_NOT_ROW_SOFTMAX(FL_NOT_HERE)
+#undef FL_NOT_HERE
+    break;
+  }
+  return {};  // not reached
+}
+
 template <class S> inline SoftmaxRowStats<S> softmax_stats(const RowContext<S>& k, S m, S s, S zt, S w_t, S a1, S a2) {
   SoftmaxRowStats<S> st;
   st.m = m;
@@ -49,12 +63,50 @@ template <class S> inline SoftmaxRowStats<S> softmax_stats(const RowContext<S>& 
   return st;
 }
 
+// The *_grad_hess form of softmax_row's last sweep: g and h from e (in ebuf) in one pass.
+template <class V, int MODE, bool CAP, class T>
+inline void softmax_row_hess(const RowContext<typename V::scalar>& k, const SoftmaxRowStats<typename V::scalar>& st,
+                             const SoftmaxRowResult<typename V::scalar>& r, const T* y, int64_t t,
+                             typename V::scalar e_t, T* g, T* h, typename V::scalar scale,
+                             const typename V::scalar* ebuf, const typename V::scalar* thbuf) {
+  using S = typename V::scalar;
+  const S* w = k.weights;
+  const SoftmaxRowHess<S> hr = softmax_hess(k, st, scale);
+  vector_loop<V>(0, k.classes, [&](int64_t c, auto tag) {
+    using W = decltype(tag);
+    const W e = W::load(ebuf + c);
+    W val = e * W(r.a);
+    if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) val = val - W(r.b) * W::load(w + c);
+    if constexpr (MODE == SOFTMAX_SOFT) val = val - W(r.b) * W::load(w + c) * cross_entropy_soft_q(W::load(y + c), k.ce);
+    W hv = softmax_hess_z(e, W(hr.ha), W(hr.hb), W(hr.hg), W(hr.ir));
+    if constexpr (CAP) {
+      const W th = W::load(thbuf + c);
+      const W dz = softcap_dz_dx(th);
+      hv = hv * dz * dz + val * softcap_d2z_dx2(th, k.inv_cap);
+      val = val * dz;
+    }
+    val.store(g + c);
+    hv.store(h + c);
+  });
+  if constexpr (MODE != SOFTMAX_SOFT) {
+    S gt = softmax_grad(e_t, st.w_t, r.a, MODE == SOFTMAX_HARD ? S(0) : r.b) - r.t_coef;
+    S ht = hr.t_special ? hr.ht : softmax_hess_z(e_t, hr.ha, hr.hb, hr.hg, hr.ir);
+    if constexpr (CAP) {
+      const S th = thbuf[t], dz = softcap_dz_dx(th);
+      ht = ht * dz * dz + gt * softcap_d2z_dx2(th, k.inv_cap);
+      gt *= dz;
+    }
+    store_scalar(g + t, gt);
+    store_scalar(h + t, ht);
+  }
+}
+
 // One row x[0..C) (target t, or soft probabilities y); returns the row loss, writes g if not null.
 // (Non-temporal gradient stores were measured 1.3-2x slower here than plain ones: the gradient
 // row just written is still in L1/L2 and leaves it in the background.)
 template <class V, int MODE, bool CAP, class T>
 inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, const T* x, const T* y, int64_t t,
-                                      T* g, typename V::scalar scale, typename V::scalar* ebuf,
+                                      T* g, T* h, typename V::scalar scale, typename V::scalar* ebuf,
                                       typename V::scalar* thbuf) {
   using S = typename V::scalar;
   const int64_t C = k.classes;
@@ -94,10 +146,15 @@ inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, c
     }
   });
   const S w_t = MODE == SOFTMAX_SOFT ? S(1) : w[t];
-  const SoftmaxRowResult<S> r = softmax_finalize(k, softmax_stats(k, m, s.sum(), zt, w_t, a1.sum(), a2.sum()), scale);
+  const SoftmaxRowStats<S> st = softmax_stats(k, m, s.sum(), zt, w_t, a1.sum(), a2.sum());
+  const SoftmaxRowResult<S> r = softmax_finalize(k, st, scale);
   if (!g) return r.loss;
 
   const S e_t = MODE == SOFTMAX_SOFT ? S(0) : ebuf[t];
+  if (h) {
+    softmax_row_hess<V, MODE, CAP>(k, st, r, y, t, e_t, g, h, scale, ebuf, thbuf);
+    return r.loss;
+  }
   auto grad = [&](int64_t c, auto tag) {
     using W = decltype(tag);
     W val = W::load(ebuf + c) * W(r.a);
@@ -119,8 +176,8 @@ inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, c
 // per-lane losses to loss[j]. ebuf holds e at ebuf[c * estride + j]; thbuf at thbuf[c * lanes + j].
 template <class V, int MODE, bool CAP, class T>
 inline void softmax_tile(const RowContext<typename V::scalar>& k, const T* x, const T* y, const int64_t* tgt,
-                         T* g, const typename V::scalar* rs, typename V::scalar* loss, typename V::scalar* ebuf,
-                         int64_t estride, typename V::scalar* thbuf) {
+                         T* g, T* h, const typename V::scalar* rs, typename V::scalar* loss,
+                         typename V::scalar* ebuf, int64_t estride, typename V::scalar* thbuf) {
   using S = typename V::scalar;
   constexpr int NL = V::lanes;
   const int64_t C = k.classes, in = k.inner;
@@ -160,15 +217,29 @@ inline void softmax_tile(const RowContext<typename V::scalar>& k, const T* x, co
     }
   }
   S sl[NL], a1l[NL], a2l[NL], A[NL], B[NL], TC[NL], et[NL];
+  S HA[NL], HB[NL], HG[NL], IR[NL], HT[NL];
+  bool HTS[NL];
   s.lanes_to(sl);
   a1.lanes_to(a1l);
   a2.lanes_to(a2l);
   for (int j = 0; j < NL; ++j) {
     A[j] = B[j] = TC[j] = et[j] = loss[j] = 0;
+    HA[j] = HB[j] = HG[j] = IR[j] = HT[j] = 0;
+    HTS[j] = false;
     if (keep[j] == S(0)) continue;
     const S w_t = MODE == SOFTMAX_SOFT ? S(1) : w[tgt[j]];
     const S scale = rs ? k.grad_scale * rs[j] : k.grad_scale;
-    const SoftmaxRowResult<S> r = softmax_finalize(k, softmax_stats(k, m[j], sl[j], zt[j], w_t, a1l[j], a2l[j]), scale);
+    const SoftmaxRowStats<S> st = softmax_stats(k, m[j], sl[j], zt[j], w_t, a1l[j], a2l[j]);
+    const SoftmaxRowResult<S> r = softmax_finalize(k, st, scale);
+    if (h) {
+      const SoftmaxRowHess<S> hr = softmax_hess(k, st, scale);
+      HA[j] = hr.ha;
+      HB[j] = hr.hb;
+      HG[j] = hr.hg;
+      IR[j] = hr.ir;
+      HT[j] = hr.ht;
+      HTS[j] = hr.t_special;
+    }
     loss[j] = r.loss;
     A[j] = r.a;
     B[j] = r.b;
@@ -177,10 +248,21 @@ inline void softmax_tile(const RowContext<typename V::scalar>& k, const T* x, co
   }
   if (!g) return;
   const V av = V::from_lanes(A), bv = V::from_lanes(B), keepv = V::from_lanes(keep);
+  const V hav = V::from_lanes(HA), hbv = V::from_lanes(HB), hgv = V::from_lanes(HG), irv = V::from_lanes(IR);
   for (int64_t c = 0; c < C; ++c) {
-    V val = V::load(ebuf + c * estride) * av;
+    const V e = V::load(ebuf + c * estride);
+    V val = e * av;
     if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) val = val - bv * V(w[c]);
     if constexpr (MODE == SOFTMAX_SOFT) val = val - bv * V(w[c]) * cross_entropy_soft_q(V::load(y + c * in), k.ce);
+    if (h) {
+      V hv = softmax_hess_z(e, hav, hbv, hgv, irv);
+      if constexpr (CAP) {
+        const V th = V::load(thbuf + c * NL);
+        const V dz = softcap_dz_dx(th);
+        hv = hv * dz * dz + val * softcap_d2z_dx2(th, k.inv_cap);
+      }
+      select(keepv == V(0), V(0), hv).store(h + c * in);
+    }
     if constexpr (CAP) val = val * softcap_dz_dx(V::load(thbuf + c * NL));
     val = select(keepv == V(0), V(0), val);  // exact zeros for ignored rows, whatever x holds
     val.store(g + c * in);
@@ -190,8 +272,14 @@ inline void softmax_tile(const RowContext<typename V::scalar>& k, const T* x, co
       if (keep[j] == S(0)) continue;
       const int64_t t = tgt[j];
       S gt = softmax_grad(et[j], w[t], A[j], MODE == SOFTMAX_HARD ? S(0) : B[j]) - TC[j];
-      if constexpr (CAP) gt *= softcap_dz_dx(thbuf[t * NL + j]);
+      S ht = HTS[j] ? HT[j] : softmax_hess_z(et[j], HA[j], HB[j], HG[j], IR[j]);
+      if constexpr (CAP) {
+        const S th = thbuf[t * NL + j], dz = softcap_dz_dx(th);
+        ht = ht * dz * dz + gt * softcap_d2z_dx2(th, k.inv_cap);
+        gt *= dz;
+      }
       store_scalar(g + t * in + j, gt);
+      if (h) store_scalar(h + t * in + j, ht);
     }
   }
 }

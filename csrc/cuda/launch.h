@@ -53,6 +53,7 @@ struct RowwiseArgs {
   void* row_loss;             // (outer*inner) in the math type, or null
   DeviceErrors* errors;
   int allow_cluster;          // 1: long rows may use the Hopper thread-block-cluster plan
+  void* hess;                 // *_grad_hess: the Hessian diagonal, like grad (then no loss); or null
 };
 
 struct PointwiseArgs {
@@ -69,12 +70,16 @@ struct PointwiseArgs {
   int target_integral;          // 1: the target must also be a whole number (hinge: -1, 0, 1)
   int check_target;             // 0: any target value
   DeviceErrors* errors;
+  void* hess;          // *_grad_hess: (n,) in x's dtype (then no loss, grad required); or null
 };
 
 // Each entry point enqueues its kernels on `stream` (on the current device) and returns without
 // synchronising: null on success, else the CUDA runtime's message.
 const char* run_rowwise(RowwiseArgs args, Reduction red, cudaStream_t stream);
 const char* run_pointwise(PointwiseArgs args, Reduction red, cudaStream_t stream);
+// The *_grad_hess form (grad and hess both set, distinct from x): csrc/cuda/grad_hess.cu.
+const char* run_grad_hess_rowwise(RowwiseArgs args, cudaStream_t stream);
+const char* run_grad_hess_pointwise(PointwiseArgs args, cudaStream_t stream);
 
 // The row-wise kernels behind run_rowwise, per dtype (one translation unit each).
 template <class T> cudaError_t launch_rowwise(const RowwiseArgs& a, cudaStream_t stream);

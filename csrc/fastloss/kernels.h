@@ -23,7 +23,9 @@ namespace fastloss {
 extern "C" {
 #endif
 
-#define FL_KERNEL_ABI_VERSION 3  // 2: LossParams generated from _spec.py, soft targets by pointer; 3: valid_rows
+// 2: LossParams generated from _spec.py (typed fields), soft targets by pointer
+// 3: valid_rows / divide_by_valid_rows (rowwise), hess_out (the *_grad_hess form) in both argument structs
+#define FL_KERNEL_ABI_VERSION 3
 #define FL_KERNEL_TABLE_CAPSULE "fastloss._C._kernel_table"
 #define FL_TARGET_OUT_OF_DOMAIN 1
 
@@ -48,6 +50,8 @@ typedef struct FlRowwiseArgs {
   int divide_by_valid_rows;  // 1: grad_scale /= the number of rows whose target is not ignore_index,
                              //    counted in the target check (the "mean" of losses without class weights)
   int64_t* valid_rows;       // out, or NULL: that number (class-index targets only)
+  void* hess_out;            // like x, or NULL: the diagonal second derivative, scaled as the gradient
+                             // (grad_out required, neither may alias x, no loss is computed)
 } FlRowwiseArgs;
 
 typedef struct FlPointwiseArgs {
@@ -62,6 +66,7 @@ typedef struct FlPointwiseArgs {
   void* loss_out;            // (n,) of the math type, or NULL
   void* grad_out;            // (n,) like x (may be x itself), or NULL
   int need_loss;
+  void* hess_out;            // (n,) like x, or NULL: as FlRowwiseArgs::hess_out
 } FlPointwiseArgs;
 
 typedef int (*FlRowwiseFn)(const FlRowwiseArgs* args, double* total, char* error, size_t error_size);

@@ -40,6 +40,13 @@ template <class V> struct LossGrad {
   V grad;
 };
 
+// The first and the (diagonal) second derivative with respect to the input, for the *_grad_hess
+// form of point-wise losses (a loss struct's grad_hess(x, y)).
+template <class V> struct GradHess {
+  V grad;
+  V hess;
+};
+
 FL_HD float select(bool m, float a, float b) { return m ? a : b; }
 FL_HD double select(bool m, double a, double b) { return m ? a : b; }
 FL_HD float fl_min(float a, float b) { return a < b ? a : b; }

@@ -40,6 +40,24 @@ template <class S> struct SoftmaxRowResult {
   S t_coef;  // subtracted at the target class
 };
 
+// Diagonal of the row Hessian in z, for the *_grad_hess form (already times the row's scale):
+//   h_c = e_c (ha + e_c hb) + hg (e_c ir)^2   (c != t; every c for soft targets)
+//   h_t = t_special ? ht : the same formula at e_t
+// With softcap, d2l/dx_c^2 = h_c (dz/dx)^2 + (dl/dz_c) d2z/dx^2, d2z/dx^2 = -2 th (1 - th^2) / cap.
+template <class S> struct SoftmaxRowHess {
+  S ha, hb, hg, ir, ht;
+  bool t_special;
+};
+
+template <class V> FL_HD V softmax_hess_z(V e, V ha, V hb, V hg, V ir) {
+  V er = e * ir;
+  return e * (ha + e * hb) + hg * er * er;
+}
+// d2z/dx2 of the softcap from th = tanh(x/cap).
+template <class V> FL_HD V softcap_d2z_dx2(V th, scalar_t<V> inv_cap) {
+  return V(-2 * inv_cap) * th * (V(1) - th * th);
+}
+
 // Softcap: z = cap * tanh(x / cap), dz/dx = 1 - tanh^2. th is returned for dz/dx.
 template <class V> FL_HD V softcap_z(V x, scalar_t<V> cap, scalar_t<V> inv_cap, V& th) {
   th = fl_tanh(x * V(inv_cap));

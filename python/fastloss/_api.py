@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from . import _arrays, _backends, _fast, _problem
+from . import _arrays, _backends, _fast, _grad_hess, _problem
 from ._registry import LOSSES, LossSpec
 
-FORMS = ("loss", "grad", "with_grad")
+FORMS = ("loss", "grad", "with_grad", "grad_hess")
 
 
 def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
@@ -146,8 +146,11 @@ def _call(spec: LossSpec, form: str, args: dict[str, Any]) -> Any:
     t = stages.adapt(args["target"], "target")
     lay = _problem.layout(spec, x.shape, args.get("axis", -1))
     opts = stages.options(spec, args, lay, x)
-    reduction = _problem.check_reduction(args["reduction"])
+    reduction = _problem.check_reduction(args["reduction"]) if form != "grad_hess" else "none"
     soft = _problem.target_kind(spec, t, lay, opts)
+    if form == "grad_hess":
+        run = _grad_hess.run_host if stages is _Host else stages.run_grad_hess
+        return run(spec, args, x, t, lay, opts, soft)
     return stages.run(spec, form, args, x, t, lay, opts, reduction, soft)
 
 
@@ -157,9 +160,12 @@ def _call(spec: LossSpec, form: str, args: dict[str, Any]) -> Any:
 def _signature(spec: LossSpec, form: str) -> inspect.Signature:
     P = inspect.Parameter
     params = [P(spec.input_name, P.POSITIONAL_OR_KEYWORD), P("target", P.POSITIONAL_OR_KEYWORD)]
-    if form != "loss":
+    if form == "grad_hess":  # of the unreduced loss: sample weights instead of grad_output and reduction
+        params += [P("sample_weight", P.KEYWORD_ONLY, default=None), P("out", P.KEYWORD_ONLY, default=None)]
+    elif form != "loss":
         params += [P("grad_output", P.KEYWORD_ONLY, default=1.0), P("out", P.KEYWORD_ONLY, default=None)]
-    params += [P(name, P.KEYWORD_ONLY, default=d) for name, d in spec.defaults().items()]
+    params += [P(name, P.KEYWORD_ONLY, default=d) for name, d in spec.defaults().items()
+               if form != "grad_hess" or name != "reduction"]
     return inspect.Signature(params)
 
 
@@ -167,6 +173,11 @@ _RETURNS = {
     "loss": "the loss: a scalar for reduction 'mean'/'sum', per-sample/element for 'none'",
     "grad": "d(loss)/d({x}) * grad_output, with {x}'s shape and dtype (written into `out` if given)",
     "with_grad": "(loss, grad) computed in one fused pass over the data",
+    "grad_hess": (
+        "(grad, hess) of the unreduced loss (reduction 'none') in one fused pass: d l/d {x} and the "
+        "diagonal of the second derivative d2 l/d {x}2, both with {x}'s shape and dtype, both times "
+        "sample_weight (for gradient-boosting objectives; 0 on linear pieces and at kinks)"
+    ),
 }
 
 
@@ -178,10 +189,18 @@ def _docstring(spec: LossSpec, form: str) -> str:
         "    out: receives the gradient; out=input computes it in place\n"
         if form != "loss" else ""
     )
+    reduction = "    reduction (default 'mean'): 'none' | 'mean' | 'sum'\n"
+    if form == "grad_hess":
+        extra = (
+            "    sample_weight (default None): one weight per loss element (per row for row-wise losses), "
+            "multiplies grad and hess\n"
+            "    out (default None): a pair (grad, hess) of arrays of the input's shape and dtype to write "
+            "into (no overlap with the inputs or each other); returned\n"
+        )
+        reduction = ""
     return (
         f"{spec.name}{'' if form == 'loss' else '_' + form}: {_RETURNS[form].format(x=spec.input_name)}.\n\n"
-        f"    {spec.formula}\n\n{opts}\n{axis}{extra}"
-        "    reduction (default 'mean'): 'none' | 'mean' | 'sum'\n"
+        f"    {spec.formula}\n\n{opts}\n{axis}{extra}{reduction}"
     )
 
 

@@ -39,6 +39,12 @@ template <class S> struct hinge_loss {
   explicit FL_HD hinge_loss(const LossParams& p) : k(p) {}
   template <class V> FL_HD LossGrad<V> operator()(V x, V y) const { return hinge_loss_and_grad(x, y, k); }
   template <class V> static FL_HD V target_invalid(V y) { return hinge_target_invalid(y); }
+  // d2l/ds2 = 2 y^2 on an active squared hinge, else 0 (linear piece, or the kink).
+  template <class V> FL_HD GradHess<V> grad_hess(V x, V y) const {
+    const V yy = select(y == V(0), V(-1), y);
+    const auto active = V(k.margin) - yy * x > V(0);
+    return {hinge_loss_and_grad(x, y, k).grad, k.squared ? select(active, V(2) * yy * yy, V(0)) : V(0)};
+  }
 };
 
 FL_NAMESPACE_END

@@ -32,6 +32,11 @@ template <class S> struct huber_loss {
   explicit FL_HD huber_loss(const LossParams& p) : k(p) {}
   template <class V> FL_HD LossGrad<V> operator()(V x, V y) const { return huber_loss_and_grad(x, y, k); }
   template <class V> static FL_HD V target_invalid(V) { return V(0); }
+  // d2l/dx2 = 1 on the quadratic piece, 0 on the linear one and at |e| = delta; NaN e propagates.
+  template <class V> FL_HD GradHess<V> grad_hess(V x, V y) const {
+    const V e = x - y;
+    return {huber_loss_and_grad(x, y, k).grad, select(e != e, e, select(fl_abs(e) < V(k.delta), V(1), V(0)))};
+  }
 };
 
 FL_NAMESPACE_END

@@ -34,6 +34,18 @@ FL_HD LossGrad<V> weston_watkins_term(V s, V s_t, const HingeConsts<S>& k) {
   return r;
 }
 
+// Second derivative of one Weston-Watkins term in s (and in s_t): 2 on an active squared hinge, else 0.
+template <class V, class S> FL_HD V weston_watkins_term_hess(V s, V s_t, const HingeConsts<S>& k) {
+  if (!k.squared) return V(0);
+  return select(V(k.margin) + (s - s_t) > V(0), V(2), V(0));
+}
+
+// Crammer-Singer's second derivative at s_{j*} and at s_t (times w_t and the scale): 2 w_t on an
+// active squared hinge, else 0.
+template <class S> FL_HD S crammer_singer_hess(S s_t, S max_other, S w_t, const HingeConsts<S>& k, S scale) {
+  return k.squared && k.margin + max_other - s_t > S(0) ? scale * w_t * S(2) : S(0);
+}
+
 // Crammer-Singer: loss and d = dl/ds_{j*} (already times w_t and the gradient scale).
 template <class S>
 FL_HD LossGrad<S> crammer_singer_finalize(S s_t, S max_other, S w_t, const HingeConsts<S>& k,

@@ -65,6 +65,48 @@ FL_HD LossGrad<V> sigmoid_focal_loss_and_grad(V x, V y, const SigmoidFocalConsts
   return r;
 }
 
+// Gradient and second derivative, M = (1-p_t)^gamma, om = 1-p_t, D = om'/om = p q (1-2y) / om:
+//   l'' = a (p q M + 2 (p-y) M' + ce M''),  M' = gamma M D,  M'' = gamma M D ((gamma-1) D + 1 - 2p).
+// M D = om^(gamma-1) p q (1-2y) is bounded (D -> -+1 where om -> 0), so D is taken as 0 where
+// om = 0 (there M = 0 for gamma > 0). gamma == 2: M' = 2 om r, M'' = 2 r (r + om (1-2p)) with
+// r = p q (1-2y); gamma == 1: M' = r, M'' = r (1-2p); gamma == 0: M' = M'' = 0. No division then.
+template <class V, class S>
+FL_HD GradHess<V> sigmoid_focal_grad_hess(V x, V y, const SigmoidFocalConsts<S>& k) {
+  V e = fl_exp_nonpos(-fl_abs(x));
+  V inv = fl_div(V(1), V(1) + e);
+  V e_inv = e * inv;
+  auto pos = x >= V(0);
+  V p = select(pos, inv, e_inv);
+  V q = select(pos, e_inv, inv);
+  V ce = fl_max(x, V(0)) - x * y + fl_log1p_unit(e);
+  V om = p * (V(1) - y) + q * y;
+  V pq = p * q;
+  V r = pq * (V(1) - V(2) * y);
+  V one_2p = V(1) - V(2) * p;
+  V mod, d_mod, dd_mod;
+  if (k.gamma == S(2)) {
+    mod = om * om;
+    d_mod = V(2) * om * r;
+    dd_mod = V(2) * r * (r + om * one_2p);
+  } else if (k.gamma == S(1)) {
+    mod = om;
+    d_mod = r;
+    dd_mod = r * one_2p;
+  } else if (k.gamma == S(0)) {
+    mod = V(1);
+    d_mod = V(0);
+    dd_mod = V(0);
+  } else {
+    mod = fl_exp(V(k.gamma) * fl_log(om));
+    V D = select(om > V(0), r / om, V(0));
+    d_mod = V(k.gamma) * mod * D;
+    dd_mod = d_mod * (V(k.gamma - S(1)) * D + one_2p);
+  }
+  V a = k.use_alpha ? V(k.alpha_base) + V(k.alpha_slope) * y : V(1);
+  V pmy = p - y;
+  return {a * (pmy * mod + ce * d_mod), a * (pq * mod + V(2) * pmy * d_mod + ce * dd_mod)};
+}
+
 // The loss as the point-wise kernels call it (csrc/cpu/pointwise_kernel.h, csrc/cuda/pointwise.cu),
 // named after its _spec.py entry: the generated case for the loss calls exactly this struct.
 template <class S> struct sigmoid_focal_loss {
@@ -75,6 +117,7 @@ template <class S> struct sigmoid_focal_loss {
   explicit FL_HD sigmoid_focal_loss(const LossParams& p) : k(p) {}
   template <class V> FL_HD LossGrad<V> operator()(V x, V y) const { return sigmoid_focal_loss_and_grad(x, y, k); }
   template <class V> static FL_HD V target_invalid(V y) { return sigmoid_focal_target_invalid(y); }
+  template <class V> FL_HD GradHess<V> grad_hess(V x, V y) const { return sigmoid_focal_grad_hess(x, y, k); }
 };
 
 FL_NAMESPACE_END

@@ -34,6 +34,12 @@ template <class S> struct smooth_l1_loss {
   explicit FL_HD smooth_l1_loss(const LossParams& p) : k(p) {}
   template <class V> FL_HD LossGrad<V> operator()(V x, V y) const { return smooth_l1_loss_and_grad(x, y, k); }
   template <class V> static FL_HD V target_invalid(V) { return V(0); }
+  // d2l/dx2 = 1/beta on the quadratic piece, 0 on the linear one (all of it for beta = 0); NaN e propagates.
+  template <class V> FL_HD GradHess<V> grad_hess(V x, V y) const {
+    const V e = x - y;
+    const V inv_beta = V(k.beta > scalar_t<V>(0) ? scalar_t<V>(1) / k.beta : scalar_t<V>(0));
+    return {smooth_l1_loss_and_grad(x, y, k).grad, select(e != e, e, select(fl_abs(e) < V(k.beta), inv_beta, V(0)))};
+  }
 };
 
 FL_NAMESPACE_END

@@ -29,4 +29,32 @@ FL_HD SoftmaxRowResult<S> softmax_focal_finalize(const SoftmaxRowStats<S>& st, S
   return r;
 }
 
+// Diagonal Hessian in z (softmax_row.h's SoftmaxRowHess). With u = log p_t, om = 1 - p_t,
+// l = f(u), du/dz_c = [c==t] - p_c:
+//   d2l/dz_c^2 = f''(u) ([c==t] - p_c)^2 - f'(u) p_c (1 - p_c),   f'(u) = k above,
+//   f''(u) = alpha_t gamma p_t om^(gamma-2) (u (1 - gamma p_t) + 2 om).
+// f'' is unbounded as p_t -> 1 for gamma < 1, but ([c==t] - p_c)^2 <= om^2: the product is
+// G r_c^2 with G = f'' om^2 = alpha_t gamma p_t om^gamma (u (1 - gamma p_t) + 2 om) (finite, -> 0)
+// and r_c = p_c / om <= 1 (c != t), r_t = 1. Where om = 0 (p_t rounds to 1) r_c is taken as 0,
+// the limit of G r_c^2 there. So h_c = e (-k/s + e k/s^2) + G (e / (s om))^2, h_t = G - k p_t om.
+template <class S> FL_HD SoftmaxRowHess<S> softmax_focal_hess(const SoftmaxRowStats<S>& st, S gamma, S scale) {
+  const S u = st.zt_m - fl_log(st.s);
+  const S p_t = fl_exp(u);
+  const S om = -fl_expm1(u);
+  const S mod = gamma == S(0) ? S(1) : fl_pow(om, gamma);
+  const S ratio = om > S(0) ? p_t * u / om : S(-1);
+  const S k = st.w_t * (gamma * mod * ratio - mod);
+  const S G = st.w_t * gamma * p_t * mod * (u * (S(1) - gamma * p_t) + S(2) * om);
+  const S inv_s = S(1) / st.s;
+  const S ir = S(1) / (st.s * om);
+  SoftmaxRowHess<S> h;
+  h.ha = -scale * k * inv_s;
+  h.hb = scale * k * inv_s * inv_s;
+  h.hg = scale * G;
+  h.ir = om > S(0) && ir < S(INFINITY) ? ir : S(0);
+  h.ht = scale * (G - k * p_t * om);
+  h.t_special = true;
+  return h;
+}
+
 FL_NAMESPACE_END

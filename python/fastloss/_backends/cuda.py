@@ -237,6 +237,11 @@ class _Stages:
     def run(self, *args: Any) -> Any:
         return _run(*args)
 
+    def run_grad_hess(self, *args: Any) -> Any:
+        from .cuda_grad_hess import run_grad_hess
+
+        return run_grad_hess(*args)
+
 
 def stages(spec: LossSpec, device: str) -> _Stages:
     return _Stages(spec, device)
