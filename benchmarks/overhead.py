@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_const", dest="size", const="quick", default="full",
                    help="fewer sizes, shorter timing (under a minute)")
-    p.add_argument("--tiny", action="store_const", dest="size", const="tiny", help="two sizes per loss (tests)")
+    p.add_argument("--tiny", action="store_const", dest="size", const="tiny",
+                   help="two sizes per loss (tests)")
     p.add_argument("--loss", action="append", help="a loss of fastloss.LOSSES (repeatable; default: "
                                                    f"{', '.join(overhead.DEFAULT_LOSSES)})")
     p.add_argument("--dtype", default="float32")

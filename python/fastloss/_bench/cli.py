@@ -28,7 +28,8 @@ def _dtypes(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     bad = [n for n in names if n not in DTYPES]
     if bad:
-        raise argparse.ArgumentTypeError(f"--dtype takes {', '.join(DTYPES)}, got {', '.join(map(repr, bad))}")
+        raise argparse.ArgumentTypeError(
+            f"--dtype takes {', '.join(DTYPES)}, got {', '.join(map(repr, bad))}")
     return names
 
 

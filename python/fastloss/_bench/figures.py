@@ -35,7 +35,8 @@ def plot_rows(rows: list[dict], path: str, title: str) -> str:
         ts = [r["_timings"][name] for r in rows if name in r["_timings"]]
         ax.barh(ys, [t.median for t in ts], height, xerr=_error_bars(ts), label=name, capsize=2)
     ax.set_yticks([i + 0.4 - height / 2 for i in range(len(rows))])
-    ax.set_yticklabels([f"{r['loss']} {'x'.join(map(str, r['shape']))} {r['dtype']}" for r in rows], fontsize=8)
+    names = [f"{r['loss']} {'x'.join(map(str, r['shape']))} {r['dtype']}" for r in rows]
+    ax.set_yticklabels(names, fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.set_xlabel("seconds per call (median; bars: interquartile range)")
@@ -52,7 +53,8 @@ def _size_ticks(ax, sweep: dict) -> None:
     ax.set_xscale("log")
     ax.minorticks_off()
     ax.set_xticks([p["elements"] for p in points])
-    labels = [f"{p['shape'][0]}x{p['shape'][1]}" if sweep["rowwise"] else _short(p["elements"]) for p in points]
+    labels = [f"{p['shape'][0]}x{p['shape'][1]}" if sweep["rowwise"] else _short(p["elements"])
+              for p in points]
     ax.set_xticklabels(labels, rotation=30, fontsize=8)
     ax.set_xlabel("input shape (N x C)" if sweep["rowwise"] else "input elements")
     ax.grid(True, alpha=0.3)
@@ -96,7 +98,8 @@ def plot_overhead(result: dict, path: str, baseline: str = "torch eager") -> str
                              [1e6 * (t.q3 or t.max) for _, t, _ in pts], alpha=0.15, color=line.get_color())
             rel = [(n, t.median / b.median) for n, t, b in pts if b is not None]
             if rel and impl != baseline:
-                bottom.plot([n for n, _ in rel], [r for _, r in rel], marker="o", color=line.get_color(), label=impl)
+                bottom.plot([n for n, _ in rel], [r for _, r in rel], marker="o", color=line.get_color(),
+                            label=impl)
         top.set_yscale("log")
         top.set_ylabel("microseconds per call (median)")
         top.set_title(f"{sweep['loss']} {sweep['dtype']}, forward+backward, {result['threads']} thread(s)",

@@ -37,7 +37,10 @@ def _version(module: str) -> str | None:
     return getattr(mod, "__version__", "?")
 
 
-def machine_info(libraries: tuple[str, ...] = ("numpy", "torch", "jax", "optax", "sklearn", "matplotlib")) -> dict:
+_LIBRARIES = ("numpy", "torch", "jax", "optax", "sklearn", "matplotlib")
+
+
+def machine_info(libraries: tuple[str, ...] = _LIBRARIES) -> dict:
     """What produced the numbers: CPU model, ISA in use, cores, library versions, date (UTC)."""
     from .. import __version__
 

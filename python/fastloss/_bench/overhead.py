@@ -35,12 +35,14 @@ SWEEPS = {
     "tiny": {"rowwise": ((8, 2), (64, 10)), "pointwise": (1 << 10, 1 << 12)},
     "quick": {"rowwise": ((8, 2), (64, 10), (256, 100), (1024, 1000), (16384, 1000)),
               "pointwise": (1 << 10, 1 << 14, 1 << 18, 1 << 22)},
-    "full": {"rowwise": ((8, 2), (64, 10), (256, 100), (1024, 1000), (4096, 1000), (16384, 1000), (65536, 1000)),
+    "full": {"rowwise": ((8, 2), (64, 10), (256, 100), (1024, 1000), (4096, 1000), (16384, 1000),
+                         (65536, 1000)),
              "pointwise": tuple(1 << k for k in range(10, 25, 2))},
 }
 TIME_PER_FN = {"tiny": 0.02, "quick": 0.12, "full": 0.4}  # seconds of samples per implementation and size
 DEFAULT_LOSSES = ("cross_entropy", "huber_loss")
-CORE, FL_TORCH, EAGER, COMPILE, JAX = "fastloss core", "fastloss.torch", "torch eager", "torch.compile", "JAX jit"
+CORE, FL_TORCH, EAGER = "fastloss core", "fastloss.torch", "torch eager"
+COMPILE, JAX = "torch.compile", "JAX jit"
 _AGAINST = {"torch": EAGER, "compile": COMPILE, "jax": JAX}
 
 
@@ -142,7 +144,8 @@ def run(losses: list[str], preset: str, against: list[str], threads: int, dtype:
             sweep["points"].append({"shape": shape, "elements": elements, "timings": timings})
             bar.step(f"{spec.name} {shape}")
         sweeps.append(sweep)
-    return {"threads": threads, "dtype": dtype, "preset": preset, "machine": machine_info(("numpy", "torch", "jax")),
+    libraries = ("numpy", "torch") + (("jax",) if "jax" in against else ())
+    return {"threads": threads, "dtype": dtype, "preset": preset, "machine": machine_info(libraries),
             "sweeps": sweeps}
 
 
@@ -185,7 +188,8 @@ def report(result: dict, command: str) -> str:
             for a, b, label in ratios:
                 row[label] = f"{t[a].median / t[b].median:.2f}" if a in t and b in t else "-"
             rows.append(row)
-        lines += ["", f"{sweep['loss']} ({'row-wise' if rowwise else 'point-wise'})", format_table(rows, columns)]
+        title = f"{sweep['loss']} ({'row-wise' if rowwise else 'point-wise'})"
+        lines += ["", title, format_table(rows, columns)]
         sizes = [_size_label(p, rowwise) for p in sweep["points"]]
 
         def medians(impl, points=sweep["points"]):
@@ -199,9 +203,11 @@ def report(result: dict, command: str) -> str:
 
 
 def to_json(result: dict) -> dict:
+    def point(p):
+        return {**p, "timings": {i: dataclasses.asdict(t) for i, t in p["timings"].items()}}
+
     out = {k: v for k, v in result.items() if k != "sweeps"}
-    out["sweeps"] = [{**s, "points": [{**p, "timings": {i: dataclasses.asdict(t) for i, t in p["timings"].items()}}
-                                      for p in s["points"]]} for s in result["sweeps"]]
+    out["sweeps"] = [{**s, "points": [point(p) for p in s["points"]]} for s in result["sweeps"]]
     return out
 
 

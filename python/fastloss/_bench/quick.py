@@ -29,11 +29,12 @@ COMPETITORS = {
     "numpy": ("numpy_ref", "NumPy ref", numpy_reference_fn),
 }
 TIMING = {"warmup": 1, "rounds": 3, "min_repeats": 5, "min_time": 0.2, "max_time": 1.0}
+TINY_TIMING = {**TIMING, "min_time": 0.01, "max_time": 0.1}  # --tiny only checks that everything runs
 WHAT = {"fused": "loss+gradient (forward+backward)", "backward": "gradient (forward+backward)",
         "forward": "loss only (forward)"}
 
 
-def measure_row(case: Case, against: list[str], threads: int) -> dict:
+def measure_row(case: Case, against: list[str], threads: int, timing: dict = TIMING) -> dict:
     fns = {"copy": copy_fn(case.nbytes, threads=threads), "fastloss": fastloss_fn(case)}
     row = {"loss": case.spec.name, "form": case.form, "dtype": case.dtype, "shape": list(case.shape),
            "bytes": case.nbytes}
@@ -43,7 +44,7 @@ def measure_row(case: Case, against: list[str], threads: int) -> dict:
             fns[key] = build(case)
         except Skip as why:
             row[f"note_{key}"] = str(why)
-    t = measure_many(fns, **TIMING)
+    t = measure_many(fns, **timing)
     fl, copy = t["fastloss"], t["copy"]
     row.update({
         "time_s": fl.median, "time_min_s": fl.min, "time_max_s": fl.max, "time_q1_s": fl.q1,
@@ -81,7 +82,7 @@ def main(args) -> int:
     set_threads(args.threads)
     plan, notes = _plan(args)
     notes = set(notes)
-    info = machine_info(("numpy", "torch", "jax"))
+    info = machine_info(("numpy", "torch") + (("jax",) if "jax" in args.against else ()))
     print(f"fastloss {info['fastloss']} bench, {WHAT[args.form]} per call: backend={info['backend']} "
           f"isa={info['cpu_isa']} threads={args.threads} cpu={info['cpu_model']} ({info['cores']} cores)")
     if "jax" in args.against and args.threads != info["cores"]:
@@ -96,7 +97,7 @@ def main(args) -> int:
             notes.add(f"{label}: {why}")
             bar.step(f"{label} skipped")
             continue
-        row = measure_row(case, args.against, args.threads)
+        row = measure_row(case, args.against, args.threads, TINY_TIMING if args.size == "tiny" else TIMING)
         rows.append(row)
         notes.update(f"{k[5:]} vs {label}: {v}" for k, v in row.items() if k.startswith("note_"))
         bar.step(label)
@@ -109,7 +110,8 @@ def main(args) -> int:
     for note in sorted(notes):
         print(f"note: {note}")
     if args.plot:
-        print(plot_rows(rows, args.plot, f"{WHAT[args.form]} per call, {args.threads} thread(s); lower is better"))
+        title = f"{WHAT[args.form]} per call, {args.threads} thread(s); lower is better"
+        print(plot_rows(rows, args.plot, title))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": info, "threads": args.threads, "what": WHAT[args.form],
@@ -130,7 +132,8 @@ def _display(row: dict, against: list[str]) -> dict:
     timings: dict[str, Timing] = row["_timings"]
     out = {
         "loss": row["loss"], "shape": "x".join(map(str, row["shape"])), "dtype": row["dtype"],
-        "time": fmt_timing(timings["fastloss"]), "gbps": f"{row['gbps']:.2f}", "pct": f"{row['pct_of_copy']:.0f}%",
+        "time": fmt_timing(timings["fastloss"]), "gbps": f"{row['gbps']:.2f}",
+        "pct": f"{row['pct_of_copy']:.0f}%",
     }
     for name in against:
         key, label, _ = COMPETITORS[name]

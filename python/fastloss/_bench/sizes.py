@@ -1,4 +1,5 @@
-"""The shapes ``python -m fastloss bench`` times: presets, or the user's ``--shape``/``--classes``/``--elements``."""
+"""The shapes ``python -m fastloss bench`` times: presets, or the user's ``--shape``, ``--classes``
+and ``--elements``."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def count(text: str) -> int:
     """A positive count: ``50000``, ``1e6``, ``4M`` (10^6), ``4Mi`` (2^20)."""
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?(?:e[0-9]+)?)\s*([kmg]i?)?\s*", text.lower())
     if not m:
-        raise argparse.ArgumentTypeError(f"expected a positive count like 50000, 1e6, 4M or 4Mi, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a positive count like 50000, 1e6, 4M or 4Mi, got {text!r}")
     value = float(m.group(1)) * _SUFFIX[m.group(2) or ""]
     if value != int(value) or value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive whole count, got {text!r}")
@@ -38,7 +40,8 @@ def shape(text: str) -> tuple[int, ...]:
     try:
         dims = tuple(count(p) for p in parts)
     except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected a shape like 512x50000 (rows x classes), got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a shape like 512x50000 (rows x classes), got {text!r}") from None
     return dims
 
 

@@ -26,7 +26,8 @@ class Timing:
     @classmethod
     def of(cls, samples: list[float], calls_per_sample: int = 1) -> Timing:
         q1, q3 = _quartiles(samples)
-        return cls(statistics.median(samples), min(samples), max(samples), len(samples), q1, q3, calls_per_sample)
+        return cls(statistics.median(samples), min(samples), max(samples), len(samples), q1, q3,
+                   calls_per_sample)
 
     def gbps(self, nbytes: int) -> float:
         return nbytes / self.median / 1e9

@@ -103,7 +103,7 @@ def torch_loss(case: Case) -> Callable:
         raise Skip("option not mapped to PyTorch")
     losses = _torch_losses(case.opts)
     if case.spec.name not in losses:
-        raise Skip(f"no PyTorch formula for {case.spec.name} (add one in fastloss/_bench/torch_competitor.py)")
+        raise Skip(f"no PyTorch formula for {case.spec.name} (fastloss/_bench/torch_competitor.py)")
     return losses[case.spec.name]
 
 

@@ -60,4 +60,5 @@ def crossover(sizes: list[str], ours: list[float | None], theirs: list[float | N
     last = max(i for i, (_, a, b) in enumerate(pairs) if a >= b)
     if last == len(pairs) - 1:
         return f"{subject} is not faster than {label} at the largest size; slower at {', '.join(slower)}"
-    return f"crossover: {subject} is faster than {label} from {pairs[last + 1][0]} on (slower at {', '.join(slower)})"
+    return (f"crossover: {subject} is faster than {label} from {pairs[last + 1][0]} on "
+            f"(slower at {', '.join(slower)})")
