@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from fastloss._bench import overhead
-from fastloss._bench.cli import _against
+from fastloss._bench.cli import against_list
 from fastloss._bench.sizes import count
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
                                                    f"{', '.join(overhead.DEFAULT_LOSSES)})")
     p.add_argument("--dtype", default="float32")
     p.add_argument("--threads", type=count, default=1)
-    p.add_argument("--against", type=_against, default=["torch", "compile"],
+    p.add_argument("--against", type=against_list, default=["torch", "compile"],
                    help="comma list of torch, compile, jax (default torch,compile)")
     p.add_argument("--out", type=Path, default=RESULTS, help="directory of overhead_cpu.txt/.png")
     p.add_argument("--json", metavar="PATH", help="also write every timing as JSON")

@@ -13,7 +13,7 @@ from .sizes import count, counts, shape
 _AGAINST = ("torch", "compile", "jax", "numpy")
 
 
-def _against(text: str) -> list[str]:
+def against_list(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if names == ["none"]:
         return []
@@ -47,7 +47,8 @@ def add_arguments(parser) -> None:
                       help="an input shape, e.g. 512x50000 (rows x classes, class axis last); point-wise "
                            "losses take it as their input's shape (repeatable)")
     size.add_argument("--classes", action="append", type=counts, metavar="C[,C...]",
-                      help="row-wise losses at C classes, rows chosen for a 32 MiB fp32 input (repeatable)")
+                      help="row-wise losses at C classes, with as many rows as give the default shape's "
+                           "8 Mi values (--quick: 512 Ki; repeatable)")
     size.add_argument("--elements", action="append", type=counts, metavar="N[,N...]",
                       help="point-wise losses at N elements, e.g. 1e6 or 4Mi (repeatable)")
     size.add_argument("--quick", action="store_const", dest="size", const="quick", default="default",
@@ -63,7 +64,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=count, default=None,
                         help="threads for fastloss and PyTorch (default: what `python -m fastloss info` "
                              f"reports, now {fastloss.get_num_threads()}; 1 with --overhead)")
-    parser.add_argument("--against", type=_against, default=None, metavar="NAMES",
+    parser.add_argument("--against", type=against_list, default=None, metavar="NAMES",
                         help="comma list of torch (eager), compile (torch.compile), jax (jit), numpy "
                              "(fastloss's NumPy reference), or none (default: torch,jax; with --overhead "
                              "torch,compile)")
