@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=count, default=1)
     p.add_argument("--against", type=against_list, default=["torch", "compile"],
                    help="comma list of torch, compile, jax (default torch,compile)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall time (default) or process CPU time (a busy shared machine; 1 thread only)")
     p.add_argument("--out", type=Path, default=RESULTS, help="directory of overhead_cpu.txt/.png")
     p.add_argument("--json", metavar="PATH", help="also write every timing as JSON")
     args = p.parse_args(argv)

@@ -240,9 +240,16 @@ def test_overhead_script_tiny(tmp_path):
 
 
 def test_bench_overhead_mode_tiny(bench_main):
-    text = bench_main("--overhead", "--tiny", "--loss", "huber_loss", "--against", "none")
+    text = bench_main("--overhead", "--tiny", "--loss", "huber_loss", "--against", "none", "--clock", "cpu")
     assert "huber_loss (point-wise)" in text and "fastloss core" in text and "fastloss.torch" in text
-    assert "cross_entropy" not in text
+    assert "cross_entropy" not in text and "process CPU time" in text
+
+
+def test_cpu_clock_refuses_several_threads(capsys):
+    from fastloss.__main__ import main
+
+    assert main(["bench", "--overhead", "--tiny", "--clock", "cpu", "--threads", "2"]) == 2
+    assert "--threads 2" in capsys.readouterr().err
 
 
 def test_suite_tiny_sweep(tmp_path):

@@ -73,6 +73,9 @@ def add_arguments(parser) -> None:
                         help="per-call overhead sweep instead: forward+backward from (8, 2) to (65536, 1000) "
                              "and 1 Ki to 16 Mi elements (--quick/--tiny: fewer sizes; --loss: default "
                              "cross_entropy and huber_loss), fastloss core and fastloss.torch vs PyTorch")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="--overhead only: wall time (default) or process CPU time, which other "
+                             "processes on a busy machine do not inflate (1 thread only)")
     parser.add_argument("--plot", metavar="PATH", help="also draw the results into PATH (needs matplotlib)")
     parser.add_argument("--json", metavar="PATH", help="also write the rows and machine description as JSON")
 

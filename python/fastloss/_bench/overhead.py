@@ -116,8 +116,11 @@ def _build(impl: str, case: Case, compiled: dict):
         raise Skip(f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}") from None
 
 
-def run(losses: list[str], preset: str, against: list[str], threads: int, dtype: str = "float32") -> dict:
+def run(losses: list[str], preset: str, against: list[str], threads: int, dtype: str = "float32",
+        clock: str = "wall") -> dict:
     """Time every implementation at every size of the preset's sweep; Timing objects per point."""
+    if clock == "cpu" and threads != 1:
+        raise ValueError(f"clock='cpu' (process CPU time) measures 1-thread runs only, got threads={threads}")
     set_threads(threads)
     impls = [CORE, FL_TORCH] + [_AGAINST[a] for a in against if a in _AGAINST]
     specs = [s for s in fastloss.LOSSES if s.name in losses]
@@ -137,7 +140,7 @@ def run(losses: list[str], preset: str, against: list[str], threads: int, dtype:
                     fns[impl] = _build(impl, case, compiled)
                 except Skip as why:
                     sweep["notes"].setdefault(impl, str(why))
-            timings = measure_calls(fns, time_per_fn=TIME_PER_FN[preset]) if fns else {}
+            timings = measure_calls(fns, time_per_fn=TIME_PER_FN[preset], clock=clock) if fns else {}
             elements = 1
             for d in shape:
                 elements *= d
@@ -145,8 +148,8 @@ def run(losses: list[str], preset: str, against: list[str], threads: int, dtype:
             bar.step(f"{spec.name} {shape}")
         sweeps.append(sweep)
     libraries = ("numpy", "torch") + (("jax",) if "jax" in against else ())
-    return {"threads": threads, "dtype": dtype, "preset": preset, "machine": machine_info(libraries),
-            "sweeps": sweeps}
+    return {"threads": threads, "dtype": dtype, "preset": preset, "clock": clock,
+            "machine": machine_info(libraries), "sweeps": sweeps}
 
 
 def _us(t: Timing | None) -> str:
@@ -169,6 +172,9 @@ def report(result: dict, command: str) -> str:
         (f"machine: {m['cpu_model']} ({m['cores']} cores), isa={m['cpu_isa']}, fastloss {m['fastloss']}, "
          f"torch {m['versions'].get('torch')}, {m['date_utc']} UTC"),
         f"command: {command}",
+        ("clock: " + {"wall": "wall time (time.perf_counter)",
+                      "cpu": "process CPU time (time.process_time): immune to preemption by other processes"}
+         [result.get("clock", "wall")]),
         ("columns: core = fl.<loss>_with_grad(x, t, out=buf) on NumPy arrays; fastloss.torch, torch eager, "
          "torch.compile(dynamic=True) = loss(x, t).backward() on a leaf tensor that requires grad, then "
          "x.grad = None"),
@@ -213,10 +219,14 @@ def to_json(result: dict) -> dict:
 
 def main(args) -> int:
     """The overhead sweep with the CLI's arguments (``--quick``/``--tiny`` choose the sweep)."""
+    clock = getattr(args, "clock", "wall")
+    if clock == "cpu" and args.threads != 1:
+        print(f"error: --clock cpu measures 1-thread runs only, got --threads {args.threads}", file=sys.stderr)
+        return 2
     preset = {"default": "full"}.get(args.size, args.size)
     losses = args.loss or list(DEFAULT_LOSSES)
     dtype = (args.dtype or ["float32"])[0]
-    result = run(losses, preset, args.against, args.threads, dtype)
+    result = run(losses, preset, args.against, args.threads, dtype, clock)
     program = "-m fastloss" if sys.argv[0].endswith("__main__.py") else os.path.relpath(sys.argv[0])
     text = report(result, " ".join(["python", program] + [shlex.quote(a) for a in sys.argv[1:]]))
     print(text)

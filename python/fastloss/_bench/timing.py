@@ -124,13 +124,19 @@ def measure_calls(
     sample_time: float = 2e-3,
     min_samples: int = 5,
     warmup: int = 3,
+    clock: str = "wall",
 ) -> dict[str, Timing]:
     """Per-call seconds of fast calls (microseconds): each sample times a batch of k back-to-back
     calls with ``time.perf_counter`` and divides by k, k chosen after warm-up so that a sample
     lasts about ``sample_time`` (the clock read and the loop then cost well under 1%). The fns
     take turns in ``rounds`` rounds (a drift of machine state hits all of them), each round
     starting with one untimed call (the other fns evicted its data); about ``time_per_fn``
-    seconds of samples per fn, at least ``min_samples``. The garbage collector is paused."""
+    seconds of samples per fn, at least ``min_samples``. The garbage collector is paused.
+
+    ``clock="cpu"`` reads ``time.process_time`` instead: the CPU time of the whole process, user
+    and kernel, which a busy machine's preemptions do not inflate. It equals the wall time of a
+    single-threaded call that never waits, so use it for 1-thread runs on a shared machine only."""
+    now = {"wall": time.perf_counter, "cpu": time.process_time}[clock]
     batch = {}
     for name, fn in fns.items():
         for _ in range(warmup):
@@ -150,10 +156,10 @@ def measure_calls(
                 k, per_round = batch[name]
                 fn()
                 for _ in range(per_round):
-                    t0 = time.perf_counter()
+                    t0 = now()
                     for _ in range(k):
                         fn()
-                    samples[name].append((time.perf_counter() - t0) / k)
+                    samples[name].append((now() - t0) / k)
     finally:
         if gc_was_enabled:
             gc.enable()
