@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shlex
 import sys
@@ -124,8 +125,7 @@ def run(losses: list[str], preset: str, against: list[str], threads: int, dtype:
     set_threads(threads)
     impls = [CORE, FL_TORCH] + [_AGAINST[a] for a in against if a in _AGAINST]
     specs = [s for s in fastloss.LOSSES if s.name in losses]
-    plan = [(s, size) for s in specs for size in SWEEPS[preset]["rowwise" if s.rowwise else "pointwise"]]
-    bar = ProgressBar(len(plan))
+    bar = ProgressBar(sum(len(SWEEPS[preset]["rowwise" if s.rowwise else "pointwise"]) for s in specs))
     compiled: dict = {}
     sweeps = []
     for spec in specs:
@@ -141,10 +141,7 @@ def run(losses: list[str], preset: str, against: list[str], threads: int, dtype:
                 except Skip as why:
                     sweep["notes"].setdefault(impl, str(why))
             timings = measure_calls(fns, time_per_fn=TIME_PER_FN[preset], clock=clock) if fns else {}
-            elements = 1
-            for d in shape:
-                elements *= d
-            sweep["points"].append({"shape": shape, "elements": elements, "timings": timings})
+            sweep["points"].append({"shape": shape, "elements": math.prod(shape), "timings": timings})
             bar.step(f"{spec.name} {shape}")
         sweeps.append(sweep)
     libraries = ("numpy", "torch") + (("jax",) if "jax" in against else ())

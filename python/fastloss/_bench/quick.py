@@ -7,6 +7,7 @@ import json
 
 import fastloss
 
+from .accounting import FORMS
 from .cases import Case, Skip, fastloss_fn, make_case
 from .competitors import numpy_reference_fn
 from .figures import plot_rows
@@ -51,18 +52,16 @@ def measure_row(case: Case, against: list[str], threads: int, timing: dict = TIM
         "time_q3_s": fl.q3, "repeats": fl.repeats, "gbps": fl.gbps(case.nbytes),
         "copy_gbps": copy.gbps(case.nbytes), "pct_of_copy": 100.0 * copy.median / fl.median,
     })
-    others = {}
+    others, missing = {}, {}  # label -> Timing of a competitor that ran / why one did not
     for name in against:
         key, label, _ = COMPETITORS[name]
         if key in t:
-            other = t[key]
-            others[label] = other
+            other = others[label] = t[key]
             row.update({f"{key}_time_s": other.median, f"{key}_q1_s": other.q1, f"{key}_q3_s": other.q3,
                         f"x_{key}": other.median / fl.median})
         else:
             row[f"x_{key}"] = None
-    missing = {COMPETITORS[n][1]: row[f"note_{COMPETITORS[n][0]}"] for n in against
-               if f"note_{COMPETITORS[n][0]}" in row}
+            missing[label] = row[f"note_{key}"]
     row["verdict"] = verdict(fl, others, missing)
     row["_timings"] = {"fastloss": fl, **others}
     return row
@@ -104,9 +103,11 @@ def main(args) -> int:
     print(format_table([_display(r, args.against) for r in rows], _columns(rows, args.against)))
     for r in rows:
         print(f"{r['loss']} {'x'.join(map(str, r['shape']))} {r['dtype']}: {r['verdict']}")
-    print(f"Times: median {WHAT[args.form]} per call, ±half the interquartile range of the samples. "
-          "GB/s counts the least bytes a call must move (fastloss._bench.bytes_moved); '% copy' compares "
-          "with np.copyto of the same bytes, same run.")
+    print(f"Times: median {WHAT[args.form]} per call, ±half the interquartile range of the samples; "
+          f"fastloss = fastloss.<loss>{FORMS[args.form]}(x, t{', out=grad' if args.form != 'forward' else ''}) "
+          "on NumPy arrays, torch = autograd (forward, then backward for a gradient). GB/s counts the least "
+          "bytes a call must move (fastloss._bench.bytes_moved); '% copy' compares with np.copyto of the "
+          "same bytes, same run.")
     for note in sorted(notes):
         print(f"note: {note}")
     if args.plot:
