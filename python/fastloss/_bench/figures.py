@@ -17,8 +17,7 @@ def _pyplot():
 
 
 def _error_bars(timings: list[Timing]) -> list[list[float]]:
-    return [[t.median - (t.q1 if t.q1 is not None else t.min) for t in timings],
-            [(t.q3 if t.q3 is not None else t.max) - t.median for t in timings]]
+    return [[t.median - t.middle[0] for t in timings], [t.middle[1] - t.median for t in timings]]
 
 
 def plot_rows(rows: list[dict], path: str, title: str) -> str:
@@ -94,8 +93,8 @@ def plot_overhead(result: dict, path: str, baseline: str = "torch eager") -> str
                 continue
             xs = [n for n, _, _ in pts]
             line, = top.plot(xs, [1e6 * t.median for _, t, _ in pts], marker="o", label=impl)
-            top.fill_between(xs, [1e6 * (t.q1 or t.min) for _, t, _ in pts],
-                             [1e6 * (t.q3 or t.max) for _, t, _ in pts], alpha=0.15, color=line.get_color())
+            lows, highs = [1e6 * t.middle[0] for _, t, _ in pts], [1e6 * t.middle[1] for _, t, _ in pts]
+            top.fill_between(xs, lows, highs, alpha=0.15, color=line.get_color())
             rel = [(n, t.median / b.median) for n, t, b in pts if b is not None]
             if rel and impl != baseline:
                 bottom.plot([n for n, _ in rel], [r for _, r in rel], marker="o", color=line.get_color(),

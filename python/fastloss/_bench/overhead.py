@@ -32,7 +32,7 @@ from .verdict import crossover
 
 # Row-wise losses sweep (N, C) from a tiny classifier to an ImageNet-sized batch; point-wise ones
 # 1 Ki .. 16 Mi elements (4 KiB, L1, to 64 MiB fp32, twice this machine's L3).
-SWEEPS = {
+SWEEPS: dict[str, dict[str, tuple]] = {
     "tiny": {"rowwise": ((8, 2), (64, 10)), "pointwise": (1 << 10, 1 << 12)},
     "quick": {"rowwise": ((8, 2), (64, 10), (256, 100), (1024, 1000), (16384, 1000)),
               "pointwise": (1 << 10, 1 << 14, 1 << 18, 1 << 22)},
@@ -129,8 +129,8 @@ def run(losses: list[str], preset: str, against: list[str], threads: int, dtype:
     compiled: dict = {}
     sweeps = []
     for spec in specs:
-        sweep = {"loss": spec.name, "rowwise": spec.rowwise, "dtype": dtype, "impls": impls, "points": [],
-                 "notes": {}}
+        sweep: dict[str, Any] = {"loss": spec.name, "rowwise": spec.rowwise, "dtype": dtype, "impls": impls,
+                                 "points": [], "notes": {}}
         for size in SWEEPS[preset]["rowwise" if spec.rowwise else "pointwise"]:
             shape = tuple(size) if spec.rowwise else (size,)
             case = make_case(spec, "fused", dtype, shape)
@@ -218,7 +218,8 @@ def main(args) -> int:
     """The overhead sweep with the CLI's arguments (``--quick``/``--tiny`` choose the sweep)."""
     clock = getattr(args, "clock", "wall")
     if clock == "cpu" and args.threads != 1:
-        print(f"error: --clock cpu measures 1-thread runs only, got --threads {args.threads}", file=sys.stderr)
+        print(f"error: --clock cpu measures 1-thread runs only, got --threads {args.threads}",
+              file=sys.stderr)
         return 2
     preset = {"default": "full"}.get(args.size, args.size)
     losses = args.loss or list(DEFAULT_LOSSES)

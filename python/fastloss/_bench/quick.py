@@ -4,6 +4,7 @@ dtypes, against a same-size copy and the competitors the user names; one verdict
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import fastloss
 
@@ -37,8 +38,8 @@ WHAT = {"fused": "loss+gradient (forward+backward)", "backward": "gradient (forw
 
 def measure_row(case: Case, against: list[str], threads: int, timing: dict = TIMING) -> dict:
     fns = {"copy": copy_fn(case.nbytes, threads=threads), "fastloss": fastloss_fn(case)}
-    row = {"loss": case.spec.name, "form": case.form, "dtype": case.dtype, "shape": list(case.shape),
-           "bytes": case.nbytes}
+    row: dict[str, Any] = {"loss": case.spec.name, "form": case.form, "dtype": case.dtype,
+                           "shape": list(case.shape), "bytes": case.nbytes}
     for name in against:
         key, _, build = COMPETITORS[name]
         try:
@@ -52,7 +53,8 @@ def measure_row(case: Case, against: list[str], threads: int, timing: dict = TIM
         "time_q3_s": fl.q3, "repeats": fl.repeats, "gbps": fl.gbps(case.nbytes),
         "copy_gbps": copy.gbps(case.nbytes), "pct_of_copy": 100.0 * copy.median / fl.median,
     })
-    others, missing = {}, {}  # label -> Timing of a competitor that ran / why one did not
+    others: dict[str, Timing] = {}  # label -> timing of a competitor that ran
+    missing: dict[str, str] = {}  # label -> why one did not run
     for name in against:
         key, label, _ = COMPETITORS[name]
         if key in t:
@@ -79,8 +81,8 @@ def _plan(args) -> tuple[list[tuple], list[str]]:
 
 def main(args) -> int:
     set_threads(args.threads)
-    plan, notes = _plan(args)
-    notes = set(notes)
+    plan, plan_notes = _plan(args)
+    notes = set(plan_notes)
     info = machine_info(("numpy", "torch") + (("jax",) if "jax" in args.against else ()))
     print(f"fastloss {info['fastloss']} bench, {WHAT[args.form]} per call: backend={info['backend']} "
           f"isa={info['cpu_isa']} threads={args.threads} cpu={info['cpu_model']} ({info['cores']} cores)")
@@ -103,8 +105,9 @@ def main(args) -> int:
     print(format_table([_display(r, args.against) for r in rows], _columns(rows, args.against)))
     for r in rows:
         print(f"{r['loss']} {'x'.join(map(str, r['shape']))} {r['dtype']}: {r['verdict']}")
+    call = f"fastloss.<loss>{FORMS[args.form]}(x, t{'' if args.form == 'forward' else ', out=grad'})"
     print(f"Times: median {WHAT[args.form]} per call, ±half the interquartile range of the samples; "
-          f"fastloss = fastloss.<loss>{FORMS[args.form]}(x, t{', out=grad' if args.form != 'forward' else ''}) "
+          f"fastloss = {call} "
           "on NumPy arrays, torch = autograd (forward, then backward for a gradient). GB/s counts the least "
           "bytes a call must move (fastloss._bench.bytes_moved); '% copy' compares with np.copyto of the "
           "same bytes, same run.")

@@ -33,11 +33,15 @@ class Timing:
         return nbytes / self.median / 1e9
 
     @property
+    def middle(self) -> tuple[float, float]:
+        """(q1, q3): where the middle half of the samples lies ((min, max) without quartiles)."""
+        return (self.q1 if self.q1 is not None else self.min, self.q3 if self.q3 is not None else self.max)
+
+    @property
     def spread(self) -> float:
         """Half the interquartile range relative to the median (0.03 = the middle half of the
         samples lies within about +-3%)."""
-        lo = self.q1 if self.q1 is not None else self.min
-        hi = self.q3 if self.q3 is not None else self.max
+        lo, hi = self.middle
         return (hi - lo) / 2 / self.median
 
 

@@ -18,8 +18,7 @@ def fmt_timing(t: Timing) -> str:
 
 
 def _overlap(a: Timing, b: Timing) -> bool:
-    a_lo, a_hi = (a.q1, a.q3) if a.q1 is not None else (a.min, a.max)
-    b_lo, b_hi = (b.q1, b.q3) if b.q1 is not None else (b.min, b.max)
+    (a_lo, a_hi), (b_lo, b_hi) = a.middle, b.middle
     return a_lo <= b_hi and b_lo <= a_hi
 
 
