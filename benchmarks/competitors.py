@@ -30,20 +30,8 @@ def torch_eager(case: Case, device: str, threads: int):
 
 
 def torch_compile(case: Case, device: str, threads: int):
-    """``torch.compile`` of the same loss; built per thread count because Inductor's CPU code
-    bakes the thread count in. The first (compiling) call happens here, outside the timing."""
-    try:
-        import torch
-    except ImportError:
-        raise Skip("torch is not installed") from None
-    loss = _bench.torch_loss(case)
-    torch._dynamo.reset()  # a fresh cache: the per-code-object recompile limit would fall back to eager
-    try:
-        return _bench.autograd_fn(torch.compile(loss, dynamic=False), case, device)
-    except Skip:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any compiler failure means "cannot compare here"
-        raise Skip(f"torch.compile: {str(exc).splitlines()[0][:120]}") from None
+    """``torch.compile`` of the same loss (built per thread count: Inductor bakes it in)."""
+    return _bench.torch_compile_fn(case, device)
 
 
 def _sklearn_loss(case: Case):

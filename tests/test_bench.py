@@ -23,8 +23,9 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
     [str(Path(fastloss.__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")])}
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, env=ENV, timeout=600)
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True,
+                          env=env or ENV, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -70,7 +71,7 @@ def test_make_case_gives_valid_inputs_for_every_loss(spec):
 def test_quick_bench_tiny(tmp_path):
     out = tmp_path / "quick.json"
     proc = run("-m", "fastloss", "bench", "--tiny", "--json", str(out))
-    assert "GB/s" in proc.stdout and "% copy" in proc.stdout
+    assert "GB/s" in proc.stdout and "% copy" in proc.stdout and "loss+gradient" in proc.stdout
     result = json.loads(out.read_text())
     rows = result["rows"]
     dtypes = ["float32", "bfloat16"] if importlib.util.find_spec("ml_dtypes") else ["float32"]
@@ -78,9 +79,177 @@ def test_quick_bench_tiny(tmp_path):
     for r in rows:
         for key in ("time_s", "time_min_s", "time_max_s", "gbps", "copy_gbps", "pct_of_copy", "bytes"):
             assert finite_positive(r[key]), (r["loss"], key, r[key])
-        assert finite_positive(r["x_numpy_ref"])
-        assert r["loss"] in proc.stdout
+        assert r["time_min_s"] <= r["time_q1_s"] <= r["time_s"] <= r["time_q3_s"] <= r["time_max_s"]
+        for name in ("torch", "jax"):  # the default competitors: measured, or the reason in the row
+            assert finite_positive(r[f"x_{name}"]) or r[f"note_{name}"], (name, r)
+        line = f"{r['loss']} {'x'.join(map(str, r['shape']))} {r['dtype']}: {r['verdict']}"
+        assert line in proc.stdout and r["verdict"].startswith("fastloss")
     assert result["machine"]["cpu_model"] and result["machine"]["backend"] == fastloss.backend()
+
+
+@pytest.fixture
+def bench_main(capsys):
+    """``python -m fastloss bench ARGS`` in this process (no interpreter start-up: the tests stay
+    fast); restores the thread counts it sets. Returns the printed text."""
+    from fastloss.__main__ import main
+
+    torch = pytest.importorskip("torch")
+    threads = fastloss.get_num_threads(), torch.get_num_threads()
+
+    def bench(*argv: str) -> str:
+        assert main(["bench", *argv]) == 0
+        return capsys.readouterr().out
+
+    yield bench
+    fastloss.set_num_threads(threads[0])
+    torch.set_num_threads(threads[1])
+
+
+def test_bench_user_shapes(bench_main, tmp_path):
+    out, plot = tmp_path / "rows.json", tmp_path / "rows.png"
+    text = bench_main("--tiny", "--shape", "16x50", "--classes", "7", "--loss", "cross_entropy", "--loss",
+                      "huber_loss", "--dtype", "float32", "--threads", "1", "--against", "numpy", "--plot",
+                      str(plot), "--json", str(out))
+    result = json.loads(out.read_text())
+    assert result["threads"] == 1 and result["what"] == "loss+gradient (forward+backward)"
+    # --classes picks rows for the preset's element count; --shape is taken as given, by both kinds
+    assert [(r["loss"], r["shape"]) for r in result["rows"]] == [
+        ("cross_entropy", [16, 50]), ("cross_entropy", [64 * 100 // 7, 7]), ("huber_loss", [16, 50])]
+    for r in result["rows"]:
+        assert finite_positive(r["x_numpy_ref"]) and "NumPy ref" in r["verdict"]
+        assert "x_torch" not in r and "x_jax" not in r  # only the competitors asked for
+    assert "loss+gradient" in text
+    if importlib.util.find_spec("matplotlib"):
+        assert plot.stat().st_size > 1000
+
+
+def test_bench_against_torch_compile(bench_main, tmp_path):
+    out = tmp_path / "rows.json"
+    bench_main("--shape", "256", "--loss", "huber_loss", "--dtype", "float32", "--threads", "1",
+               "--against", "compile", "--json", str(out))
+    (row,) = json.loads(out.read_text())["rows"]
+    assert finite_positive(row["x_torch_compile"]) or row["note_torch_compile"], row
+    assert "torch.compile" in row["verdict"]
+
+
+def test_bench_threads_default_to_what_info_reports(bench_main, tmp_path):
+    out = tmp_path / "rows.json"
+    fastloss.set_num_threads(3)  # what `python -m fastloss info` then reports
+    text = bench_main("--tiny", "--elements", "1000", "--loss", "huber_loss", "--dtype", "float32",
+                      "--against", "none", "--json", str(out))
+    result = json.loads(out.read_text())
+    assert result["threads"] == 3 and "threads=3" in text
+    assert [r["shape"] for r in result["rows"]] == [[1000]]  # only the asked size; no row-wise loss
+    assert "row-wise losses not run" in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--against", "torch,pandas"], "'pandas'"),
+    (["--shape", "512xabc"], "512xabc"),
+    (["--elements", "-5"], "-5"),
+    (["--dtype", "int8"], "'int8'"),
+])
+def test_bench_rejects_bad_flags_naming_the_value(argv, message, capsys):
+    from fastloss.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["bench", *argv])
+    assert message in capsys.readouterr().err
+
+
+def test_size_flags_plan():
+    from fastloss._bench.sizes import count, plan_sizes, shape
+
+    assert shape("512x50000") == (512, 50000) and shape("(8, 128, 1000)") == (8, 128, 1000)
+    assert count("4Mi") == 1 << 22 and count("1e6") == 10**6 and count("2k") == 2000
+    assert plan_sizes("quick", [], [], []) == ([(512, 1000)], [(1 << 19,)], [])
+    rowwise, pointwise, notes = plan_sizes("default", [(512, 50000), (1000,)], [32000], [])
+    assert rowwise == [(512, 50000), ((2048 * 4096) // 32000, 32000)]
+    assert pointwise == [(512, 50000), (1000,)]
+    assert notes and "1000" in notes[0]
+
+
+def test_verdict_and_crossover_wording():
+    from fastloss._bench.timing import Timing
+    from fastloss._bench.verdict import crossover, verdict
+
+    fast = Timing.of([1.0, 1.0, 1.1, 1.0, 0.9])
+    slow = Timing.of([4.1, 4.0, 4.2, 4.1, 4.1])
+    close = Timing.of([1.05, 0.95, 1.1, 1.0, 1.0])
+    assert verdict(fast, {"torch eager": slow}) == "fastloss 4.1x faster than torch eager"
+    assert verdict(slow, {"JAX jit": fast}) == "fastloss 4.1x slower than JAX jit"
+    assert "as fast as torch.compile" in verdict(fast, {"torch.compile": close})
+    assert verdict(fast, {}, {"JAX jit": "optax has no x"}) == "fastloss: no JAX jit (optax has no x)"
+    sizes = ["a", "b", "c", "d"]
+    assert crossover(sizes, [5, 1, 3, 1], [2, 2, 2, 2], "fl", "pt") == \
+        "crossover: fl is faster than pt from d on (slower at a, c)"
+    assert "every size" in crossover(sizes, [1, 1, 1, 1], [2, 2, 2, 2], "fl", "pt")
+    assert "slower than pt at every size" in crossover(sizes, [3, 3, 3, 3], [2, 2, 2, 2], "fl", "pt")
+
+
+def test_measure_calls_batches_fast_calls():
+    calls = []
+    t = _bench.measure_calls({"a": lambda: calls.append(1)}, rounds=2, time_per_fn=0.01, sample_time=1e-4)
+    assert t["a"].calls_per_sample > 1 and t["a"].repeats >= 5
+    assert 0 < t["a"].q1 <= t["a"].median <= t["a"].q3 < 1e-4
+
+
+@pytest.mark.parametrize("spec", LOSSES, ids=lambda s: s.name)
+def test_torch_competitor_computes_the_same_loss(spec):
+    """The PyTorch formula a benchmark row races against computes fastloss's loss (float64), or
+    the row says there is none."""
+    torch = pytest.importorskip("torch")
+    case = _bench.make_case(spec, "forward", "float64", (6, 5) if spec.rowwise else (30,))
+    try:
+        loss = _bench.torch_loss(case)
+    except _bench.Skip as why:
+        assert spec.name in str(why) or "not mapped" in str(why)
+        return
+    expected = float(loss(torch.from_numpy(case.x), torch.from_numpy(case.target)))
+    assert float(getattr(fastloss, spec.name)(case.x, case.target)) == pytest.approx(expected, rel=1e-9)
+
+
+def test_loss_without_a_torch_formula_is_a_skip_with_the_reason():
+    import dataclasses
+    import types
+
+    case = _bench.make_case(LOSSES[0], "fused", "float32", (4, 3))
+    made_up = dataclasses.replace(case, spec=types.SimpleNamespace(name="made_up_loss", rowwise=True))
+    with pytest.raises(_bench.Skip, match="no PyTorch formula for made_up_loss"):
+        _bench.torch_loss(made_up)
+
+
+def test_overhead_script_tiny(tmp_path):
+    out = tmp_path / "overhead.json"
+    proc = run(str(BENCHMARKS / "overhead.py"), "--tiny", "--against", "torch", "--out", str(tmp_path),
+               "--json", str(out))
+    text = (tmp_path / "overhead_cpu.txt").read_text()
+    assert text.strip() in proc.stdout and "loss+gradient" in text
+    for column in ("fastloss core", "fastloss.torch", "torch eager", "fl.torch/eager", "core/eager"):
+        assert column in text, column
+    assert "(8, 2)" in text and "1,024" in text and "fastloss.torch" in text
+    result = json.loads(out.read_text())
+    assert [s["loss"] for s in result["sweeps"]] == ["cross_entropy", "huber_loss"]
+    for sweep in result["sweeps"]:
+        for point in sweep["points"]:
+            for impl in ("fastloss core", "fastloss.torch", "torch eager"):
+                t = point["timings"][impl]
+                assert 0 < t["min"] <= t["median"] <= t["max"] < 1, (impl, t)
+    if importlib.util.find_spec("matplotlib"):
+        assert (tmp_path / "overhead_cpu.png").stat().st_size > 1000
+
+
+def test_bench_overhead_mode_tiny(bench_main):
+    text = bench_main("--overhead", "--tiny", "--loss", "huber_loss", "--against", "none", "--clock", "cpu")
+    assert "huber_loss (point-wise)" in text and "fastloss core" in text and "fastloss.torch" in text
+    assert "cross_entropy" not in text and "process CPU time" in text
+
+
+def test_cpu_clock_refuses_several_threads(capsys):
+    from fastloss.__main__ import main
+
+    assert main(["bench", "--overhead", "--tiny", "--clock", "cpu", "--threads", "2"]) == 2
+    assert "--threads 2" in capsys.readouterr().err
 
 
 def test_suite_tiny_sweep(tmp_path):

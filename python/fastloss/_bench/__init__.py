@@ -8,7 +8,10 @@ Methodology: benchmarks/README.md.
 
 One job per module: ``accounting`` (bytes, forms, dtypes), ``timing``, ``yardstick`` (the copy),
 ``memory``, ``cases`` (inputs, the fastloss call), ``competitors`` with ``torch_competitor`` and
-``jax_competitor``, ``machine`` (threads, description), ``progress``, ``table``, ``cli``.
+``jax_competitor`` (the one place per framework that maps a loss to its formula), ``machine``
+(threads, description), ``progress``, ``table``, ``verdict`` (spreads, verdicts, crossovers),
+``figures``, ``sizes`` (the bench's shapes), ``cli`` (arguments) with its modes ``quick`` (every
+loss at the user's shapes) and ``overhead`` (the per-call sweep).
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from .machine import machine_info, set_threads
 from .memory import MEMORY_METHOD, peak_extra_memory
 from .progress import ProgressBar
 from .table import format_table
-from .timing import Timing, measure, measure_many
-from .torch_competitor import autograd_fn, to_torch, torch_fn, torch_loss
+from .timing import Timing, measure, measure_calls, measure_many
+from .torch_competitor import autograd_fn, to_torch, torch_compile_fn, torch_fn, torch_loss
 from .yardstick import copy_fn, copy_yardstick
 
 __all__ = [
     "DTYPES", "FORMS", "ITEMSIZE", "MEMORY_METHOD", "Case", "ProgressBar", "Skip", "Timing",
     "add_arguments", "autograd_fn", "bytes_moved", "copy_fn", "copy_yardstick", "fastloss_fn",
-    "format_table", "jax_fn", "machine_info", "main", "make_case", "measure", "measure_many",
-    "numpy_reference_fn", "peak_extra_memory", "set_threads", "to_torch", "torch_fn", "torch_loss",
+    "format_table", "jax_fn", "machine_info", "main", "make_case", "measure", "measure_calls", "measure_many",
+    "numpy_reference_fn", "peak_extra_memory", "set_threads", "to_torch", "torch_compile_fn", "torch_fn",
+    "torch_loss",
 ]

@@ -1,126 +1,99 @@
-"""The quick ``python -m fastloss bench``: every loss against a same-size copy and the competitors."""
+"""The arguments of ``python -m fastloss bench`` and its two modes: every loss at the user's shapes
+(``quick``), or the per-call overhead sweep (``--overhead``, ``overhead``)."""
 
 from __future__ import annotations
 
-import json
+import argparse
 
-from .._registry import BY_NAME, LOSSES
+import fastloss
+
 from .accounting import DTYPES, FORMS
-from .cases import Case, Skip, fastloss_fn, make_case
-from .competitors import QUICK_COMPETITORS
-from .machine import machine_info, set_threads
-from .progress import ProgressBar
-from .table import format_table
-from .timing import measure_many
-from .yardstick import copy_fn
+from .sizes import count, counts, shape
+
+_AGAINST = ("torch", "compile", "jax", "numpy")
 
 
-def _fmt_time(seconds: float) -> str:
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds * 1e9:.3g} ns"
+def against_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if names == ["none"]:
+        return []
+    bad = [n for n in names if n not in _AGAINST]
+    if bad:
+        raise argparse.ArgumentTypeError(f"--against takes a comma list of {', '.join(_AGAINST)} (or none), "
+                                         f"got {', '.join(map(repr, bad))}")
+    return list(dict.fromkeys(names))
 
 
-# (rows, classes) for rowwise and elements for pointwise, per size preset. The default's fp32
-# traffic (64 MiB rowwise, 48 MiB pointwise) exceeds this machine's 32 MiB L3, so GB/s means DRAM.
-_QUICK_SIZES = {
-    "tiny": ((64, 100), 4096),
-    "quick": ((512, 1000), 1 << 19),
-    "default": ((2048, 4096), 1 << 22),
-}
-_QUICK_TIMING = {"warmup": 1, "rounds": 3, "min_repeats": 5, "min_time": 0.2, "max_time": 1.0}
-_QUICK_LABELS = {"numpy_ref": "x NumPy", "torch": "x PyTorch", "jax": "x JAX"}
+def _dtypes(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in DTYPES]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"--dtype takes {', '.join(DTYPES)}, got {', '.join(map(repr, bad))}")
+    return names
+
+
+def _flat(values):
+    return [v for group in values for v in group] if values else None
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--quick", action="store_const", dest="size", const="quick", default="default",
-                        help="smaller inputs (cache-resident; a few seconds)")
-    parser.add_argument("--tiny", action="store_const", dest="size", const="tiny",
-                        help="tiny inputs: checks that everything runs (used by the tests)")
-    parser.add_argument("--loss", action="append", choices=[s.name for s in LOSSES],
-                        help="only this loss (repeatable; default: every loss)")
-    parser.add_argument("--dtype", action="append", choices=DTYPES,
-                        help="only this dtype (repeatable; default: float32 and bfloat16)")
+    parser.description = (
+        "Time the loss+gradient (forward+backward) of every fastloss loss against PyTorch, torch.compile "
+        "and JAX on your shapes, dtypes and threads. Example: python -m fastloss bench --shape 512x50000 "
+        "--loss cross_entropy --against torch,compile")
+    size = parser.add_argument_group("sizes (default: one DRAM-sized shape per loss)")
+    size.add_argument("--shape", action="append", type=shape, metavar="RxC",
+                      help="an input shape, e.g. 512x50000 (rows x classes, class axis last); point-wise "
+                           "losses take it as their input's shape (repeatable)")
+    size.add_argument("--classes", action="append", type=counts, metavar="C[,C...]",
+                      help="row-wise losses at C classes, with as many rows as give the default shape's "
+                           "8 Mi values (--quick: 512 Ki; repeatable)")
+    size.add_argument("--elements", action="append", type=counts, metavar="N[,N...]",
+                      help="point-wise losses at N elements, e.g. 1e6 or 4Mi (repeatable)")
+    size.add_argument("--quick", action="store_const", dest="size", const="quick", default="default",
+                      help="smaller default inputs (cache-resident; a few seconds per loss)")
+    size.add_argument("--tiny", action="store_const", dest="size", const="tiny",
+                      help="tiny inputs: checks that everything runs (used by the tests)")
+    parser.add_argument("--loss", action="append", choices=[s.name for s in fastloss.LOSSES],
+                        help="only this loss (repeatable; default: every loss of fastloss.LOSSES)")
+    parser.add_argument("--dtype", action="append", type=_dtypes, metavar="D[,D...]",
+                        help=f"{', '.join(DTYPES)} (repeatable; default: float32 and bfloat16)")
     parser.add_argument("--form", choices=tuple(FORMS), default="fused",
-                        help="forward = L, backward = L_grad, fused = L_with_grad (default)")
-    parser.add_argument("--threads", type=int, default=1, help="threads for fastloss and PyTorch (default 1)")
-    parser.add_argument("--no-compare", action="store_true", help="time fastloss and the copy only")
+                        help="fused = loss+gradient (default), backward = gradient, forward = loss only")
+    parser.add_argument("--threads", type=count, default=None,
+                        help="threads for fastloss and PyTorch (default: what `python -m fastloss info` "
+                             f"reports, now {fastloss.get_num_threads()}; 1 with --overhead)")
+    parser.add_argument("--against", type=against_list, default=None, metavar="NAMES",
+                        help="comma list of torch (eager), compile (torch.compile), jax (jit), numpy "
+                             "(fastloss's NumPy reference), or none (default: torch,jax; with --overhead "
+                             "torch,compile)")
+    parser.add_argument("--no-compare", action="store_true", help="same as --against none")
+    parser.add_argument("--overhead", action="store_true",
+                        help="per-call overhead sweep instead: forward+backward from (8, 2) to (65536, 1000) "
+                             "and 1 Ki to 16 Mi elements (--quick/--tiny: fewer sizes; --loss: default "
+                             "cross_entropy and huber_loss), fastloss core and fastloss.torch vs PyTorch")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="--overhead only: wall time (default) or process CPU time, which other "
+                             "processes on a busy machine do not inflate (1 thread only)")
+    parser.add_argument("--plot", metavar="PATH", help="also draw the results into PATH (needs matplotlib)")
     parser.add_argument("--json", metavar="PATH", help="also write the rows and machine description as JSON")
 
 
-def _quick_row(case: Case, compare: bool, threads: int) -> dict:
-    fns = {"copy": copy_fn(case.nbytes, threads=threads), "fastloss": fastloss_fn(case)}
-    notes = {}
-    for name, build in QUICK_COMPETITORS.items() if compare else ():
-        try:
-            fns[name] = build(case)
-        except Skip as why:
-            notes[f"note_{name}"] = str(why)
-    t = measure_many(fns, **_QUICK_TIMING)
-    fl, copy = t["fastloss"], t["copy"]
-    row = {
-        "loss": case.spec.name, "form": case.form, "dtype": case.dtype, "shape": list(case.shape),
-        "bytes": case.nbytes, "time_s": fl.median, "time_min_s": fl.min, "time_max_s": fl.max,
-        "gbps": fl.gbps(case.nbytes), "copy_gbps": copy.gbps(case.nbytes),
-        "pct_of_copy": 100.0 * copy.median / fl.median, **notes,
-    }
-    for name in QUICK_COMPETITORS if compare else ():
-        row[f"x_{name}"] = t[name].median / fl.median if name in t else None
-    return row
-
-
 def main(args) -> int:
-    """Time every loss (one shape, fused form by default) against a same-size copy and competitors."""
-    set_threads(args.threads)
-    rowwise_shape, elements = _QUICK_SIZES[args.size]
-    specs = [BY_NAME[n] for n in args.loss] if args.loss else list(LOSSES)
-    dtypes = args.dtype or ["float32", "bfloat16"]
-    plan = [(spec, dtype) for spec in specs for dtype in dtypes]
-    info = machine_info(("numpy", "torch", "jax"))
-    print(f"fastloss {info['fastloss']} bench: backend={info['backend']} isa={info['cpu_isa']} "
-          f"threads={args.threads} cpu={info['cpu_model']} ({info['cores']} cores)")
-    bar = ProgressBar(len(plan))
-    rows, notes = [], set()
-    for spec, dtype in plan:
-        shape = rowwise_shape if spec.rowwise else (elements,)
-        try:
-            case = make_case(spec, args.form, dtype, shape)
-        except Skip as why:
-            notes.add(f"{dtype}: {why}")
-            bar.step(f"{spec.name} {dtype} skipped")
-            continue
-        row = _quick_row(case, not args.no_compare, args.threads)
-        rows.append(row)
-        notes.update(f"{k[5:]} vs {spec.name} {dtype}: {v}" for k, v in row.items() if k.startswith("note_"))
-        bar.step(case.label)
-    print(format_table([_display(r) for r in rows], _quick_columns(rows)))
-    print("GB/s counts the least bytes a call must move (see fastloss._bench.bytes_moved); "
-          "'% copy' compares with np.copyto of the same bytes, same run; 'x NAME' = NAME's time / fastloss's.")
-    for note in sorted(notes):
-        print(f"note: {note}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": info, "threads": args.threads, "rows": rows}, f, indent=1)
-    return 0
+    args.dtype = _flat(args.dtype)
+    args.classes = _flat(args.classes)
+    args.elements = _flat(args.elements)
+    if args.no_compare:
+        args.against = []
+    elif args.against is None:
+        args.against = ["torch", "compile"] if args.overhead else ["torch", "jax"]
+    if args.overhead:
+        from . import overhead
 
+        args.threads = args.threads or 1
+        return overhead.main(args)
+    from . import quick
 
-def _quick_columns(rows: list[dict]) -> list[tuple[str, str]]:
-    columns = [("loss", "loss"), ("shape", "shape"), ("dtype", "dtype"), ("time", "fastloss"),
-               ("gbps", "GB/s"), ("pct", "% copy")]
-    present = {k for r in rows for k, v in r.items() if k.startswith("x_") and v is not None}
-    for name in QUICK_COMPETITORS:
-        if f"x_{name}" in present:
-            columns.append((f"x_{name}", _QUICK_LABELS[name]))
-    return columns
-
-
-def _display(row: dict) -> dict:
-    out = {
-        "loss": row["loss"], "shape": "x".join(map(str, row["shape"])), "dtype": row["dtype"],
-        "time": _fmt_time(row["time_s"]), "gbps": f"{row['gbps']:.2f}", "pct": f"{row['pct_of_copy']:.0f}%",
-    }
-    for key, value in row.items():
-        if key.startswith("x_"):
-            out[key] = "-" if value is None else f"{value:.2f}x"
-    return out
+    args.threads = args.threads or fastloss.get_num_threads()
+    return quick.main(args)

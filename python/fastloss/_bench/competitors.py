@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .. import _backends
+import fastloss
+
 from .cases import Case, fastloss_fn
 from .jax_competitor import jax_fn
 from .torch_competitor import torch_fn
@@ -19,7 +20,7 @@ def numpy_reference_fn(case: Case) -> Callable[[], Any]:
     run = fastloss_fn(case)
 
     def call():
-        with _backends.use_backend("numpy"):
+        with fastloss.use_backend("numpy"):
             return run()
 
     return call

@@ -1,4 +1,5 @@
-"""JAX/optax as a competitor: optax's losses under ``jax.jit``."""
+"""JAX/optax as a competitor: optax's losses under ``jax.jit`` (the one place that maps a fastloss
+loss to optax, keyed by loss name)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,13 @@ def _optax_losses(opts: dict[str, Any]) -> dict[str, Callable]:
         "huber_loss": lambda x, y: L.huber_loss(x, y, delta=opts["delta"]).mean(),
         # smooth_l1(beta) == huber(delta=beta) / beta, exactly
         "smooth_l1_loss": lambda x, y: L.huber_loss(x, y, delta=opts["beta"]).mean() / opts["beta"],
+        "mse_loss": lambda x, y: L.squared_error(x, y).mean(),
+        "log_cosh_loss": lambda x, y: L.log_cosh(x, y).mean(),
+        "binary_cross_entropy_with_logits": (
+            (lambda x, y: L.sigmoid_binary_cross_entropy(x, y).mean())
+            if opts.get("weight") is None and opts.get("pos_weight") is None
+            else not_default("weight/pos_weight not mapped")
+        ),
     }
 
 

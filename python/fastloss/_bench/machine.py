@@ -7,12 +7,14 @@ import datetime
 import os
 import platform
 
-from .. import _backends
+import fastloss
+
+from .. import _config
 
 
 def set_threads(n: int) -> None:
     """Pin fastloss and PyTorch to ``n`` threads (JAX/XLA cannot change its pool after start-up)."""
-    _backends.set_num_threads(n)
+    fastloss.set_num_threads(n)
     with contextlib.suppress(ImportError):
         import torch
 
@@ -35,11 +37,14 @@ def _version(module: str) -> str | None:
     return getattr(mod, "__version__", "?")
 
 
-def machine_info(libraries: tuple[str, ...] = ("numpy", "torch", "jax", "optax", "sklearn", "matplotlib")) -> dict:
+_LIBRARIES = ("numpy", "torch", "jax", "optax", "sklearn", "matplotlib")
+
+
+def machine_info(libraries: tuple[str, ...] = _LIBRARIES) -> dict:
     """What produced the numbers: CPU model, ISA in use, cores, library versions, date (UTC)."""
     from .. import __version__
 
-    native = _backends._C
+    config = _config.config()
     return {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
         "cpu_model": _cpu_model(),
@@ -47,8 +52,8 @@ def machine_info(libraries: tuple[str, ...] = ("numpy", "torch", "jax", "optax",
         "cores": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "fastloss": __version__,
-        "backend": _backends.current().name,
-        "cpu_isa": native.isa() if native is not None and hasattr(native, "isa") else None,
+        "backend": config["backend"],
+        "cpu_isa": config["cpu_isa"],
         "python": platform.python_version(),
         "platform": platform.platform(),
         "versions": {name: _version(name) for name in libraries},

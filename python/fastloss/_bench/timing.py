@@ -1,4 +1,5 @@
-"""Timing: ``measure_many`` interleaves implementations in rounds, ``measure`` times one."""
+"""Timing: ``measure_many`` interleaves implementations in rounds, ``measure`` times one,
+``measure_calls`` times microsecond calls in batches."""
 
 from __future__ import annotations
 
@@ -11,15 +12,44 @@ from typing import Any, Callable
 
 @dataclass
 class Timing:
-    """Seconds per call over ``repeats`` timed calls (after warm-up)."""
+    """Seconds per call over ``repeats`` timed samples (after warm-up); ``q1``/``q3`` are the
+    quartiles of the samples (the interquartile range is the spread the tables show)."""
 
     median: float
     min: float
     max: float
     repeats: int
+    q1: float | None = None
+    q3: float | None = None
+    calls_per_sample: int = 1
+
+    @classmethod
+    def of(cls, samples: list[float], calls_per_sample: int = 1) -> Timing:
+        q1, q3 = _quartiles(samples)
+        return cls(statistics.median(samples), min(samples), max(samples), len(samples), q1, q3,
+                   calls_per_sample)
 
     def gbps(self, nbytes: int) -> float:
         return nbytes / self.median / 1e9
+
+    @property
+    def middle(self) -> tuple[float, float]:
+        """(q1, q3): where the middle half of the samples lies ((min, max) without quartiles)."""
+        return (self.q1 if self.q1 is not None else self.min, self.q3 if self.q3 is not None else self.max)
+
+    @property
+    def spread(self) -> float:
+        """Half the interquartile range relative to the median (0.03 = the middle half of the
+        samples lies within about +-3%)."""
+        lo, hi = self.middle
+        return (hi - lo) / 2 / self.median
+
+
+def _quartiles(samples: list[float]) -> tuple[float, float]:
+    if len(samples) < 2:
+        return samples[0], samples[0]
+    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    return q1, q3
 
 
 _REWARM_BELOW_S = 0.01  # faster calls can live in cache, so a round re-warms them before timing
@@ -70,7 +100,7 @@ def measure_many(
     finally:
         if gc_was_enabled:
             gc.enable()
-    return {name: Timing(statistics.median(v), min(v), max(v), len(v)) for name, v in samples.items()}
+    return {name: Timing.of(v) for name, v in samples.items()}
 
 
 def _timed_calls(fn, sync, samples: list[float], *, min_repeats, max_repeats, min_time, max_time) -> None:
@@ -88,3 +118,53 @@ def _timed_calls(fn, sync, samples: list[float], *, min_repeats, max_repeats, mi
 def measure(fn: Callable[[], Any], **kw) -> Timing:
     """``measure_many`` of one function, in one round."""
     return measure_many({"fn": fn}, **{"rounds": 1, **kw})["fn"]
+
+
+def measure_calls(
+    fns: dict[str, Callable[[], Any]],
+    *,
+    rounds: int = 5,
+    time_per_fn: float = 0.5,
+    sample_time: float = 2e-3,
+    min_samples: int = 5,
+    warmup: int = 3,
+    clock: str = "wall",
+) -> dict[str, Timing]:
+    """Per-call seconds of fast calls (microseconds): each sample times a batch of k back-to-back
+    calls with ``time.perf_counter`` and divides by k, k chosen after warm-up so that a sample
+    lasts about ``sample_time`` (the clock read and the loop then cost well under 1%). The fns
+    take turns in ``rounds`` rounds (a drift of machine state hits all of them), each round
+    starting with one untimed call (the other fns evicted its data); about ``time_per_fn``
+    seconds of samples per fn, at least ``min_samples``. The garbage collector is paused.
+
+    ``clock="cpu"`` reads ``time.process_time`` instead: the CPU time of the whole process, user
+    and kernel, which a busy machine's preemptions do not inflate. It equals the wall time of a
+    single-threaded call that never waits, so use it for 1-thread runs on a shared machine only."""
+    now = {"wall": time.perf_counter, "cpu": time.process_time}[clock]
+    batch = {}
+    for name, fn in fns.items():
+        for _ in range(warmup):
+            fn()
+        t0 = time.perf_counter()
+        fn()
+        one = max(time.perf_counter() - t0, 1e-8)
+        k = max(1, min(100_000, round(sample_time / one)))
+        n = max(min_samples, round(time_per_fn / (k * one)))
+        batch[name] = (k, -(-n // rounds))
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            for name, fn in fns.items():
+                k, per_round = batch[name]
+                fn()
+                for _ in range(per_round):
+                    t0 = now()
+                    for _ in range(k):
+                        fn()
+                    samples[name].append((now() - t0) / k)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return {name: Timing.of(v, batch[name][0]) for name, v in samples.items()}

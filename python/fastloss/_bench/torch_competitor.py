@@ -1,7 +1,11 @@
-"""PyTorch as a competitor: the registry's losses written with torch, timed forward or forward + backward."""
+"""PyTorch as a competitor: the loss table's losses written with torch (THE one place that maps a
+fastloss loss to PyTorch, keyed by loss name), timed forward or forward + backward, eager or
+under ``torch.compile``. A loss missing here is reported as "no PyTorch formula", never dropped."""
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -43,6 +47,32 @@ def _torch_losses(opts: dict[str, Any]) -> dict[str, Callable]:
         rival = s.scatter(-1, t.unsqueeze(-1), float("-inf")).amax(-1, keepdim=True)
         return torch.clamp(opts["margin"] + rival - s_t, min=0).mean()
 
+    def rows_of(x):
+        return max(1, x.numel() // x.shape[-1])
+
+    def log_cosh(x, y):  # stable: |e| + log1p(exp(-2|e|)) - log 2
+        e = (x - y).abs()
+        return (e + torch.log1p(torch.exp(-2 * e)) - math.log(2.0)).mean()
+
+    def bce_with_logits(x, y):
+        if opts.get("weight") is not None or opts.get("pos_weight") is not None:
+            raise Skip("weight/pos_weight not mapped")
+        return F.binary_cross_entropy_with_logits(x, y)
+
+    def softmax_kl_div(s, t):  # F.kl_div "batchmean" per row of the class axis
+        temp = opts.get("temperature", 1.0)
+        logp, logq = F.log_softmax(s / temp, dim=-1), F.log_softmax(t / temp, dim=-1)
+        return F.kl_div(logp, logq, log_target=True, reduction="sum") / rows_of(s)
+
+    def wasserstein(s, t):
+        cdf = F.softmax(s, dim=-1).cumsum(-1)
+        if t.is_floating_point():
+            return ((cdf - t.cumsum(-1)).abs() ** opts.get("p", 1)).sum(-1).mean()
+        valid = t != opts.get("ignore_index", -100)
+        target_cdf = F.one_hot(t.clamp(min=0), s.shape[-1]).cumsum(-1).to(s.dtype)
+        per_row = ((cdf - target_cdf).abs() ** opts.get("p", 1)).sum(-1)
+        return (per_row * valid).sum() / valid.sum()
+
     return {
         "cross_entropy": lambda x, t: F.cross_entropy(
             x, t, ignore_index=opts["ignore_index"], label_smoothing=opts["label_smoothing"]
@@ -53,6 +83,13 @@ def _torch_losses(opts: dict[str, Any]) -> dict[str, Callable]:
         "multiclass_hinge_loss": multiclass_hinge,
         "huber_loss": lambda x, y: F.huber_loss(x, y, delta=opts["delta"]),
         "smooth_l1_loss": lambda x, y: F.smooth_l1_loss(x, y, beta=opts["beta"]),
+        "mse_loss": F.mse_loss,
+        "l1_loss": F.l1_loss,
+        "log_cosh_loss": log_cosh,
+        "binary_cross_entropy_with_logits": bce_with_logits,
+        "kl_div": lambda x, y: F.kl_div(x, y, log_target=opts.get("log_target", False), reduction="mean"),
+        "softmax_kl_div": softmax_kl_div,
+        "wasserstein_loss": wasserstein,
     }
 
 
@@ -66,7 +103,7 @@ def torch_loss(case: Case) -> Callable:
         raise Skip("option not mapped to PyTorch")
     losses = _torch_losses(case.opts)
     if case.spec.name not in losses:
-        raise Skip(f"no PyTorch mapping for {case.spec.name}")
+        raise Skip(f"no PyTorch formula for {case.spec.name} (fastloss/_bench/torch_competitor.py)")
     return losses[case.spec.name]
 
 
@@ -111,3 +148,23 @@ def torch_fn(case: Case, device: str = "cpu") -> Callable[[], Any]:
         return autograd_fn(torch_loss(case), case, device)
     except (RuntimeError, TypeError, NotImplementedError) as exc:
         raise Skip(f"torch: {str(exc).splitlines()[0][:120]}") from None
+
+
+def torch_compile_fn(case: Case, device: str = "cpu") -> Callable[[], Any]:
+    """``torch.compile(dynamic=False)`` of the same loss, forward + backward compiled together by
+    AOTAutograd. The first (compiling) call happens here, outside the timing; Inductor's CPU code
+    bakes the thread count in, so build it after setting the threads."""
+    try:
+        import torch
+    except ImportError:
+        raise Skip("torch is not installed") from None
+    loss = torch_loss(case)
+    torch._dynamo.reset()  # a fresh cache: the per-code-object recompile limit would fall back to eager
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return autograd_fn(torch.compile(loss, dynamic=False), case, device)
+    except Skip:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any compiler failure means "cannot compare here"
+        raise Skip(f"torch.compile: {str(exc).splitlines()[0][:120]}") from None
