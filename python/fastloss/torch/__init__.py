@@ -35,8 +35,8 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-from . import _api
-from ._registry import BY_NAME
+from .. import _api
+from .._registry import BY_NAME
 
 __all__ = [
     "CrossEntropyLoss",
@@ -647,3 +647,8 @@ class MultiClassHingeLoss(nn.modules.loss._WeightedLoss):
             ignore_index=self.ignore_index,
             reduction=self.reduction,
         )
+
+
+from .lm_head import LinearCrossEntropyLoss, linear_cross_entropy, vocab_parallel_cross_entropy  # noqa: E402
+
+__all__ += ["LinearCrossEntropyLoss", "linear_cross_entropy", "vocab_parallel_cross_entropy"]
