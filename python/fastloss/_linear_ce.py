@@ -57,11 +57,15 @@ def _prepare(input, weight, target, bias, class_weight, ignore_index):
     soft = th.is_float
     if soft:
         if th.data.shape != (*shape[:-1], classes):
-            raise ValueError(f"probability target must have shape {(*shape[:-1], classes)}, got {th.data.shape}")
+            raise ValueError(
+                f"probability target must have shape {(*shape[:-1], classes)}, got {th.data.shape}"
+            )
         t = _floats(th, compute).reshape(-1, classes)
     else:
         if th.data.dtype.kind not in "iu":
-            raise TypeError(f"target must hold integer class indices or float probabilities, got dtype {th.dtype}")
+            raise TypeError(
+                f"target must hold integer class indices or float probabilities, got dtype {th.dtype}"
+            )
         if th.data.shape != shape[:-1]:
             raise ValueError(f"target must have shape {shape[:-1]}, got {th.data.shape}")
         t = np.ascontiguousarray(th.data, dtype=np.int64).reshape(-1)
@@ -86,16 +90,33 @@ def _mean_denominator(t: np.ndarray, soft: bool, cw, ignore_index: int) -> float
     return float(cw[t[valid]].sum()) if cw is not None else float(np.count_nonzero(valid))
 
 
-def _run(input, weight, target, *, bias, class_weight, ignore_index, label_smoothing, z_loss, softcap,
-         reduction, grad_output, chunk_size, need_grad):
+def _run(
+    input,
+    weight,
+    target,
+    *,
+    bias,
+    class_weight,
+    ignore_index,
+    label_smoothing,
+    z_loss,
+    softcap,
+    reduction,
+    grad_output,
+    chunk_size,
+    need_grad,
+):
     if reduction not in ("none", "mean", "sum"):
         raise ValueError(f"reduction must be one of ('none', 'mean', 'sum'), got {reduction!r}")
-    x, w, x2, w2, b, t, soft, cw, compute = _prepare(
-        input, weight, target, bias, class_weight, ignore_index
-    )
+    x, w, x2, w2, b, t, soft, cw, compute = _prepare(input, weight, target, bias, class_weight, ignore_index)
     n, classes = x2.shape[0], w2.shape[0]
-    opts = dict(weight=cw, ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
-                softcap=softcap)
+    opts = {
+        "weight": cw,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
+        "z_loss": z_loss,
+        "softcap": softcap,
+    }
     denominator = _mean_denominator(t, soft, cw, ignore_index) if reduction == "mean" else 1.0
     per_row = reduction == "none"
     if need_grad and per_row:
@@ -119,7 +140,9 @@ def _run(input, weight, target, *, bias, class_weight, ignore_index, label_smoot
             z += b
         if need_grad:
             g = go[start:stop] if per_row else go
-            loss, _ = FUNCTIONS["cross_entropy_with_grad"](z, tc, reduction=ce_reduction, grad_output=g, out=z, **opts)
+            loss, _ = FUNCTIONS["cross_entropy_with_grad"](
+                z, tc, reduction=ce_reduction, grad_output=g, out=z, **opts
+            )
             np.matmul(z, w2, out=gx[start:stop])
             if start == 0:
                 np.matmul(z.T, xc, out=gw)
@@ -154,8 +177,20 @@ def _restore(values: np.ndarray, like: _arrays.HostArray):
     return _arrays.wrap(values, like.dtype, like)
 
 
-def linear_cross_entropy(input, weight, target, *, bias=None, class_weight=None, ignore_index=-100,
-                         label_smoothing=0.0, z_loss=0.0, softcap=None, reduction="mean", chunk_size=None):
+def linear_cross_entropy(
+    input,
+    weight,
+    target,
+    *,
+    bias=None,
+    class_weight=None,
+    ignore_index=-100,
+    label_smoothing=0.0,
+    z_loss=0.0,
+    softcap=None,
+    reduction="mean",
+    chunk_size=None,
+):
     """Cross-entropy of the logits ``input @ weight.T + bias`` without materialising them.
 
     ``input`` (..., H), ``weight`` (V, H), ``bias`` (V,) or None, ``target`` class indices (...) or
@@ -164,19 +199,55 @@ def linear_cross_entropy(input, weight, target, *, bias=None, class_weight=None,
     (eps/V)*sum_c w_c*(lse - z_c) + z_loss*lse**2``; "mean" divides by the sum of ``w_t`` over the
     non-ignored rows. ``chunk_size``: rows per chunk (default: a 32 MiB logits buffer).
     """
-    return _run(input, weight, target, bias=bias, class_weight=class_weight, ignore_index=ignore_index,
-                label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap, reduction=reduction,
-                grad_output=1.0, chunk_size=chunk_size, need_grad=False)
+    return _run(
+        input,
+        weight,
+        target,
+        bias=bias,
+        class_weight=class_weight,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        softcap=softcap,
+        reduction=reduction,
+        grad_output=1.0,
+        chunk_size=chunk_size,
+        need_grad=False,
+    )
 
 
-def linear_cross_entropy_with_grad(input, weight, target, *, bias=None, class_weight=None, ignore_index=-100,
-                                   label_smoothing=0.0, z_loss=0.0, softcap=None, reduction="mean",
-                                   grad_output=1.0, chunk_size=None):
+def linear_cross_entropy_with_grad(
+    input,
+    weight,
+    target,
+    *,
+    bias=None,
+    class_weight=None,
+    ignore_index=-100,
+    label_smoothing=0.0,
+    z_loss=0.0,
+    softcap=None,
+    reduction="mean",
+    grad_output=1.0,
+    chunk_size=None,
+):
     """``(loss, grad_input, grad_weight, grad_bias)`` of :func:`linear_cross_entropy` in one chunked pass.
 
     ``grad_output``: a scalar, or for ``reduction="none"`` an array of the loss's shape. The gradients
     have the dtypes of ``input``/``weight``; ``grad_bias`` is None without a bias.
     """
-    return _run(input, weight, target, bias=bias, class_weight=class_weight, ignore_index=ignore_index,
-                label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap, reduction=reduction,
-                grad_output=grad_output, chunk_size=chunk_size, need_grad=True)
+    return _run(
+        input,
+        weight,
+        target,
+        bias=bias,
+        class_weight=class_weight,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        softcap=softcap,
+        reduction=reduction,
+        grad_output=grad_output,
+        chunk_size=chunk_size,
+        need_grad=True,
+    )

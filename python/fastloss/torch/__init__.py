@@ -649,6 +649,6 @@ class MultiClassHingeLoss(nn.modules.loss._WeightedLoss):
         )
 
 
-from .lm_head import LinearCrossEntropyLoss, linear_cross_entropy, vocab_parallel_cross_entropy  # noqa: E402
+from .lm_head import LinearCrossEntropyLoss, linear_cross_entropy, vocab_parallel_cross_entropy
 
 __all__ += ["LinearCrossEntropyLoss", "linear_cross_entropy", "vocab_parallel_cross_entropy"]

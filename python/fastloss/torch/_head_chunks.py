@@ -63,8 +63,13 @@ ChunkLoss = Callable[[Tensor, Tensor, object, bool], Tensor]
 
 def core_chunk_loss(opts: CEOptions, class_weight: Tensor | None) -> ChunkLoss:
     """The single-process chunk loss: fastloss's fused cross-entropy kernel, in place."""
-    kwargs = dict(weight=class_weight, ignore_index=opts.ignore_index, label_smoothing=opts.label_smoothing,
-                  z_loss=opts.z_loss, softcap=opts.softcap)
+    kwargs = {
+        "weight": class_weight,
+        "ignore_index": opts.ignore_index,
+        "label_smoothing": opts.label_smoothing,
+        "z_loss": opts.z_loss,
+        "softcap": opts.softcap,
+    }
 
     def run(z: Tensor, target: Tensor, grad_output, per_row: bool) -> Tensor:
         reduction = "none" if per_row or isinstance(grad_output, Tensor) else "sum"
@@ -84,8 +89,11 @@ def shard_chunk_loss(shard: _shard_math.Shard, compute: torch.dtype) -> ChunkLos
     def run(z: Tensor, target: Tensor, grad_output, per_row: bool) -> Tensor:
         scale = None
         if grad_output is not None:
-            scale = grad_output if isinstance(grad_output, Tensor) else torch.full(
-                target.shape, float(grad_output), dtype=compute, device=z.device)
+            scale = (
+                grad_output
+                if isinstance(grad_output, Tensor)
+                else torch.full(target.shape, float(grad_output), dtype=compute, device=z.device)
+            )
         loss, grad = _shard_math.shard_chunk(z, target, scale, shard, compute)
         if grad is not None:
             z.copy_(grad)
@@ -105,8 +113,18 @@ class Needs:
         return self.input or self.weight or self.bias
 
 
-def run_head(x: Tensor, w: Tensor, target: Tensor, b: Tensor | None, chunk_loss: ChunkLoss, *,
-             chunk: int, needs: Needs, per_row: bool, grad_output) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def run_head(
+    x: Tensor,
+    w: Tensor,
+    target: Tensor,
+    b: Tensor | None,
+    chunk_loss: ChunkLoss,
+    *,
+    chunk: int,
+    needs: Needs,
+    per_row: bool,
+    grad_output,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(loss, grad_x, grad_w, grad_b) of ``x`` (N, H), ``w`` (V, H), ``target`` (N,) or soft (N, V).
 
     ``grad_output``: None (loss only), a float (d total / d l_i for every row) or a (N,) tensor.
@@ -119,10 +137,17 @@ def run_head(x: Tensor, w: Tensor, target: Tensor, b: Tensor | None, chunk_loss:
     acc = torch.float32 if sixteen else w.dtype  # 16-bit weights: fp32 accumulation across chunks
     gx = torch.empty_like(x) if grads and needs.input else x.new_empty(0)
     gw = torch.zeros(w.shape, dtype=acc, device=w.device) if grads and needs.weight else w.new_empty(0)
-    gb = torch.zeros(v, dtype=acc, device=w.device) if grads and needs.bias and b is not None else w.new_empty(0)
+    gb = (
+        torch.zeros(v, dtype=acc, device=w.device)
+        if grads and needs.bias and b is not None
+        else w.new_empty(0)
+    )
     total = torch.zeros((), dtype=torch.float64, device=x.device)
-    rows = torch.empty(n, dtype=torch.float64 if x.dtype == torch.float64 else torch.float32,
-                       device=x.device) if per_row else None
+    rows = (
+        torch.empty(n, dtype=torch.float64 if x.dtype == torch.float64 else torch.float32, device=x.device)
+        if per_row
+        else None
+    )
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         xc = x[start:stop]
@@ -143,4 +168,3 @@ def run_head(x: Tensor, w: Tensor, target: Tensor, b: Tensor | None, chunk_loss:
             gb += z.sum(dim=0, dtype=acc)
     loss = rows if per_row else total
     return loss, gx, gw.to(w.dtype) if sixteen else gw, gb.to(w.dtype) if sixteen else gb
-

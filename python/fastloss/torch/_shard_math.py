@@ -44,8 +44,17 @@ def resolve_group(name: str):
     return _resolve_process_group(name)
 
 
-def check_agreement(group, device, *, shard_size: int, input_hidden: int, weight_hidden: int,
-                    target: Tensor, ignore_index: int, weight_name: str) -> None:
+def check_agreement(
+    group,
+    device,
+    *,
+    shard_size: int,
+    input_hidden: int,
+    weight_hidden: int,
+    target: Tensor,
+    ignore_index: int,
+    weight_name: str,
+) -> None:
     """Raise the same ValueError on every rank when the ranks' shapes or targets disagree.
 
     One all-gather of 7 integers per rank, so a rank whose own arguments are fine still learns that
@@ -54,8 +63,11 @@ def check_agreement(group, device, *, shard_size: int, input_hidden: int, weight
     valid = target[target != ignore_index]
     low = int(valid.min()) if valid.numel() else 0
     high = int(valid.max()) if valid.numel() else -1
-    mine = torch.tensor([shard_size, input_hidden, weight_hidden, target.numel(), low, high,
-                         int(target.sum())], dtype=torch.int64, device=device)
+    mine = torch.tensor(
+        [shard_size, input_hidden, weight_hidden, target.numel(), low, high, int(target.sum())],
+        dtype=torch.int64,
+        device=device,
+    )
     everyone = [torch.empty_like(mine) for _ in range(dist.get_world_size(group))]
     dist.all_gather(everyone, mine, group=group)
     rows = [r.tolist() for r in everyone]
@@ -112,8 +124,9 @@ def target_weight(target: Tensor, shard: Shard, dtype: torch.dtype) -> Tensor:
     return shard.weight_full[safe]
 
 
-def row_loss(lse: Tensor, z_target: Tensor, z_weighted: Tensor, w_t: Tensor, valid: Tensor,
-             shard: Shard) -> Tensor:
+def row_loss(
+    lse: Tensor, z_target: Tensor, z_weighted: Tensor, w_t: Tensor, valid: Tensor, shard: Shard
+) -> Tensor:
     eps, classes = shard.label_smoothing, shard.classes
     loss = (1 - eps) * w_t * (lse - z_target) + shard.z_loss * lse * lse
     if eps:
@@ -121,8 +134,9 @@ def row_loss(lse: Tensor, z_target: Tensor, z_weighted: Tensor, w_t: Tensor, val
     return torch.where(valid, loss, torch.zeros_like(loss))
 
 
-def shard_grad(z: Tensor, lse: Tensor, target: Tensor, w_t: Tensor, row_scale: Tensor,
-               shard: Shard) -> Tensor:
+def shard_grad(
+    z: Tensor, lse: Tensor, target: Tensor, w_t: Tensor, row_scale: Tensor, shard: Shard
+) -> Tensor:
     """d(sum_i row_scale_i * l_i)/dx for this shard's columns; z: (rows, size) capped logits."""
     eps, classes = shard.label_smoothing, shard.classes
     a = (1 - eps) * w_t + (eps / classes) * shard.weight_sum + 2 * shard.z_loss * lse
@@ -138,8 +152,9 @@ def shard_grad(z: Tensor, lse: Tensor, target: Tensor, w_t: Tensor, row_scale: T
     return grad
 
 
-def shard_chunk(x: Tensor, target: Tensor, row_scale: Tensor | None, shard: Shard,
-                compute: torch.dtype) -> tuple[Tensor, Tensor | None]:
+def shard_chunk(
+    x: Tensor, target: Tensor, row_scale: Tensor | None, shard: Shard, compute: torch.dtype
+) -> tuple[Tensor, Tensor | None]:
     """(row losses, gradient or None) of one chunk of this shard's logits ``x`` (rows, size).
 
     ``row_scale``: d(total)/d(l_i) per row (0 on ignored rows is applied here), or None for the

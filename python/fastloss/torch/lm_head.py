@@ -60,15 +60,27 @@ def _mean_denominator(target: Tensor, class_weight: Tensor | None, ignore_index:
     return float(class_weight.to(torch.float64)[target[valid]].sum())
 
 
-def _shard(group_name: str, shard_size: int, class_weight: Tensor | None, opts: chunks.CEOptions,
-           compute: torch.dtype) -> _shard_math.Shard:
+def _shard(
+    group_name: str,
+    shard_size: int,
+    class_weight: Tensor | None,
+    opts: chunks.CEOptions,
+    compute: torch.dtype,
+) -> _shard_math.Shard:
     group = _shard_math.resolve_group(group_name)
     world, rank = dist.get_world_size(group), dist.get_rank(group)
     first, classes = rank * shard_size, world * shard_size
     full = class_weight.to(compute) if class_weight is not None else None
     return _shard_math.Shard(
-        group=group, first=first, size=shard_size, classes=classes, ignore_index=opts.ignore_index,
-        label_smoothing=opts.label_smoothing, z_loss=opts.z_loss, softcap=opts.softcap, weight_full=full,
+        group=group,
+        first=first,
+        size=shard_size,
+        classes=classes,
+        ignore_index=opts.ignore_index,
+        label_smoothing=opts.label_smoothing,
+        z_loss=opts.z_loss,
+        softcap=opts.softcap,
+        weight_full=full,
         weight_shard=full[first : first + shard_size] if full is not None else None,
         weight_sum=float(full.sum()) if full is not None else float(classes),
     )
@@ -78,8 +90,22 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _head(input, linear_weight, target, linear_bias, weight, reduction, ignore_index, label_smoothing,
-          z_loss, softcap, chunk_size, needs, group, grad_loss=None):
+def _head(
+    input,
+    linear_weight,
+    target,
+    linear_bias,
+    weight,
+    reduction,
+    ignore_index,
+    label_smoothing,
+    z_loss,
+    softcap,
+    chunk_size,
+    needs,
+    group,
+    grad_loss=None,
+):
     """Forward (grad_loss None: gradients for the mean/sum loss) or the "none" backward."""
     hidden = input.shape[-1]
     x = input.reshape(-1, hidden)
@@ -91,8 +117,13 @@ def _head(input, linear_weight, target, linear_bias, weight, reduction, ignore_i
         shard = _shard(group, shard_size, weight, opts, _compute_dtype(input.dtype))
         if grad_loss is None:
             _shard_math.check_agreement(
-                shard.group, input.device, shard_size=shard_size, input_hidden=hidden,
-                weight_hidden=linear_weight.shape[1], target=t, ignore_index=ignore_index,
+                shard.group,
+                input.device,
+                shard_size=shard_size,
+                input_hidden=hidden,
+                weight_hidden=linear_weight.shape[1],
+                target=t,
+                ignore_index=ignore_index,
                 weight_name="linear_weight",
             )
         chunk_loss = chunks.shard_chunk_loss(shard, _compute_dtype(input.dtype))
@@ -104,16 +135,34 @@ def _head(input, linear_weight, target, linear_bias, weight, reduction, ignore_i
     chunk = chunk_size if chunk_size > 0 else chunks.auto_chunk_rows(x.shape[0], shard_size, input.device)
     if grad_loss is not None:  # reduction="none", backward
         grad = grad_loss.reshape(-1).to(_compute_dtype(input.dtype))
-        _, gx, gw, gb = chunks.run_head(x, linear_weight, t, linear_bias, chunk_loss, chunk=chunk,
-                                        needs=needs, per_row=True, grad_output=grad)
+        _, gx, gw, gb = chunks.run_head(
+            x,
+            linear_weight,
+            t,
+            linear_bias,
+            chunk_loss,
+            chunk=chunk,
+            needs=needs,
+            per_row=True,
+            grad_output=grad,
+        )
         return gx.reshape(input.shape), gw, gb
     per_row = reduction == "none"
     denominator = _mean_denominator(t, weight, ignore_index, soft) if reduction == "mean" else 1.0
     grad_output = None
     if not per_row and needs.any:
         grad_output = 1.0 / denominator if denominator else 0.0
-    loss, gx, gw, gb = chunks.run_head(x, linear_weight, t, linear_bias, chunk_loss, chunk=chunk,
-                                       needs=needs, per_row=per_row, grad_output=grad_output)
+    loss, gx, gw, gb = chunks.run_head(
+        x,
+        linear_weight,
+        t,
+        linear_bias,
+        chunk_loss,
+        chunk=chunk,
+        needs=needs,
+        per_row=per_row,
+        grad_output=grad_output,
+    )
     if reduction == "mean":
         loss = loss / denominator if denominator else loss * math.nan
     loss = loss.to(input.dtype).reshape(input.shape[:-1] if per_row else ())
@@ -121,23 +170,78 @@ def _head(input, linear_weight, target, linear_bias, weight, reduction, ignore_i
 
 
 @torch.library.custom_op(
-    "fastloss::linear_cross_entropy", mutates_args=(),
+    "fastloss::linear_cross_entropy",
+    mutates_args=(),
     schema=f"({_HEAD_ARGS}, str reduction, {_OPTIONS}, bool[] needs, str group) -> (Tensor, Tensor, Tensor, Tensor)",
 )
-def _head_op(input, linear_weight, target, linear_bias, weight, reduction, ignore_index, label_smoothing,
-             z_loss, softcap, chunk_size, needs, group):
-    return _head(input, linear_weight, target, linear_bias, weight, reduction, ignore_index,
-                 label_smoothing, z_loss, softcap, chunk_size, needs, group)
+def _head_op(
+    input,
+    linear_weight,
+    target,
+    linear_bias,
+    weight,
+    reduction,
+    ignore_index,
+    label_smoothing,
+    z_loss,
+    softcap,
+    chunk_size,
+    needs,
+    group,
+):
+    return _head(
+        input,
+        linear_weight,
+        target,
+        linear_bias,
+        weight,
+        reduction,
+        ignore_index,
+        label_smoothing,
+        z_loss,
+        softcap,
+        chunk_size,
+        needs,
+        group,
+    )
 
 
 @torch.library.custom_op(
-    "fastloss::linear_cross_entropy_backward", mutates_args=(),
+    "fastloss::linear_cross_entropy_backward",
+    mutates_args=(),
     schema=f"({_HEAD_ARGS}, Tensor grad_loss, {_OPTIONS}, bool[] needs, str group) -> (Tensor, Tensor, Tensor)",
 )
-def _head_backward_op(input, linear_weight, target, linear_bias, weight, grad_loss, ignore_index,
-                      label_smoothing, z_loss, softcap, chunk_size, needs, group):
-    return _head(input, linear_weight, target, linear_bias, weight, "none", ignore_index, label_smoothing,
-                 z_loss, softcap, chunk_size, needs, group, grad_loss=grad_loss)
+def _head_backward_op(
+    input,
+    linear_weight,
+    target,
+    linear_bias,
+    weight,
+    grad_loss,
+    ignore_index,
+    label_smoothing,
+    z_loss,
+    softcap,
+    chunk_size,
+    needs,
+    group,
+):
+    return _head(
+        input,
+        linear_weight,
+        target,
+        linear_bias,
+        weight,
+        "none",
+        ignore_index,
+        label_smoothing,
+        z_loss,
+        softcap,
+        chunk_size,
+        needs,
+        group,
+        grad_loss=grad_loss,
+    )
 
 
 def _grad_shapes(input, linear_weight, linear_bias, needs, reduction):
@@ -162,7 +266,9 @@ def _head_backward_fake(input, linear_weight, target, linear_bias, weight, grad_
     return _grad_shapes(input, linear_weight, linear_bias, rest[-2], "mean")
 
 
-@torch.library.custom_op("fastloss::all_reduce_sum", mutates_args=(), schema="(Tensor x, str group) -> Tensor")
+@torch.library.custom_op(
+    "fastloss::all_reduce_sum", mutates_args=(), schema="(Tensor x, str group) -> Tensor"
+)
 def _all_reduce_op(x, group):
     total = x.clone()
     dist.all_reduce(total, group=_shard_math.resolve_group(group))
@@ -214,9 +320,10 @@ _head_op.register_autograd(_head_backward, setup_context=_head_setup)
 
 
 @torch.library.custom_op(
-    "fastloss::vocab_parallel_cross_entropy", mutates_args=(),
+    "fastloss::vocab_parallel_cross_entropy",
+    mutates_args=(),
     schema="(Tensor logits, Tensor target, str reduction, int ignore_index, float label_smoothing, "
-           "float z_loss, bool need_grad, str group) -> (Tensor, Tensor)",
+    "float z_loss, bool need_grad, str group) -> (Tensor, Tensor)",
 )
 def _vocab_parallel_op(logits, target, reduction, ignore_index, label_smoothing, z_loss, need_grad, group):
     shard_size = logits.shape[-1]
@@ -225,8 +332,16 @@ def _vocab_parallel_op(logits, target, reduction, ignore_index, label_smoothing,
     compute = _compute_dtype(logits.dtype)
     opts = chunks.CEOptions(ignore_index, label_smoothing, z_loss, None)
     shard = _shard(group, shard_size, None, opts, compute)
-    _shard_math.check_agreement(shard.group, logits.device, shard_size=shard_size, input_hidden=0,
-                                weight_hidden=0, target=t, ignore_index=ignore_index, weight_name="logits")
+    _shard_math.check_agreement(
+        shard.group,
+        logits.device,
+        shard_size=shard_size,
+        input_hidden=0,
+        weight_hidden=0,
+        target=t,
+        ignore_index=ignore_index,
+        weight_name="logits",
+    )
     denominator = _mean_denominator(t, None, ignore_index, False) if reduction == "mean" else 1.0
     scale = (1.0 / denominator if denominator else 0.0) if reduction != "none" else 1.0
     grad = torch.empty_like(z_all) if need_grad else z_all.new_empty(0)
@@ -364,16 +479,27 @@ def linear_cross_entropy(
         )
     if chunk_size is None and options is not None:
         chunk_size = getattr(options, "batch_chunk_size", None)
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
-                                   or chunk_size < 1):
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+    ):
         raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
     grad_mode = torch.is_grad_enabled()
     needs = [grad_mode and t is not None and t.requires_grad for t in (input, linear_weight, linear_bias)]
     if grad_mode and (target.requires_grad or (weight is not None and weight.requires_grad)):
         raise NotImplementedError("fastloss.torch.linear_cross_entropy: no gradient w.r.t. target or weight")
     loss, *_ = _head_op(
-        input, linear_weight, target, linear_bias, weight, reduction, ignore_index, float(label_smoothing),
-        float(z_loss), None if softcap is None else float(softcap), chunk_size or 0, needs,
+        input,
+        linear_weight,
+        target,
+        linear_bias,
+        weight,
+        reduction,
+        ignore_index,
+        float(label_smoothing),
+        float(z_loss),
+        None if softcap is None else float(softcap),
+        chunk_size or 0,
+        needs,
         _group_name(process_group),
     )
     return loss
@@ -412,7 +538,13 @@ def vocab_parallel_cross_entropy(
     group = process_group if process_group is not None else dist.group.WORLD
     need_grad = torch.is_grad_enabled() and logits.requires_grad
     loss, _ = _vocab_parallel_op(
-        logits, target, reduction, ignore_index, float(label_smoothing), float(z_loss), need_grad,
+        logits,
+        target,
+        reduction,
+        ignore_index,
+        float(label_smoothing),
+        float(z_loss),
+        need_grad,
         group.group_name,
     )
     return loss
@@ -451,7 +583,9 @@ class LinearCrossEntropyLoss(nn.modules.loss._WeightedLoss):
         super().__init__(weight, None, None, reduction)
         ranks = dist.get_world_size(process_group) if process_group is not None else 1
         if num_classes % ranks:
-            raise ValueError(f"num_classes={num_classes} is not divisible by the {ranks} ranks of process_group")
+            raise ValueError(
+                f"num_classes={num_classes} is not divisible by the {ranks} ranks of process_group"
+            )
         self.num_classes, self.ignore_index, self.label_smoothing = num_classes, ignore_index, label_smoothing
         self.options, self.z_loss, self.softcap = options, z_loss, softcap
         self.chunk_size, self.process_group = chunk_size, process_group
@@ -459,8 +593,17 @@ class LinearCrossEntropyLoss(nn.modules.loss._WeightedLoss):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return linear_cross_entropy(
-            input, self.linear.weight, target, linear_bias=self.linear.bias, weight=self.weight,
-            reduction=self.reduction, ignore_index=self.ignore_index, label_smoothing=self.label_smoothing,
-            options=self.options, z_loss=self.z_loss, softcap=self.softcap, chunk_size=self.chunk_size,
+            input,
+            self.linear.weight,
+            target,
+            linear_bias=self.linear.bias,
+            weight=self.weight,
+            reduction=self.reduction,
+            ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing,
+            options=self.options,
+            z_loss=self.z_loss,
+            softcap=self.softcap,
+            chunk_size=self.chunk_size,
             process_group=self.process_group,
         )
