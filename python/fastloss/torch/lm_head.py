@@ -296,6 +296,10 @@ def _scaled(grad: Tensor, grad_loss: Tensor) -> Tensor:
 
 def _head_setup(ctx, inputs, output):
     input, linear_weight, target, linear_bias, weight, reduction, *options = inputs
+    # The gradient outputs are never differentiated; without these, autograd would hand the
+    # backward zero-filled tensors of their shapes (a (V, H) one: as much memory as grad_W).
+    ctx.mark_non_differentiable(*output[1:])
+    ctx.set_materialize_grads(False)
     ctx.reduction, ctx.options = reduction, options
     ctx.needs, ctx.group = options[-2], options[-1]
     if reduction == "none":
@@ -306,6 +310,8 @@ def _head_setup(ctx, inputs, output):
 
 def _head_backward(ctx, grad_loss, *_grads_of_grads):
     _refuse_double_backward()
+    if grad_loss is None:  # no gradient flows into the loss (grads are not materialised)
+        return (None,) * 13
     if ctx.reduction == "none":
         gx, gw, gb = _head_backward_op(*ctx.saved_tensors, grad_loss, *ctx.options)
     else:
@@ -370,12 +376,16 @@ def _vocab_parallel_fake(logits, target, reduction, ignore_index, label_smoothin
 
 
 def _vocab_parallel_setup(ctx, inputs, output):
+    ctx.mark_non_differentiable(output[1])  # see _head_setup
+    ctx.set_materialize_grads(False)
     ctx.reduction = inputs[2]
     ctx.save_for_backward(output[1])
 
 
 def _vocab_parallel_backward(ctx, grad_loss, _grad_of_grad):
     _refuse_double_backward()
+    if grad_loss is None:
+        return (None,) * 8
     (grad,) = ctx.saved_tensors
     if ctx.reduction == "none":
         grad = grad * grad_loss.unsqueeze(-1).to(grad.dtype)
