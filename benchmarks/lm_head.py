@@ -160,10 +160,13 @@ def _parallel_rank(rank, world, port, n, h, v, repeats, out):
         sent["bytes"] = sent["calls"] = 0
         dist.barrier()
         start = time.perf_counter()
-        flt.linear_cross_entropy(x, w, t, process_group=dist.group.WORLD).backward()
+        loss = flt.linear_cross_entropy(x, w, t, process_group=dist.group.WORLD)
+        forward_bytes = sent["bytes"]
+        loss.backward()
         dist.barrier()
         if i:
             times.append(time.perf_counter() - start)
+    sent["forward_bytes"] = forward_bytes
     if rank == 0:
         Path(out).write_text(json.dumps({"world": world, "time_s": statistics.median(times), **sent}))
     dist.destroy_process_group()
@@ -225,11 +228,12 @@ def main() -> None:
     lines.append(
         f"\n## vocab-parallel linear_cross_entropy over Gloo, ({n}, {h} -> {v}), 1 thread per rank\n"
     )
-    lines.append("ranks | time s | collectives per step | bytes sent per rank per step")
-    lines.append("---|---|---|---")
+    lines.append("ranks | time s | collectives per step | bytes into collectives per rank: forward (loss) | backward (input grad)")
+    lines.append("---|---|---|---|---")
     for world in (1, 2, 4):
         r = measure_parallel(world, n, h, v, args.repeats)
-        lines.append(f"{world} | {r['time_s']:.3f} | {r['calls']} | {r['bytes']}")
+        backward = r["bytes"] - r["forward_bytes"]
+        lines.append(f"{world} | {r['time_s']:.3f} | {r['calls']} | {r['forward_bytes']} | {backward}")
         rows.append({"parallel": r})
         print(lines[-1], flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
