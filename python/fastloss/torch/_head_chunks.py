@@ -97,8 +97,8 @@ def shard_chunk_loss(shard: _shard_math.Shard, compute: torch.dtype) -> ChunkLos
                 if isinstance(grad_output, Tensor)
                 else torch.full(target.shape, float(grad_output), dtype=compute, device=z.device)
             )
-        loss, grad = _shard_math.shard_chunk(z, target, scale, shard, compute)
-        if grad is not None:
+        loss, grad = _shard_math.shard_chunk(z, target, scale, shard, compute, in_place=True)
+        if grad is not None and grad.data_ptr() != z.data_ptr():
             z.copy_(grad)
         return loss if per_row else loss.sum()
 

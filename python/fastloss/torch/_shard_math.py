@@ -99,21 +99,27 @@ def capped(x: Tensor, softcap: float | None) -> Tensor:
     return softcap * torch.tanh(x / softcap) if softcap is not None else x
 
 
-def row_stats(z: Tensor, target: Tensor, shard: Shard) -> tuple[Tensor, Tensor, Tensor]:
-    """(lse, z_target, sum_c w_c*z_c) of each row over the FULL vocabulary; z: (rows, size) capped."""
+def row_stats(z: Tensor, target: Tensor, shard: Shard, in_place: bool) -> tuple[Tensor, ...]:
+    """(lse, z_target, sum_c w_c*z_c, e, sum_e) of each row over the FULL vocabulary.
+
+    ``z``: (rows, size) capped logits; ``e = exp(z - global row max)`` (rows, size), written over
+    ``z`` when ``in_place`` (the softmax of this shard is ``e / sum_e``, so the gradient needs no
+    second exp).
+    """
     row_max = z.amax(dim=1)  # (rows,)
     dist.all_reduce(row_max, op=dist.ReduceOp.MAX, group=shard.group)
     # A row of -inf everywhere has no finite max; shifting by 0 keeps exp() at 0 instead of nan.
     shift = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
     sums = z.new_zeros(3, z.shape[0])
-    sums[0] = torch.exp(z - shift[:, None]).sum(dim=1)
     local = (target >= shard.first) & (target < shard.first + shard.size)
     column = (target - shard.first).clamp(0, shard.size - 1)
     sums[1] = torch.where(local, z.gather(1, column[:, None]).squeeze(1), sums[1])
     if shard.label_smoothing:
         sums[2] = z @ shard.weight_shard if shard.weight_shard is not None else z.sum(dim=1)
+    e = torch.sub(z, shift[:, None], out=z if in_place else None).exp_()
+    sums[0] = e.sum(dim=1)
     dist.all_reduce(sums, group=shard.group)
-    return shift + torch.log(sums[0]), sums[1], sums[2]
+    return shift + torch.log(sums[0]), sums[1], sums[2], e, sums[0]
 
 
 def target_weight(target: Tensor, shard: Shard, dtype: torch.dtype) -> Tensor:
@@ -135,37 +141,40 @@ def row_loss(
 
 
 def shard_grad(
-    z: Tensor, lse: Tensor, target: Tensor, w_t: Tensor, row_scale: Tensor, shard: Shard
+    e: Tensor, sum_e: Tensor, lse: Tensor, target: Tensor, w_t: Tensor, row_scale: Tensor, shard: Shard
 ) -> Tensor:
-    """d(sum_i row_scale_i * l_i)/dx for this shard's columns; z: (rows, size) capped logits."""
+    """d(sum_i row_scale_i * l_i)/dz for this shard's columns, written over ``e`` (see row_stats)."""
     eps, classes = shard.label_smoothing, shard.classes
     a = (1 - eps) * w_t + (eps / classes) * shard.weight_sum + 2 * shard.z_loss * lse
-    grad = torch.exp(z - lse[:, None]).mul_((a * row_scale)[:, None])
+    grad = e.mul_((a * row_scale / sum_e)[:, None])  # a * p * row_scale
     if eps:
         smooth = shard.weight_shard if shard.weight_shard is not None else grad.new_ones(shard.size)
         grad.sub_(torch.outer(row_scale, smooth), alpha=eps / classes)
     local = (target >= shard.first) & (target < shard.first + shard.size)
     rows = torch.nonzero(local).squeeze(1)
     grad[rows, target[rows] - shard.first] -= ((1 - eps) * w_t * row_scale)[rows]
-    if shard.softcap is not None:
-        grad.mul_(1 - (z / shard.softcap) ** 2)
     return grad
 
 
 def shard_chunk(
-    x: Tensor, target: Tensor, row_scale: Tensor | None, shard: Shard, compute: torch.dtype
+    x: Tensor, target: Tensor, row_scale: Tensor | None, shard: Shard, compute: torch.dtype, in_place: bool
 ) -> tuple[Tensor, Tensor | None]:
     """(row losses, gradient or None) of one chunk of this shard's logits ``x`` (rows, size).
 
     ``row_scale``: d(total)/d(l_i) per row (0 on ignored rows is applied here), or None for the
-    loss alone. Collectives: two all-reductions of O(rows).
+    loss alone. ``in_place``: ``x`` may be overwritten (it then holds the gradient, if any).
+    Collectives: two all-reductions of O(rows).
     """
     z = capped(x.to(compute), shard.softcap)
-    lse, z_target, z_weighted = row_stats(z, target, shard)
+    own = z is not x or in_place
+    lse, z_target, z_weighted, e, sum_e = row_stats(z, target, shard, in_place=own and shard.softcap is None)
     valid = target != shard.ignore_index
     w_t = target_weight(target, shard, compute)
     loss = row_loss(lse, z_target, z_weighted, w_t, valid, shard)
     if row_scale is None:
         return loss, None
     scale = torch.where(valid, row_scale.to(compute), torch.zeros_like(lse))
-    return loss, shard_grad(z, lse, target, w_t, scale, shard)
+    grad = shard_grad(e, sum_e, lse, target, w_t, scale, shard)
+    if shard.softcap is not None:
+        grad.mul_(1 - (z / shard.softcap) ** 2)  # through z = softcap*tanh(x/softcap)
+    return loss, grad

@@ -357,7 +357,9 @@ def _vocab_parallel_op(logits, target, reduction, ignore_index, label_smoothing,
         stop = min(t.shape[0], start + chunk)
         tc = t[start:stop]
         row_scale = torch.full(tc.shape, scale, dtype=compute, device=logits.device) if need_grad else None
-        rows[start:stop], g = _shard_math.shard_chunk(z_all[start:stop], tc, row_scale, shard, compute)
+        rows[start:stop], g = _shard_math.shard_chunk(
+            z_all[start:stop], tc, row_scale, shard, compute, in_place=False
+        )
         if g is not None:
             grad[start:stop] = g
     if reduction == "none":
