@@ -70,6 +70,11 @@ def _shard(
     group = _shard_math.resolve_group(group_name)
     world, rank = dist.get_world_size(group), dist.get_rank(group)
     first, classes = rank * shard_size, world * shard_size
+    if class_weight is not None and tuple(class_weight.shape) != (classes,):
+        raise ValueError(
+            f"weight (class weights) must cover the full vocabulary ({classes},) with process_group, "
+            f"got shape {tuple(class_weight.shape)}"
+        )
     full = class_weight.to(compute) if class_weight is not None else None
     return _shard_math.Shard(
         group=group,
