@@ -9,6 +9,7 @@ from ._backends import get_num_threads, set_num_threads, use_backend
 from ._backends.cuda import check_errors as cuda_check_errors
 from ._config import backend, show_config
 from ._include import get_include
+from ._linear_ce import linear_cross_entropy, linear_cross_entropy_with_grad
 from ._registry import LOSSES
 
 __version__ = "0.1.0"
@@ -22,6 +23,8 @@ __all__ = sorted(_FUNCTIONS) + [  # noqa: PLE0605
     "cuda_check_errors",
     "get_include",
     "get_num_threads",
+    "linear_cross_entropy",
+    "linear_cross_entropy_with_grad",
     "set_num_threads",
     "show_config",
     "use_backend",

@@ -38,6 +38,7 @@ from .functional import (
     smooth_l1_loss,
     softmax_focal_loss,
 )
+from .lm_head import LinearCrossEntropyLoss, linear_cross_entropy, vocab_parallel_cross_entropy
 from .modules import (
     CrossEntropyLoss,
     HingeLoss,
@@ -53,6 +54,7 @@ __all__ = [
     "CrossEntropyLoss",
     "HingeLoss",
     "HuberLoss",
+    "LinearCrossEntropyLoss",
     "MultiClassHingeLoss",
     "MultiMarginLoss",
     "SigmoidFocalLoss",
@@ -61,9 +63,11 @@ __all__ = [
     "cross_entropy",
     "hinge_loss",
     "huber_loss",
+    "linear_cross_entropy",
     "multi_margin_loss",
     "multiclass_hinge_loss",
     "sigmoid_focal_loss",
     "smooth_l1_loss",
     "softmax_focal_loss",
+    "vocab_parallel_cross_entropy",
 ]

@@ -173,6 +173,8 @@ class _Fused(torch.autograd.Function):
                                 dict(zip(_NAMES[spec.name], values)), reduction, scale, axis,
                                 out=input.detach() if in_place else None)
         value, grad = result
+        # No zero-filled, input-sized gradient for the outputs nobody differentiates (the dirtied input).
+        ctx.set_materialize_grads(False)
         if in_place:
             ctx.mark_dirty(input)
         # The gradient is a fresh tensor no one else sees: kept on ctx, without save_for_backward's
@@ -186,6 +188,8 @@ class _Fused(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss, *_unused):
         _refuse_double_backward()
+        if grad_loss is None:
+            return (None,) * 8
         reduction, rowwise, axis, in_place = ctx.meta
         grad = _scaled(ctx.grad, grad_loss, reduction, rowwise, axis, in_place=in_place)
         grad_target = None
@@ -246,10 +250,15 @@ def _setup_context(ctx, inputs, output):
     loss, reduction, _scale, axis = inputs[3:7]
     ctx.save_for_backward(output[1])
     ctx.meta = (reduction, BY_NAME[loss].rowwise, axis)
+    # The gradient output is not differentiated: no zero-filled, input-sized tensor for it.
+    ctx.mark_non_differentiable(output[1])
+    ctx.set_materialize_grads(False)
 
 
 def _backward(ctx, grad_loss, _grad_of_grad):
     _refuse_double_backward()
+    if grad_loss is None:
+        return (None, None) + _NO_GRADS
     (grad,) = ctx.saved_tensors
     grad_input = _scaled(grad, grad_loss, *ctx.meta, in_place=False)
     grad_target = -grad_input if ctx.needs_input_grad[1] else None  # apply() allows only e = x - y losses
