@@ -26,3 +26,18 @@ def test_the_site_builds_with_every_loss(tmp_path):
         for name in (spec.name, f"{spec.name}_grad", f"{spec.name}_with_grad"):
             assert f"fastloss.{name}" in reference, name
     assert (tmp_path / "site" / "index.html").is_file() and (tmp_path / "site" / "benchmarks" / "index.html").is_file()
+
+
+def test_every_docstring_example_runs():
+    from fastloss import _docstrings
+    from fastloss._api import FUNCTIONS
+
+    for name, function in FUNCTIONS.items():
+        doc = function.__doc__
+        for section in ("Parameters", "Returns", "Raises", "Example"):
+            assert f"\n{section}\n" in doc, (name, section)
+        code = "\n".join(line[4:] for line in doc.splitlines() if line.startswith(">>> "))
+        namespace: dict = {}
+        exec(code, namespace)  # noqa: S102 - our own generated example
+        spec = next(s for s in fastloss.LOSSES if name == s.name or name.startswith(s.name + "_"))
+        assert code == _docstrings.example(spec, name, name[len(spec.name) + 1:] or "loss")

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _arrays, _backends, _fast, _grad_hess, _problem
+from . import _arrays, _backends, _docstrings, _fast, _grad_hess, _problem
 from ._registry import LOSSES, LossSpec
 
 FORMS = ("loss", "grad", "with_grad", "grad_hess")
@@ -169,41 +169,6 @@ def _signature(spec: LossSpec, form: str) -> inspect.Signature:
     return inspect.Signature(params)
 
 
-_RETURNS = {
-    "loss": "the loss: a scalar for reduction 'mean'/'sum', per-sample/element for 'none'",
-    "grad": "d(loss)/d({x}) * grad_output, with {x}'s shape and dtype (written into `out` if given)",
-    "with_grad": "(loss, grad) computed in one fused pass over the data",
-    "grad_hess": (
-        "(grad, hess) of the unreduced loss (reduction 'none') in one fused pass: d l/d {x} and the "
-        "diagonal of the second derivative d2 l/d {x}2, both with {x}'s shape and dtype, both times "
-        "sample_weight (for gradient-boosting objectives; 0 on linear pieces and at kinks)"
-    ),
-}
-
-
-def _docstring(spec: LossSpec, form: str) -> str:
-    opts = "\n".join(f"    {o.name} (default {o.default!r}): {o.doc}" for o in spec.options)
-    axis = "    axis (default -1): the class axis\n" if spec.rowwise else ""
-    extra = (
-        "    grad_output: scalar for 'mean'/'sum', the loss's shape (or a scalar) for 'none'\n"
-        "    out: receives the gradient; out=input computes it in place\n"
-        if form != "loss" else ""
-    )
-    reduction = "    reduction (default 'mean'): 'none' | 'mean' | 'sum'\n"
-    if form == "grad_hess":
-        extra = (
-            "    sample_weight (default None): one weight per loss element (per row for row-wise losses), "
-            "multiplies grad and hess\n"
-            "    out (default None): a pair (grad, hess) of arrays of the input's shape and dtype to write "
-            "into (no overlap with the inputs or each other); returned\n"
-        )
-        reduction = ""
-    return (
-        f"{spec.name}{'' if form == 'loss' else '_' + form}: {_RETURNS[form].format(x=spec.input_name)}.\n\n"
-        f"    {spec.formula}\n\n{opts}\n{axis}{extra}{reduction}"
-    )
-
-
 def _make(spec: LossSpec, form: str):
     """A real Python function with the signature, so that argument binding costs what a plain call
     costs (``inspect.Signature.bind`` was a quarter of the per-call overhead on small inputs)."""
@@ -230,7 +195,7 @@ def _make(spec: LossSpec, form: str):
     exec(source, namespace)  # noqa: S102 - the source is built from the registry's own identifiers
     loss_function = namespace[name]
     loss_function.__module__ = "fastloss"
-    loss_function.__doc__ = _docstring(spec, form)
+    loss_function.__doc__ = _docstrings.docstring(spec, form, name)
     return loss_function
 
 

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _api, _problem
+from . import _api, _docstrings, _problem
 from ._registry import LOSSES, REDUCTIONS, LossSpec
 
 __all__ = [spec.name for spec in LOSSES]
@@ -129,7 +129,7 @@ def _make(spec: LossSpec):
     loss_function.__module__ = __name__
     loss_function.__doc__ = (
         f"{spec.name} for JAX (jit, grad, vmap): fastloss.{spec.name}'s loss with a custom VJP.\n\n"
-        + _api._docstring(spec, "loss").split("\n", 1)[1]
+        + _docstrings.docstring(spec, "loss", spec.name).split("\nExample\n", 1)[0].split("\n", 1)[1]
     )
     return loss_function
 
