@@ -25,6 +25,7 @@ import math
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import _head_chunks as chunks
@@ -459,7 +460,20 @@ def linear_cross_entropy(
     ``options``: PyTorch's ``LinearCrossEntropyOptions``, accepted for compatibility; its
     ``batch_chunk_size`` is used as ``chunk_size``. 16-bit inputs: matmuls in the input dtype with fp32
     accumulation, the loss kernel in fp32, and the weight/bias gradients accumulated across chunks in fp32.
+
+    A ``linear_weight`` of more than two dims, (V, d1, ..., H) as PyTorch also takes, gives logits
+    (..., V, d1, ...) with the classes along dim 1: that case runs unfused (``F.linear`` and
+    ``fastloss.torch.cross_entropy``), single process only.
     """
+    if linear_weight.dim() > 2 and process_group is None:
+        from .functional import cross_entropy
+
+        flat = F.linear(input, linear_weight.flatten(0, -2),
+                        None if linear_bias is None else linear_bias.flatten())  # (..., V*d1*...)
+        logits = flat.unflatten(-1, linear_weight.shape[:-1])  # (N, V, d1, ...): class dim 1 as PyTorch
+        return cross_entropy(logits, target, weight=weight, reduction=reduction,
+                             ignore_index=-100 if ignore_index is None else ignore_index,
+                             label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap)
     ignore_index = _check_common(reduction, label_smoothing, z_loss, softcap, ignore_index)
     if not input.is_floating_point():
         raise TypeError(f"input must be a floating-point tensor, got dtype {input.dtype}")
@@ -593,8 +607,8 @@ class LinearCrossEntropyLoss(nn.modules.loss._WeightedLoss):
         chunk_size: int | None = None,
         process_group=None,
     ) -> None:
-        if tuple(out_features) != ():
-            raise ValueError(f"out_features (K-dimensional heads) is not supported, got {out_features!r}")
+        if tuple(out_features) != () and process_group is not None:
+            raise ValueError(f"out_features (K-dimensional heads) needs a single process, got {out_features!r}")
         if weight is not None and tuple(weight.shape) != (num_classes,):
             raise ValueError(f"weight must have shape {(num_classes,)}, got {tuple(weight.shape)}")
         super().__init__(weight, None, None, reduction)
@@ -606,14 +620,18 @@ class LinearCrossEntropyLoss(nn.modules.loss._WeightedLoss):
         self.num_classes, self.ignore_index, self.label_smoothing = num_classes, ignore_index, label_smoothing
         self.options, self.z_loss, self.softcap = options, z_loss, softcap
         self.chunk_size, self.process_group = chunk_size, process_group
-        self.linear = nn.Linear(in_features, num_classes // ranks, bias=bias, device=device, dtype=dtype)
+        self.out_features = tuple(out_features)
+        # As PyTorch's module: a 2-D Linear, viewed as (num_classes, *out_features, in_features) in forward.
+        self.linear = nn.Linear(in_features, math.prod(self.out_features, start=num_classes // ranks), bias=bias,
+                                device=device, dtype=dtype)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        shape = (self.linear.out_features // math.prod(self.out_features), *self.out_features)
         return linear_cross_entropy(
             input,
-            self.linear.weight,
+            self.linear.weight.reshape(*shape, self.linear.in_features),
             target,
-            linear_bias=self.linear.bias,
+            linear_bias=None if self.linear.bias is None else self.linear.bias.reshape(shape),
             weight=self.weight,
             reduction=self.reduction,
             ignore_index=self.ignore_index,
