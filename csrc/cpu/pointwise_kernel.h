@@ -95,7 +95,7 @@ inline double pointwise_loop(const FlPointwiseArgs& a, const Workspace& ws, F&& 
       if constexpr (kCheck) {
         if (!check_first) bad.get(tag) = bad.get(tag) + invalid(yv);
       }
-      const LossGrad<W> r = f(W::load(x + i), yv);
+      const LossGrad<W> r = f(W::load(x + i), yv, i);
       if (loss_out) r.loss.store(loss_out + i);
       if (g) put(r.grad * (rs ? W::load(rs + i) * W(gs) : W(gs)), g + i, stream);
       return r.loss;
@@ -133,13 +133,59 @@ inline double pointwise_loop(const FlPointwiseArgs& a, const Workspace& ws, F&& 
   return total;
 }
 
-template <class V, class VD, class T, class Loss> inline double pointwise_run_loss(const FlPointwiseArgs& a, const Workspace& ws) {
-  const Loss loss(a.params);
-  auto f = [&](auto x, auto y) { return loss(x, y); };
+// The per-element vectors of a loss (_spec "broadcast_vector"): element i reads vector k at
+// i % period, or the option's scalar where the caller gave none.
+template <class S, int K> struct ElementVectors {
+  const S* p[K];
+  int64_t period[K];
+  S fill[K];
+  int64_t n;
+  explicit ElementVectors(const FlPointwiseArgs& a) : n(a.n) {
+    for (int k = 0; k < K; ++k) {
+      p[k] = static_cast<const S*>(a.vectors[k]);
+      period[k] = a.vector_period[k];
+      fill[k] = S(broadcast_fill(a.loss_id, k, a.params));
+    }
+  }
+  template <class W> W get(int k, int64_t i) const {
+    if (!p[k]) return W(fill[k]);
+    int64_t j = period[k] == n ? i : i % period[k];
+    if (j + W::lanes <= period[k]) return W::load(p[k] + j);
+    S lanes[W::lanes];  // the vector wraps around the end of a short (C,) period
+    for (int l = 0; l < W::lanes; ++l) {
+      lanes[l] = p[k][j];
+      if (++j == period[k]) j = 0;
+    }
+    return W::load(lanes);
+  }
+};
+
+template <class L, class = void> struct VectorsOf { static constexpr int value = 0; };
+template <class L> struct VectorsOf<L, std::void_t<decltype(L::kVectors)>> { static constexpr int value = L::kVectors; };
+
+template <class V, class VD, class T, class Loss, class F>
+inline double pointwise_run_with(const FlPointwiseArgs& a, const Workspace& ws, const Loss& loss, F&& f) {
   if constexpr (Loss::kChecksTarget)
-    return pointwise_loop<V, VD, T, Loss::kComputeBound>(a, ws, f, [](auto y) { return Loss::target_invalid(y); });
+    return pointwise_loop<V, VD, T, Loss::kComputeBound>(a, ws, f, [&](auto y) { return loss.target_invalid(y); });
   else
     return pointwise_loop<V, VD, T, Loss::kComputeBound>(a, ws, f, AnyTarget());
+}
+
+template <class V, class VD, class T, class Loss> inline double pointwise_run_loss(const FlPointwiseArgs& a, const Workspace& ws) {
+  using S = typename V::scalar;
+  const Loss loss(a.params);
+  constexpr int K = VectorsOf<Loss>::value;
+  if constexpr (K == 0) {
+    return pointwise_run_with<V, VD, T>(a, ws, loss, [&](auto x, auto y, int64_t) { return loss(x, y); });
+  } else {
+    const ElementVectors<S, K> vectors(a);
+    return pointwise_run_with<V, VD, T>(a, ws, loss, [&](auto x, auto y, int64_t i) {
+      using W = decltype(x);
+      W v[K];
+      for (int k = 0; k < K; ++k) v[k] = vectors.template get<W>(k, i);
+      return loss(x, y, static_cast<const W*>(v));
+    });
+  }
 }
 
 // One case per point-wise loss of _spec.py, generated: each calls the struct named after its loss
@@ -151,6 +197,10 @@ template <class V, class VD, class T> inline double pointwise_run(const FlPointw
   static_assert(name<S>::kChecksTarget == bool(checks), #name ": the target domain check disagrees with _spec.py");
   FL_POINTWISE_TARGET_CHECKS(FL_CHECK_DOMAIN)
 #undef FL_CHECK_DOMAIN
+#define FL_CHECK_VECTORS(name, count) \
+  static_assert(VectorsOf<name<S>>::value == count, #name ": the number of per-element vectors disagrees with _spec.py");
+  FL_POINTWISE_VECTORS(FL_CHECK_VECTORS)
+#undef FL_CHECK_VECTORS
   switch (static_cast<LossId>(a.loss_id)) {
 #define FL_CASE(name) \
   case LOSS_##name: return pointwise_run_loss<V, VD, T, name<S>>(a, ws);

@@ -23,7 +23,8 @@ namespace fastloss {
 extern "C" {
 #endif
 
-#define FL_KERNEL_ABI_VERSION 2  // 2: LossParams generated from _spec.py (typed fields), soft targets by pointer
+#define FL_KERNEL_ABI_VERSION 3  // 3: per-element vectors of point-wise losses; 2: generated LossParams
+#define FL_MAX_VECTORS 2  // _spec.MAX_BROADCAST_VECTORS
 #define FL_KERNEL_TABLE_CAPSULE "fastloss._C._kernel_table"
 #define FL_TARGET_OUT_OF_DOMAIN 1
 
@@ -59,6 +60,12 @@ typedef struct FlPointwiseArgs {
   void* loss_out;            // (n,) of the math type, or NULL
   void* grad_out;            // (n,) like x (may be x itself), or NULL
   int need_loss;
+  // The loss's per-element options (_spec "broadcast_vector", e.g. BCE weight and pos_weight) in
+  // the order of its options, of the math type: element i reads vectors[k][i % vector_period[k]]
+  // (period n for an array of the input's shape, C for one along the last axis; n % period == 0).
+  // NULL: the option's scalar value (generated broadcast_fill).
+  const void* vectors[FL_MAX_VECTORS];
+  int64_t vector_period[FL_MAX_VECTORS];
 } FlPointwiseArgs;
 
 typedef int (*FlRowwiseFn)(const FlRowwiseArgs* args, double* total, char* error, size_t error_size);

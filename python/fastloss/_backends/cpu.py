@@ -50,6 +50,12 @@ class NativeBackend:
         if prob.need_grad and grad_out is None:
             grad_out = np.empty_like(prob.x)
         weight, params = prob.spec.kernel_params(prob.opts)
+        if prob.spec.broadcast_names:  # point-wise per-element vectors travel where class weights would
+            math = _arrays.loss_dtype(prob.dtype)
+            weight = tuple(
+                np.ascontiguousarray(v, dtype=math).reshape(-1) if isinstance(v, np.ndarray) else None
+                for v in (prob.opts[name] for name in prob.spec.broadcast_names)
+            )
         kernel = _C.rowwise if prob.spec.rowwise else _C.pointwise
         try:
             total = kernel(
