@@ -193,7 +193,11 @@ extern "C" int fastloss_rowwise(const FlRowwiseArgs* a, double* total, char* err
     if (!a || !total) return fail(error, error_size, "null argument");
     if (const char* e = kind_error(a->loss_id, true)) return fail(error, error_size, e);
     if (a->dtype < FL_FLOAT32 || a->dtype > FL_BFLOAT16) return fail(error, error_size, "unknown dtype");
-    if (a->outer < 0 || a->classes < 1 || a->inner < 1) return fail(error, error_size, "bad shape");
+    if (a->outer < 0 || a->classes < 1 || a->inner < 0) return fail(error, error_size, "bad shape");
+    if (a->outer == 0 || a->inner == 0) {  // no rows (e.g. (1, 0) with axis=0): nothing to read or write
+      *total = 0;
+      return 0;
+    }
     const bool soft = a->soft_target != nullptr;
     if (soft && !takes_soft_targets(a->loss_id)) return fail(error, error_size, "this loss takes no soft targets");
     if (!a->x || (!soft && !a->target)) return fail(error, error_size, "x and target are required");
