@@ -25,8 +25,9 @@ from torch import Tensor
 from .. import _api, _spec
 from .._registry import BY_NAME, LossSpec
 
-# Point-wise losses of e = input - target: d/dtarget = -d/dinput, so the target gets a gradient too.
-DIFFERENCE_LOSSES = ("huber_loss", "smooth_l1_loss")
+# Point-wise losses of e = input - target (_spec's ``difference``): d/dtarget = -d/dinput, so the
+# target gets a gradient too.
+DIFFERENCE_LOSSES = tuple(spec.name for spec in BY_NAME.values() if spec.difference)
 
 _FIELDS = _spec.kernel_params()  # (name, kernel type) of every scalar option, LossParams order
 _CHOICES = {o.name: o.choices for loss in _spec.LOSSES for o in loss.options if o.type == "choice"}
@@ -229,12 +230,19 @@ def apply(
             )
         if vector is not None and vector.requires_grad:
             raise NotImplementedError(f"fastloss.torch.{loss}: the gradient w.r.t. the class weights is not implemented")
+        for name in spec.broadcast_names:
+            if isinstance(options.get(name), Tensor) and options[name].requires_grad:
+                raise NotImplementedError(f"fastloss.torch.{loss}: the gradient w.r.t. {name} is not implemented")
         if inplace_backward and input.is_leaf:
             raise ValueError(
                 f"fastloss.torch.{loss}: inplace_backward=True would overwrite a leaf tensor (a parameter or "
                 "a user-created tensor) with the gradient; pass logits computed from it instead"
             )
     if torch.compiler.is_compiling():
+        if any(isinstance(options.get(name), Tensor) for name in spec.broadcast_names):
+            raise NotImplementedError(  # the custom ops' schema carries one class vector, not per-element ones
+                f"fastloss.torch.{loss}: per-element tensor options ({', '.join(spec.broadcast_names)}) are not "
+                "supported under torch.compile")
         args = (vector, loss, reduction, float(scale), axis, _pack(options))
         if not needs_grad:
             return _loss_op(input, target, *args)
