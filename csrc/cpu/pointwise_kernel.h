@@ -134,24 +134,32 @@ inline double pointwise_loop(const FlPointwiseArgs& a, const Workspace& ws, F&& 
 }
 
 // The per-element vectors of a loss (_spec "broadcast_vector"): element i reads vector k at
-// i % period, or the option's scalar where the caller gave none.
+// i % period, or the option's scalar where the caller gave none. The input-shaped case (period n)
+// is a plain load; only a (C,) vector pays a modulo, and a vector that wraps around its end is
+// assembled lane by lane (out of line: it is one step in C / lanes).
 template <class S, int K> struct ElementVectors {
+  enum Kind { kFill, kFull, kPeriodic };
   const S* p[K];
   int64_t period[K];
   S fill[K];
-  int64_t n;
-  explicit ElementVectors(const FlPointwiseArgs& a) : n(a.n) {
+  Kind kind[K];
+  explicit ElementVectors(const FlPointwiseArgs& a) {
     for (int k = 0; k < K; ++k) {
       p[k] = static_cast<const S*>(a.vectors[k]);
       period[k] = a.vector_period[k];
       fill[k] = S(broadcast_fill(a.loss_id, k, a.params));
+      kind[k] = !p[k] ? kFill : period[k] == a.n ? kFull : kPeriodic;
     }
   }
-  template <class W> W get(int k, int64_t i) const {
-    if (!p[k]) return W(fill[k]);
-    int64_t j = period[k] == n ? i : i % period[k];
+  template <class W> __attribute__((always_inline)) W get(int k, int64_t i) const {
+    if (kind[k] == kFill) return W(fill[k]);
+    if (kind[k] == kFull) return W::load(p[k] + i);
+    const int64_t j = i % period[k];
     if (j + W::lanes <= period[k]) return W::load(p[k] + j);
-    S lanes[W::lanes];  // the vector wraps around the end of a short (C,) period
+    return wrapped<W>(k, j);
+  }
+  template <class W> __attribute__((noinline)) W wrapped(int k, int64_t j) const {
+    S lanes[W::lanes];
     for (int l = 0; l < W::lanes; ++l) {
       lanes[l] = p[k][j];
       if (++j == period[k]) j = 0;

@@ -118,8 +118,10 @@ def scalar_or_class_vector(name, value, num_classes=None):
 
 
 def broadcast_vector(name, value, num_classes=None):
-    """None or an array of finite reals, returned as float64 in its own shape; its shape is
-    checked against the input's by ``check_broadcast_shape`` (the input is not known here)."""
+    """None or an array of reals in its own shape (float32/float64 kept as they are, others as
+    float64); its shape is checked against the input's by ``check_broadcast_shape`` (the input is
+    not known here). Like the input's own values, NaN or inf in it propagate to the loss (as in
+    PyTorch): an input-sized option gets no extra pass over it here."""
     if value is None:
         return None
     from ._arrays import host_values  # late: _arrays imports nothing of ours at module level
@@ -127,10 +129,7 @@ def broadcast_vector(name, value, num_classes=None):
     arr = host_values(value, name)
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    arr = np.asarray(arr, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {arr}")
-    return arr
+    return arr if arr.dtype in (np.float32, np.float64) else np.asarray(arr, dtype=np.float64)
 
 
 def scalar_or_broadcast_vector(name, value, num_classes=None):

@@ -51,7 +51,8 @@ def numpy_dtype(dtype: str):
 def make_case(spec: LossSpec, form: str, dtype: str, shape: tuple[int, ...], seed: int = 0) -> Case:
     """Inputs for ``spec`` from the registry alone: logits ~ N(0, 2^2); rowwise targets uniform
     class indices; pointwise targets the extremes of ``target_values`` (so {-1, +1} for hinge,
-    {0, 1} for focal), else N(0, 1) regression targets; all in the input's dtype."""
+    {0, 1} for focal), uniform [0, 1) for a target_range alone (kl_div), else N(0, 1) regression
+    targets; all in the input's dtype."""
     rng = np.random.default_rng(seed)
     nd = numpy_dtype(dtype)
     x = (2.0 * rng.standard_normal(shape, dtype=np.float32)).astype(nd)
@@ -60,6 +61,8 @@ def make_case(spec: LossSpec, form: str, dtype: str, shape: tuple[int, ...], see
     elif spec.target_values is not None:
         lo, hi = min(spec.target_values), max(spec.target_values)
         target = np.where(rng.random(shape) < 0.5, lo, hi).astype(nd)
+    elif spec.target_range is not None:  # kl_div's probabilities: inside [0, 1] fits every range
+        target = rng.random(shape, dtype=np.float32).astype(nd)
     else:
         target = rng.standard_normal(shape, dtype=np.float32).astype(nd)
     grad_out = None if form == "forward" else np.empty_like(x)

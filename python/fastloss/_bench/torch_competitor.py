@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -53,6 +54,14 @@ def _torch_losses(opts: dict[str, Any]) -> dict[str, Callable]:
         "multiclass_hinge_loss": multiclass_hinge,
         "huber_loss": lambda x, y: F.huber_loss(x, y, delta=opts["delta"]),
         "smooth_l1_loss": lambda x, y: F.smooth_l1_loss(x, y, beta=opts["beta"]),
+        "mse_loss": F.mse_loss,
+        "l1_loss": F.l1_loss,
+        # PyTorch has no log-cosh: its overflow-free form, as fastloss computes it
+        "log_cosh_loss": lambda x, y: ((x - y).abs() + F.softplus(-2 * (x - y).abs()) - math.log(2)).mean(),
+        "binary_cross_entropy_with_logits": lambda x, y: F.binary_cross_entropy_with_logits(
+            x, y, pos_weight=None if opts["pos_weight"] is None else torch.as_tensor(opts["pos_weight"])),
+        # "mean" over elements (fastloss's default) without PyTorch's per-call warning about it
+        "kl_div": lambda x, y: F.kl_div(x, y, reduction="sum", log_target=opts["log_target"]) / x.numel(),
     }
 
 
