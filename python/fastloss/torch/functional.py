@@ -330,7 +330,7 @@ def margin_ranking_loss(
 ) -> Tensor:
     """``torch.nn.functional.margin_ranking_loss``: ``l = max(0, -y*(x1 - x2) + margin)``: fastloss's
     binary hinge on the score differences ``x1 - x2`` (pairwise ranking). Targets other than +-1
-    (PyTorch takes any value) are computed with PyTorch ops instead of the kernel."""
+    (PyTorch takes any value), and calls under ``torch.compile``, are computed with PyTorch ops."""
     reduction = _ops.reduction_of(size_average, reduce, reduction)
     if input1.dim() != input2.dim() or input1.dim() != target.dim():
         raise RuntimeError(
@@ -339,7 +339,9 @@ def margin_ranking_loss(
         )
     diff = input1 - input2
     diff, target = torch.broadcast_tensors(diff, target)
-    if target.requires_grad or not bool(torch.all(target.abs() == 1)):
+    # Checking the targets needs their values: under torch.compile that is a graph break, so there
+    # the loss is PyTorch's own formula.
+    if target.requires_grad or torch.compiler.is_compiling() or not bool(torch.all(target.abs() == 1)):
         return _ops.reduce((margin - target * diff).clamp_min(0), reduction)
     loss = _ops.apply("hinge_loss", diff, target, reduction, margin=float(margin), squared=False)
     # PyTorch's clamp_min passes the gradient at h = 0 exactly (a tie with margin=0); the hinge
