@@ -142,6 +142,7 @@ def _options(spec: LossSpec, args: dict, lay: _problem.Layout, x: ca.DeviceArray
             checked = o.check(o.name, value, lay.classes)
             if o.spec.type == "broadcast_vector" and isinstance(checked, np.ndarray):
                 check_broadcast_shape(o.name, checked, lay.shape, spec.input_name)
+                checked = np.ascontiguousarray(checked)  # the kernel reads it flat, in C order
             opts[o.name] = x.lib.upload(checked, math, x.device) if isinstance(checked, np.ndarray) else checked
     return opts
 
