@@ -187,6 +187,15 @@ template <class V, class VD, class T, class Loss> inline double pointwise_run_lo
     return pointwise_run_with<V, VD, T>(a, ws, loss, [&](auto x, auto y, int64_t) { return loss(x, y); });
   } else {
     const ElementVectors<S, K> vectors(a);
+    bool none_given = true;
+    for (int k = 0; k < K; ++k) none_given = none_given && vectors.kind[k] == vectors.kFill;
+    if (none_given)  // the common call (no weights): constants, no per-step branches
+      return pointwise_run_with<V, VD, T>(a, ws, loss, [&](auto x, auto y, int64_t) {
+        using W = decltype(x);
+        W v[K];
+        for (int k = 0; k < K; ++k) v[k] = W(vectors.fill[k]);
+        return loss(x, y, static_cast<const W*>(v));
+      });
     return pointwise_run_with<V, VD, T>(a, ws, loss, [&](auto x, auto y, int64_t i) {
       using W = decltype(x);
       W v[K];
