@@ -23,6 +23,7 @@ NUMPY_DTYPES = {"float32": np.float32, "float64": np.float64, "float16": np.floa
                 "bfloat16": ml_dtypes.bfloat16}
 
 PER_CLASS = "per-class vector"
+PER_ELEMENT = "per-element array"  # an array of the input's shape (broadcast_vector options)
 
 # Every option of every loss at least once away from its default, alone and combined, and every
 # target kind. Values are chosen to make each term matter (softcap below the logit range, gamma
@@ -83,11 +84,31 @@ CASES: dict[str, list[dict]] = {
     ],
     "huber_loss": [{}, {"delta": 0.5}, {"delta": 3.0}],
     "smooth_l1_loss": [{}, {"beta": 0.5}, {"beta": 0.0}, {"beta": 2.0}],
+    "mse_loss": [{}],
+    "l1_loss": [{}],
+    "log_cosh_loss": [{}],
+    "binary_cross_entropy_with_logits": [
+        {},
+        {"weight": PER_CLASS},
+        {"weight": PER_ELEMENT},
+        {"pos_weight": 3.0},
+        {"pos_weight": PER_CLASS},
+        {"weight": PER_ELEMENT, "pos_weight": PER_CLASS, "target": "probability"},
+        {"target": "probability", "pos_weight": 0.5},
+        {"target": "int"},
+        {"target": "bool", "weight": PER_CLASS},
+    ],
+    "kl_div": [
+        {},
+        {"target": "with_zeros"},
+        {"log_target": True},
+    ],
 }
 
 
 def case_id(case: dict) -> str:
-    return ",".join(f"{k}={'w' if v is PER_CLASS else v}" for k, v in case.items()) or "defaults"
+    return ",".join(f"{k}={'w' if v is PER_CLASS else 'w_elem' if v is PER_ELEMENT else v}"
+                    for k, v in case.items()) or "defaults"
 
 
 def all_cases():
@@ -98,9 +119,12 @@ def all_cases():
             for case in CASES.get(name, [{}])]  # a new loss still runs on defaults until it gets cases
 
 
-def resolve(case: dict, classes: int, rng: np.random.Generator) -> tuple[dict, str | None]:
-    """(loss options, target kind): per-class vectors drawn for ``classes`` classes."""
-    opts = {k: (rng.uniform(0.3, 2.0, classes) if v is PER_CLASS else v) for k, v in case.items()}
+def resolve(case: dict, classes: int, rng: np.random.Generator, shape: tuple | None = None) -> tuple[dict, str | None]:
+    """(loss options, target kind): per-class vectors drawn for ``classes`` classes, per-element
+    arrays for ``shape`` (a 0-d input has no class axis: its "per-class" vector is 0-d too)."""
+    per_class = () if shape == () else classes
+    opts = {k: (rng.uniform(0.3, 2.0, per_class) if v is PER_CLASS else
+                rng.uniform(0.3, 2.0, shape) if v is PER_ELEMENT else v) for k, v in case.items()}
     return opts, opts.pop("target", None)
 
 
@@ -124,6 +148,8 @@ def kink_gap(name: str, x: np.ndarray, target: np.ndarray, opts: dict, axis: int
     if name == "hinge_loss":
         y = np.where(target == 0, -1.0, target.astype(np.float64))
         return np.abs(opts.get("margin", 1.0) - y * x).reshape(-1)
+    if name == "l1_loss":
+        return np.abs(x - target.astype(np.float64)).reshape(-1)
     if name in ("huber_loss", "smooth_l1_loss"):
         e = np.abs(x - target.astype(np.float64)).reshape(-1)
         threshold = opts.get("delta", opts.get("beta", 1.0))
@@ -164,7 +190,12 @@ def _draw_target(name, kind, shape, axis, opts, rng, ignore_fraction):
         logits = rng.standard_normal(shape) * 2
         p = np.exp(logits - logits.max(axis=axis, keepdims=True))
         return p / p.sum(axis=axis, keepdims=True)
-    if name == "sigmoid_focal_loss":
+    if name == "kl_div":  # log-probabilities as input; target probabilities (some 0) or log-probabilities
+        p = rng.random(shape) + 0.05
+        if kind == "with_zeros":
+            p = np.where(rng.random(shape) < 0.3, 0.0, p)
+        return np.log(p) if opts.get("log_target") else p
+    if name in ("sigmoid_focal_loss", "binary_cross_entropy_with_logits"):
         if kind == "probability":
             return rng.random(shape)
         bits = rng.integers(0, 2, size=shape)
@@ -181,7 +212,7 @@ def make_problem(name, shape, rng, case=None, *, dtype="float64", axis=-1, ignor
 
     Float targets come in ``dtype`` too, so that the float64 reference sees the same values the
     loss does (fastloss reads float targets in the input's dtype)."""
-    opts, kind = resolve(case or {}, shape[axis % len(shape)] if shape else 1, rng)
+    opts, kind = resolve(case or {}, shape[axis % len(shape)] if shape else 1, rng, tuple(shape))
     target = _draw_target(name, kind, shape, axis, opts, rng, ignore_fraction)
     if target.dtype.kind == "f":
         target = as_dtype(target, dtype)

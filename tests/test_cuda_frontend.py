@@ -46,12 +46,18 @@ def _view(ptr: int, dtype, count: int) -> np.ndarray:
     return np.frombuffer(buf, dtype=dtype, count=count)
 
 
-def options_from_kernel(spec, params, vector):
-    """The loss options a kernel job stands for, read back through the spec's kernel slots."""
+def options_from_kernel(spec, params, vector, element_vectors=None):
+    """The loss options a kernel job stands for, read back through the spec's kernel slots
+    (``element_vectors``: the per-element vectors by option name, None where the job has none)."""
     opts = {}
+    element_vectors = element_vectors or {}
     for o in spec.options:
         if o.spec.type == "class_vector" and (vector is not None or not o.spec.vector_or_scalar):
             opts[o.name] = vector
+            continue
+        if o.spec.type == "broadcast_vector" and (element_vectors.get(o.name) is not None
+                                                  or not o.spec.vector_or_scalar):
+            opts[o.name] = element_vectors.get(o.name)
             continue
         v = params[o.name]
         if o.spec.type == "choice":
@@ -143,7 +149,11 @@ class EmulatedCuda:
         n = job["n"]
         x = _arrays.to_float64(_view(job["x"], storage, n), dname)
         y = _arrays.to_float64(_view(job["target"], storage, n), dname)
-        kw = options_from_kernel(LOSSES[job["loss_id"]], p, None)
+        spec = LOSSES[job["loss_id"]]
+        # launch.h: vector k (math dtype) is read at i % vector_periods[k]; 0 means the scalar fill.
+        vectors = {o: _view(ptr, math_dtype, period).astype(np.float64) if ptr else None
+                   for o, ptr, period in zip(spec.broadcast_names, job["vectors"], job["vector_periods"])}
+        kw = options_from_kernel(spec, p, None, vectors)
         loss, grad = getattr(_reference, name)(x, y, **kw)
         if job["check_target"]:
             bad = ((y < job["target_lo"]) | (y > job["target_hi"])
@@ -342,3 +352,26 @@ def test_device_array_geometry():
     assert lo == hi
     column = torch.zeros(3, 1)
     assert lib.describe(column.expand(3, 5), "broadcast").byte_range() == (column.data_ptr(), column.data_ptr() + 12)
+
+
+@pytest.mark.parametrize("log_target", [False, True])
+def test_kl_div_batchmean_job(emulated, rng, log_target):
+    x, t = np.log(rng.random((5, 4)) + 0.1), rng.random((5, 4))
+    t = np.log(t + 0.1) if log_target else t
+    want = reference("kl_div", "with_grad", x, t, reduction="batchmean", log_target=log_target, grad_output=0.5)
+    got = call("kl_div", "with_grad", as_tensor(x), as_tensor(t), reduction="batchmean", log_target=log_target,
+               grad_output=0.5)
+    assert emulated.jobs[-1]["reduction"] == 2 and emulated.jobs[-1]["host_denominator"] == 5.0
+    assert_close(got[0], want[0], LOSS_TOL["float64"])
+    assert_close(got[1], want[1], GRAD_TOL["float64"])
+    assert emulated.jobs[-1]["check_target"] == int(not log_target)  # log_target lifts the domain
+
+
+def test_host_per_element_weights_travel_in_c_order(emulated, rng):
+    x, t = rng.standard_normal((4, 6)), rng.random((4, 6))
+    w = np.asfortranarray(rng.random((4, 6)))  # the input's shape, not C-contiguous
+    want = reference("binary_cross_entropy_with_logits", "with_grad", x, t, weight=w, pos_weight=2.0)
+    got = call("binary_cross_entropy_with_logits", "with_grad", as_tensor(x), as_tensor(t), weight=w, pos_weight=2.0)
+    assert emulated.jobs[-1]["vector_periods"] == [24, 0]
+    assert_close(got[0], want[0], LOSS_TOL["float64"])
+    assert_close(got[1], want[1], GRAD_TOL["float64"])

@@ -16,7 +16,7 @@ BINARY_T = np.ones((4, 5))
 def target_for(name):
     if SPECS[name].rowwise:
         return CLASS_T
-    return BINARY_T if name in ("sigmoid_focal_loss", "hinge_loss") else FLOAT_T
+    return BINARY_T if name in ("sigmoid_focal_loss", "hinge_loss", "binary_cross_entropy_with_logits") else FLOAT_T
 
 
 # (loss, call's input changes, exception, message regex)
@@ -63,7 +63,7 @@ BAD = [
     ("hinge_loss", {"target": np.full((4, 5), 2, dtype=np.uint8)}, ValueError, r"target\[0, 0\] = 2 is not in"),
     ("hinge_loss", {"target": np.full((4, 5), -3, dtype=np.int8)}, ValueError, r"= -3 is not in"),
     # unknown reduction / variant
-    *[(n, {"reduction": "avg"}, ValueError, r"reduction must be one of \('none', 'mean', 'sum'\), got 'avg'")
+    *[(n, {"reduction": "avg"}, ValueError, r"reduction must be one of \('none', 'mean', 'sum'.*\), got 'avg'")
       for n in NAMES],
     ("multiclass_hinge_loss", {"variant": "ovr"}, ValueError,
      r"variant must be one of \('crammer_singer', 'weston_watkins'\), got 'ovr'"),
@@ -99,6 +99,29 @@ BAD = [
     # not arrays at all
     ("cross_entropy", {"logits": object()}, TypeError, "logits is not a numeric array: object"),
     ("huber_loss", {"target": "abc"}, TypeError, "target"),
+    # the seeds' other losses (DESIGN 1.1b): target domains, per-element options, reductions
+    ("binary_cross_entropy_with_logits", {"target": np.full((4, 5), 1.5)}, ValueError,
+     r"target\[0, 0\] = 1.5 is not in \[0.0, 1.0\]"),
+    ("binary_cross_entropy_with_logits", {"target": np.full((4, 5), -0.5, dtype=np.float32)}, ValueError,
+     r"target\[0, 0\] = -0.5 is not in \[0.0, 1.0\]"),
+    ("binary_cross_entropy_with_logits", {"target": np.full((4, 5), 2, dtype=np.int64)}, ValueError,
+     r"target\[0, 0\] = 2 is not in \{0, 1\}"),
+    ("binary_cross_entropy_with_logits", {"weight": np.ones(4)}, ValueError,
+     r"weight must have logits's shape \(4, 5\) or \(5,\) along its last axis, got \(4,\)"),
+    ("binary_cross_entropy_with_logits", {"weight": np.ones((5, 4))}, ValueError,
+     r"weight must have logits's shape \(4, 5\) .*got \(5, 4\)"),
+    ("binary_cross_entropy_with_logits", {"pos_weight": np.ones((4, 1))}, ValueError,
+     r"pos_weight must have logits's shape \(4, 5\) .*got \(4, 1\)"),
+    ("binary_cross_entropy_with_logits", {"pos_weight": float("inf")}, ValueError, "pos_weight must be finite, got inf"),
+    ("binary_cross_entropy_with_logits", {"weight": np.array(["a"] * 5)}, TypeError, "weight must hold real numbers"),
+    ("kl_div", {"target": np.full((4, 5), -0.25)}, ValueError, r"target\[0, 0\] = -0.25 is not in \[0.0, inf\]"),
+    ("kl_div", {"target": np.zeros((4, 5), dtype=np.int64)}, TypeError,
+     "target must be a floating-point array for kl_div"),
+    ("kl_div", {"log_target": 1}, TypeError, "log_target must be a bool, got 1"),
+    ("kl_div", {"target": np.zeros((5, 4))}, ValueError, r"target must have input's shape \(4, 5\), got \(5, 4\)"),
+    ("mse_loss", {"reduction": "batchmean"}, ValueError,
+     r"reduction must be one of \('none', 'mean', 'sum'\), got 'batchmean'"),
+    ("log_cosh_loss", {"target": np.zeros(5)}, ValueError, r"target must have input's shape \(4, 5\), got \(5,\)"),
 ]
 
 
@@ -143,12 +166,19 @@ def test_mixed_devices_are_rejected(backend):
 
 # A kernel that checks float targets inside its one pass must not have overwritten an in-place
 # input by the time it finds a bad value (here the very last one): a rejected call changes nothing.
-@pytest.mark.parametrize("name", ["sigmoid_focal_loss", "hinge_loss"])
+@pytest.mark.parametrize("name", ["sigmoid_focal_loss", "hinge_loss", "binary_cross_entropy_with_logits", "kl_div"])
 def test_rejected_in_place_call_leaves_the_input_intact(backend, rng, name):
     x = rng.standard_normal((64, 33)).astype(np.float32)
     t = np.ones_like(x)
-    t[-1, -1] = 3.0
+    t[-1, -1] = -3.0 if name == "kl_div" else 3.0
     before = x.copy()
-    with pytest.raises(ValueError, match=r"target\[63, 32\] = 3.0 is not in"):
+    with pytest.raises(ValueError, match=rf"target\[63, 32\] = {t[-1, -1]} is not in"):
         call(name, "grad", x, t, out=x)
     np.testing.assert_array_equal(x, before)
+
+
+def test_kl_div_log_target_lifts_the_domain(backend):
+    log_q = np.log(np.full((4, 5), 0.2))  # negative log-probabilities are valid with log_target=True
+    assert np.isfinite(fastloss.kl_div(log_q, log_q, log_target=True))
+    with pytest.raises(ValueError, match=r"kl_div: target\[0, 0\] = -1.6\d* is not in \[0.0, inf\]"):
+        fastloss.kl_div(log_q, log_q)

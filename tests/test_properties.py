@@ -107,7 +107,8 @@ def test_loss_is_finite_and_nonnegative(backend, rng, name, case, dtype):
         xs = (x * as_dtype(scale, dtype)).astype(dtype)
         loss, grad = call(name, "with_grad", xs, t, reduction="none", **opts)
         assert np.all(np.isfinite(loss)) and np.all(np.isfinite(grad))
-        assert np.all(loss >= 0)
+        if name != "kl_div":  # t*(log t - x) is >= 0 only summed over a normalised input
+            assert np.all(loss >= 0)
 
 
 # p_t -> 1 with gamma < 1: the gradient of (1-p_t)**gamma is 0 * inf unless taken in log space.

@@ -123,3 +123,30 @@ def test_registry_knows_every_validator_the_spec_names():
     for loss in _spec.LOSSES:
         for o in loss.options:
             assert o.type == "choice" or o.check in _registry.VALIDATORS, (loss.name, o.name)
+
+
+@needs_source
+@pytest.mark.parametrize(("extra", "message"), [
+    ('kind=POINTWISE, input_name="x", options=(Opt("a", "broadcast_vector", None, "broadcast_vector", "?"),'
+     ' Opt("b", "broadcast_vector", None, "broadcast_vector", "?"), Opt("c", "broadcast_vector", None,'
+     ' "broadcast_vector", "?")), mean_over="elements", formula="?"', "more than 2 broadcast_vector options"),
+    ('kind=ROWWISE, row_kernel="softmax", input_name="x", options=(Opt("a", "broadcast_vector", None,'
+     ' "broadcast_vector", "?"),), mean_over="valid_rows", formula="?"', "broadcast_vector options are for point-wise"),
+])
+def test_the_generator_rejects_broadcast_vectors_it_cannot_pass(tmp_path, extra, message):
+    spec_copy = tmp_path / "_spec.py"
+    spec_copy.write_text((ROOT / "python" / "fastloss" / "_spec.py").read_text() + (
+        f'\nLOSSES = LOSSES + (Loss(name="many_vectors", {extra}),)\n'))
+    result = subprocess.run([sys.executable, str(GENERATOR), str(tmp_path / "g"), str(spec_copy)],
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and message in result.stderr
+
+
+def test_spec_facts_reach_the_registry():
+    """difference / extra_reductions / domain_unless are read from the spec, not from loss names."""
+    by_name = {loss.name: loss for loss in _spec.LOSSES}
+    for spec in _registry.LOSSES:
+        loss = by_name[spec.name]
+        assert spec.difference == loss.difference and spec.domain_unless == loss.domain_unless
+        assert spec.reductions == _registry.REDUCTIONS + loss.extra_reductions
+        assert spec.broadcast_names == tuple(o.name for o in _spec.broadcast_options(loss))

@@ -34,6 +34,12 @@ MODULES = [
     (ft.SoftmaxFocalLoss(gamma=1.5), lambda x, t: t),
     (ft.HingeLoss(), lambda x, t: _binary_target(x.detach())),
     (ft.MultiClassHingeLoss(reduction="none"), lambda x, t: t),
+    (ft.MSELoss(), lambda x, t: x.detach().flip(0)),
+    (ft.L1Loss(reduction="sum"), lambda x, t: x.detach().flip(0)),
+    (ft.LogCoshLoss(reduction="none"), lambda x, t: x.detach().flip(0)),
+    (ft.BCEWithLogitsLoss(), lambda x, t: torch.sigmoid(x.detach().flip(0))),
+    (ft.BCEWithLogitsLoss(pos_weight=torch.rand(3, dtype=torch.float64) + 0.5), lambda x, t: _binary_target(x.detach())),
+    (ft.KLDivLoss(reduction="batchmean"), lambda x, t: torch.softmax(x.detach().flip(0), 1)),
 ]
 IDS = [
     "ce",
@@ -45,6 +51,12 @@ IDS = [
     "softmax_focal",
     "hinge",
     "mc_hinge",
+    "mse",
+    "l1",
+    "log_cosh",
+    "bce",
+    "bce-pos_weight",
+    "kl-batchmean",
 ]
 
 

@@ -11,6 +11,8 @@ NumPy callers: float64 loss and d(loss)/dx * grad_output.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -129,6 +131,34 @@ def smooth_l1_loss(x, target, *, reduction="mean", beta=1.0):
     return F.smooth_l1_loss(x, target.to(x.dtype), reduction=reduction, beta=beta)
 
 
+def mse_loss(x, target, *, reduction="mean"):
+    return F.mse_loss(x, target.to(x.dtype), reduction=reduction)
+
+
+def l1_loss(x, target, *, reduction="mean"):
+    return F.l1_loss(x, target.to(x.dtype), reduction=reduction)
+
+
+def log_cosh_loss(x, target, *, reduction="mean"):
+    """log(cosh(e)) written directly: fine in float64 for the test's residuals (|e| << 700)."""
+    return _reduce(torch.log(torch.cosh(x - target.to(x.dtype))), reduction, x.numel())
+
+
+def _tensor_or_none(value):
+    return None if value is None else torch.as_tensor(np.asarray(value, dtype=np.float64))
+
+
+def binary_cross_entropy_with_logits(x, target, *, reduction="mean", weight=None, pos_weight=None):
+    return F.binary_cross_entropy_with_logits(x, target.to(x.dtype), weight=_tensor_or_none(weight),
+                                              pos_weight=_tensor_or_none(pos_weight), reduction=reduction)
+
+
+def kl_div(x, target, *, reduction="mean", log_target=False):
+    with warnings.catch_warnings():  # PyTorch warns that "mean" is not KL's batchmean: we test both
+        warnings.simplefilter("ignore", UserWarning)
+        return F.kl_div(x, target.to(x.dtype), reduction=reduction, log_target=log_target)
+
+
 REFERENCES = {
     "cross_entropy": cross_entropy,
     "softmax_focal_loss": softmax_focal_loss,
@@ -137,6 +167,11 @@ REFERENCES = {
     "multiclass_hinge_loss": multiclass_hinge_loss,
     "huber_loss": huber_loss,
     "smooth_l1_loss": smooth_l1_loss,
+    "mse_loss": mse_loss,
+    "l1_loss": l1_loss,
+    "log_cosh_loss": log_cosh_loss,
+    "binary_cross_entropy_with_logits": binary_cross_entropy_with_logits,
+    "kl_div": kl_div,
 }
 
 

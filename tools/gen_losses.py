@@ -69,6 +69,9 @@ def loss_table(spec) -> str:
     out.append("#define FL_POINTWISE_TARGET_CHECKS(X) " + " ".join(
         f"X({loss.name}, {int(loss.target_values is not None or loss.target_range is not None)})"
         for loss in losses if loss.kind == "pointwise") + "\n")
+    out.append("// X(name, count): point-wise losses and how many per-element vectors their struct takes.\n")
+    out.append("#define FL_POINTWISE_VECTORS(X) " + " ".join(
+        f"X({loss.name}, {len(spec.broadcast_options(loss))})" for loss in losses if loss.kind == "pointwise") + "\n")
     out.append("// X(name): losses whose float targets of the input's shape are probabilities.\n")
     out.append("#define FL_LOSSES_SOFT_TARGETS(X) " + " ".join(
         f"X({loss.name})" for loss in losses if loss.soft_targets) + "\n")
@@ -79,6 +82,15 @@ def loss_table(spec) -> str:
     for loss in losses:
         scalar = [o.name for o in loss.options if o.vector_or_scalar]
         out.append(f"    case LOSS_{loss.name}: return {'p.' + scalar[0] if scalar else '1.0'};\n")
+    out.append("  }\n  return 1.0;\n}\n")
+    out.append("// Per-element vector k's value where the caller gave none: its scalar option, else none_as or 1.\n")
+    out.append("inline double broadcast_fill(int loss_id, int k, const LossParams& p) {\n  (void)p;\n  (void)k;\n")
+    out.append("  switch (static_cast<LossId>(loss_id)) {\n")
+    for loss in losses:
+        fills = [f"p.{o.name}" if o.vector_or_scalar else repr(float(o.none_as if o.none_as is not None else 1.0))
+                 for o in spec.broadcast_options(loss)]
+        body = " ".join(f"if (k == {k}) return {f};" for k, f in enumerate(fills))
+        out.append(f"    case LOSS_{loss.name}: {body + ' ' if body else ''}return 1.0;\n")
     out.append("  }\n  return 1.0;\n}\n#endif\n")
     out.append("\n#ifdef __cplusplus\n}  // namespace fastloss\n#endif\n")
     return "".join(out)
@@ -127,6 +139,10 @@ def main(argv: list[str]) -> int:
         vectors = [o.name for o in loss.options if o.type == "class_vector"]
         if len(vectors) > 1:
             raise SystemExit(f"_spec.py: {loss.name} has more than one class_vector option: {vectors}")
+        if len(spec.broadcast_options(loss)) > spec.MAX_BROADCAST_VECTORS:
+            raise SystemExit(f"_spec.py: {loss.name} has more than {spec.MAX_BROADCAST_VECTORS} broadcast_vector options")
+        if spec.broadcast_options(loss) and loss.kind != "pointwise":
+            raise SystemExit(f"_spec.py: {loss.name}: broadcast_vector options are for point-wise losses")
     out = Path(argv[1]) / "fastloss_generated"
     out.mkdir(parents=True, exist_ok=True)
     pointwise = HEADER + "#pragma once\n\n" + "".join(

@@ -135,7 +135,6 @@ double pointwise(int loss_id, const py::object& x_obj, int dtype, const py::obje
   FL_CHECK(py::isinstance<py::array>(x_obj), "x must be a NumPy array");
   py::array x0 = py::reinterpret_borrow<py::array>(x_obj);
   FL_CHECK(x0.ndim() == 1, "x must be 1-D, got shape " + shape_str(x0));
-  FL_CHECK(weight.is_none(), "pointwise losses take no class weights");
   const std::vector<py::ssize_t> shape{x0.shape(0)};
   py::array x = checked(x0, "x", storage_dtype(dt), shape, false);
   FlPointwiseArgs a{};
@@ -145,6 +144,21 @@ double pointwise(int loss_id, const py::object& x_obj, int dtype, const py::obje
   a.x = x.data();
   a.target = checked(target, "target", storage_dtype(dt), shape, false).data();
   a.params = loss_params_from_dict(loss_id, params);
+  // `weight`: None or a sequence of the loss's per-element vectors (None or 1-D of the math type),
+  // each of a length that divides n (n: the input's shape, C: along its last axis).
+  if (!weight.is_none()) {
+    const py::sequence vectors = weight.cast<py::sequence>();
+    FL_CHECK(vectors.size() <= FL_MAX_VECTORS, "too many per-element vectors");
+    for (size_t k = 0; k < vectors.size(); ++k) {
+      const py::object v = vectors[k];
+      if (v.is_none()) continue;
+      FL_CHECK(py::isinstance<py::array>(v), "a per-element vector must be a NumPy array");
+      const py::array arr = py::reinterpret_borrow<py::array>(v);
+      FL_CHECK(arr.ndim() == 1, "a per-element vector must be 1-D");
+      a.vector_period[k] = arr.shape(0);
+      a.vectors[k] = checked(v, "vector", math_dtype(dt), {arr.shape(0)}, false).data();
+    }
+  }
   return run_kernel(fastloss_pointwise, a, dt, x, shape, row_scale, grad_scale, loss_out, grad_out, need_loss, hess_out);
 }
 

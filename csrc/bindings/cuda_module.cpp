@@ -109,6 +109,16 @@ void pointwise(const py::dict& j) {
   a.target_hi = get<double>(j, "target_hi");
   a.target_integral = get<int>(j, "target_integral");
   a.check_target = get<int>(j, "check_target");
+  const py::list vectors = get<py::list>(j, "vectors"), periods = get<py::list>(j, "vector_periods");
+  if (py::len(vectors) > 2 || py::len(periods) != py::len(vectors))
+    throw py::value_error("vectors and vector_periods must be lists of the same length <= 2");
+  for (int k = 0; k < 2; ++k) a.vector_fill[k] = fastloss::broadcast_fill(a.loss_id, k, a.params);
+  for (size_t k = 0; k < py::len(vectors); ++k) {
+    a.vectors[k] = reinterpret_cast<const void*>(static_cast<uintptr_t>(vectors[k].cast<unsigned long long>()));
+    a.vector_period[k] = periods[k].cast<long long>();
+    if (a.vectors[k] && a.n > 0 && (a.vector_period[k] <= 0 || a.n % a.vector_period[k] != 0))
+      throw py::value_error("a per-element vector's period must divide n");
+  }
   a.errors = device_errors();
   a.hess = j.contains("hess") ? ptr<void>(j, "hess") : nullptr;
   const Reduction red = reduction(j);

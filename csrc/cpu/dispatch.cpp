@@ -259,6 +259,9 @@ extern "C" int fastloss_pointwise(const FlPointwiseArgs* a, double* total, char*
     if (a->n < 0) return fail(error, error_size, "bad shape");
     if (a->n > 0 && (!a->x || !a->target)) return fail(error, error_size, "x and target are required");
     if (const char* e = hess_error(*a)) return fail(error, error_size, e);
+    for (int v = 0; v < FL_MAX_VECTORS; ++v)
+      if (a->vectors[v] && a->n > 0 && (a->vector_period[v] <= 0 || a->n % a->vector_period[v] != 0))
+        return fail(error, error_size, "a per-element vector's period must divide n");
     const IsaKernels* k = isa();
     const WorkPlan plan = k->pointwise_plan(*a);
     Workspace ws = workspace(plan, plan.chunks);

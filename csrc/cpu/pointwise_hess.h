@@ -13,10 +13,11 @@
 
 FL_NAMESPACE_BEGIN
 
-// Every point-wise loss struct provides grad_hess(x, y) -> GradHess (csrc/fastloss/losses/<name>.h).
-template <class V, class T, class Loss, class Invalid>
+// grad_hess(x, y, i) -> GradHess of element i: the loss struct's grad_hess (csrc/fastloss/losses/<name>.h)
+// with the element's per-element vectors.
+template <class V, class T, class GH, class Invalid>
 inline double pointwise_hess_loop(const FlPointwiseArgs& a, const Workspace& ws, int64_t chunk_size,
-                                  const Loss& loss, Invalid&& invalid, bool check) {
+                                  GH&& grad_hess, Invalid&& invalid, bool check) {
   using S = typename V::scalar;
   const int64_t chunks = (a.n + chunk_size - 1) / chunk_size;
   const T* x = static_cast<const T*>(a.x);
@@ -33,7 +34,7 @@ inline double pointwise_hess_loop(const FlPointwiseArgs& a, const Workspace& ws,
       using W = decltype(tag);
       const W yv = W::load(y + i);
       if (check) bad.get(tag, j) = bad.get(tag, j) + invalid(yv);
-      const GradHess<W> r = loss.grad_hess(W::load(x + i), yv);
+      const GradHess<W> r = grad_hess(W::load(x + i), yv, i);
       const W scale = rs ? W::load(rs + i) * W(gs) : W(gs);
       put(r.grad * scale, g + i, stream);
       put(r.hess * scale, h + i, stream);

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include <array>
 #include <type_traits>
 
 #include "fastloss_generated/pointwise_losses.h"
@@ -96,7 +97,7 @@ inline double pointwise_loop(const FlPointwiseArgs& a, const Workspace& ws, F&& 
       if constexpr (kCheck) {
         if (!check_first) bad.get(tag) = bad.get(tag) + invalid(yv);
       }
-      const LossGrad<W> r = f(W::load(x + i), yv);
+      const LossGrad<W> r = f(W::load(x + i), yv, i);
       if (loss_out) r.loss.store(loss_out + i);
       if (g) put(r.grad * (rs ? W::load(rs + i) * W(gs) : W(gs)), g + i, stream);
       return r.loss;
@@ -134,16 +135,86 @@ inline double pointwise_loop(const FlPointwiseArgs& a, const Workspace& ws, F&& 
   return total;
 }
 
-template <class V, class VD, class T, class Loss> inline double pointwise_run_loss(const FlPointwiseArgs& a, const Workspace& ws) {
-  const Loss loss(a.params);
+// The per-element vectors of a loss (_spec "broadcast_vector"): element i reads vector k at
+// i % period, or the option's scalar where the caller gave none. The input-shaped case (period n)
+// is a plain load; only a (C,) vector pays a modulo, and a vector that wraps around its end is
+// assembled lane by lane (out of line: it is one step in C / lanes).
+template <class S, int K> struct ElementVectors {
+  enum Kind { kFill, kFull, kPeriodic };
+  const S* p[K];
+  int64_t period[K];
+  S fill[K];
+  Kind kind[K];
+  explicit ElementVectors(const FlPointwiseArgs& a) {
+    for (int k = 0; k < K; ++k) {
+      p[k] = static_cast<const S*>(a.vectors[k]);
+      period[k] = a.vector_period[k];
+      fill[k] = S(broadcast_fill(a.loss_id, k, a.params));
+      kind[k] = !p[k] ? kFill : period[k] == a.n ? kFull : kPeriodic;
+    }
+  }
+  template <class W> __attribute__((always_inline)) W get(int k, int64_t i) const {
+    if (kind[k] == kFill) return W(fill[k]);
+    if (kind[k] == kFull) return W::load(p[k] + i);
+    const int64_t j = i % period[k];
+    if (j + W::lanes <= period[k]) return W::load(p[k] + j);
+    return wrapped<W>(k, j);
+  }
+  template <class W> __attribute__((noinline)) W wrapped(int k, int64_t j) const {
+    S lanes[W::lanes];
+    for (int l = 0; l < W::lanes; ++l) {
+      lanes[l] = p[k][j];
+      if (++j == period[k]) j = 0;
+    }
+    return W::load(lanes);
+  }
+};
+
+template <class L, class = void> struct VectorsOf { static constexpr int value = 0; };
+template <class L> struct VectorsOf<L, std::void_t<decltype(L::kVectors)>> { static constexpr int value = L::kVectors; };
+
+// f(x, y, i) -> LossGrad and gh(x, y, i) -> GradHess: the loss at element i (the *_grad_hess form
+// when hess_out is set).
+template <class V, class VD, class T, class Loss, class F, class GH>
+inline double pointwise_run_with(const FlPointwiseArgs& a, const Workspace& ws, const Loss& loss, F&& f, GH&& gh) {
   if (a.hess_out)
-    return pointwise_hess_loop<V, T>(a, ws, kPointChunk, loss, [](auto y) { return Loss::target_invalid(y); },
+    return pointwise_hess_loop<V, T>(a, ws, kPointChunk, gh, [&](auto y) { return loss.target_invalid(y); },
                                      Loss::kChecksTarget);
-  auto f = [&](auto x, auto y) { return loss(x, y); };
   if constexpr (Loss::kChecksTarget)
-    return pointwise_loop<V, VD, T, Loss::kComputeBound>(a, ws, f, [](auto y) { return Loss::target_invalid(y); });
+    return pointwise_loop<V, VD, T, Loss::kComputeBound>(a, ws, f, [&](auto y) { return loss.target_invalid(y); });
   else
     return pointwise_loop<V, VD, T, Loss::kComputeBound>(a, ws, f, AnyTarget());
+}
+
+template <class V, class VD, class T, class Loss> inline double pointwise_run_loss(const FlPointwiseArgs& a, const Workspace& ws) {
+  using S = typename V::scalar;
+  const Loss loss(a.params);
+  constexpr int K = VectorsOf<Loss>::value;
+  if constexpr (K == 0) {
+    return pointwise_run_with<V, VD, T>(a, ws, loss, [&](auto x, auto y, int64_t) { return loss(x, y); },
+                                        [&](auto x, auto y, int64_t) { return loss.grad_hess(x, y); });
+  } else {
+    const ElementVectors<S, K> vectors(a);
+    bool none_given = true;
+    for (int k = 0; k < K; ++k) none_given = none_given && vectors.kind[k] == vectors.kFill;
+    auto constants = [&](auto x) {
+      std::array<decltype(x), K> v;
+      for (int k = 0; k < K; ++k) v[k] = decltype(x)(vectors.fill[k]);
+      return v;
+    };
+    auto loaded = [&](auto x, int64_t i) {
+      std::array<decltype(x), K> v;
+      for (int k = 0; k < K; ++k) v[k] = vectors.template get<decltype(x)>(k, i);
+      return v;
+    };
+    if (none_given)  // the common call (no weights): constants, no per-step branches
+      return pointwise_run_with<V, VD, T>(
+          a, ws, loss, [&](auto x, auto y, int64_t) { return loss(x, y, constants(x).data()); },
+          [&](auto x, auto y, int64_t) { return loss.grad_hess(x, y, constants(x).data()); });
+    return pointwise_run_with<V, VD, T>(
+        a, ws, loss, [&](auto x, auto y, int64_t i) { return loss(x, y, loaded(x, i).data()); },
+        [&](auto x, auto y, int64_t i) { return loss.grad_hess(x, y, loaded(x, i).data()); });
+  }
 }
 
 // One case per point-wise loss of _spec.py, generated: each calls the struct named after its loss
@@ -155,6 +226,10 @@ template <class V, class VD, class T> inline double pointwise_run(const FlPointw
   static_assert(name<S>::kChecksTarget == bool(checks), #name ": the target domain check disagrees with _spec.py");
   FL_POINTWISE_TARGET_CHECKS(FL_CHECK_DOMAIN)
 #undef FL_CHECK_DOMAIN
+#define FL_CHECK_VECTORS(name, count) \
+  static_assert(VectorsOf<name<S>>::value == count, #name ": the number of per-element vectors disagrees with _spec.py");
+  FL_POINTWISE_VECTORS(FL_CHECK_VECTORS)
+#undef FL_CHECK_VECTORS
   switch (static_cast<LossId>(a.loss_id)) {
 #define FL_CASE(name) \
   case LOSS_##name: return pointwise_run_loss<V, VD, T, name<S>>(a, ws);

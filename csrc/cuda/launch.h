@@ -71,6 +71,11 @@ struct PointwiseArgs {
   int check_target;             // 0: any target value
   DeviceErrors* errors;
   void* hess;          // *_grad_hess: (n,) in x's dtype (then no loss, grad required); or null
+  // Per-element vectors (_spec "broadcast_vector"), math type: element e reads vectors[k][e % period];
+  // null: vector_fill[k], the option's scalar (broadcast_fill). As FlPointwiseArgs of kernels.h.
+  const void* vectors[2];
+  long long vector_period[2];
+  double vector_fill[2];
 };
 
 // Each entry point enqueues its kernels on `stream` (on the current device) and returns without

@@ -1,6 +1,8 @@
 // Point-wise losses (sigmoid focal, binary hinge, huber, smooth L1): one fused pass reading input
 // and target and writing the gradient (16-byte accesses when aligned), with per-block loss sums
 // for "mean"/"sum" over fixed segments (deterministic, no atomics).
+#include <type_traits>
+
 #include "dtype.cuh"
 #include "fastloss_generated/pointwise_losses.h"
 #include "launch.h"
@@ -18,6 +20,25 @@ FL_LOSSES_POINTWISE(FL_MAP)
 #undef FL_MAP
 template <int kLoss, class S> using PointwiseConsts = typename PointwiseLossOf<kLoss, S>::type;
 
+template <class L, class = void> struct VectorsOf { static constexpr int value = 0; };
+template <class L> struct VectorsOf<L, std::void_t<decltype(L::kVectors)>> { static constexpr int value = L::kVectors; };
+
+// The loss at one element: with its per-element vectors (i % period, or the option's scalar).
+template <class L, class S>
+__device__ __forceinline__ LossGrad<S> loss_at(const PointwiseArgs& a, const L& k, long long e, S x, S y) {
+  constexpr int K = VectorsOf<L>::value;
+  if constexpr (K == 0) {
+    return k(x, y);
+  } else {
+    S v[K];
+#pragma unroll
+    for (int j = 0; j < K; ++j)
+      v[j] = a.vectors[j] ? static_cast<const S*>(a.vectors[j])[e % a.vector_period[j]]
+                          : S(a.vector_fill[j]);
+    return k(x, y, static_cast<const S*>(v));
+  }
+}
+
 template <class S>
 __device__ __forceinline__ bool bad_target(const PointwiseArgs& a, S y) {
   if (!a.check_target || y != y) return false;
@@ -30,7 +51,7 @@ __device__ __forceinline__ math_t<T> pointwise_element(const PointwiseArgs& a, c
                                                        math_t<T> scale, long long e, math_t<T> x, math_t<T> y,
                                                        T& g_out) {
   using S = math_t<T>;
-  LossGrad<S> r = k(x, y);
+  LossGrad<S> r = loss_at(a, k, e, x, y);
   if (bad_target(a, y)) {
     report_bad_target(a.errors, a.loss_id, e);
     r.loss = r.grad = S(NAN);

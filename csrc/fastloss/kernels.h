@@ -24,8 +24,10 @@ extern "C" {
 #endif
 
 // 2: LossParams generated from _spec.py (typed fields), soft targets by pointer
-// 3: valid_rows / divide_by_valid_rows (rowwise), hess_out (the *_grad_hess form) in both argument structs
+// 3: valid_rows / divide_by_valid_rows (rowwise), hess_out (the *_grad_hess form) in both argument
+//    structs, per-element vectors of point-wise losses
 #define FL_KERNEL_ABI_VERSION 3
+#define FL_MAX_VECTORS 2  // _spec.MAX_BROADCAST_VECTORS
 #define FL_KERNEL_TABLE_CAPSULE "fastloss._C._kernel_table"
 #define FL_TARGET_OUT_OF_DOMAIN 1
 
@@ -67,6 +69,12 @@ typedef struct FlPointwiseArgs {
   void* grad_out;            // (n,) like x (may be x itself), or NULL
   int need_loss;
   void* hess_out;            // (n,) like x, or NULL: as FlRowwiseArgs::hess_out
+  // The loss's per-element options (_spec "broadcast_vector", e.g. BCE weight and pos_weight) in
+  // the order of its options, of the math type: element i reads vectors[k][i % vector_period[k]]
+  // (period n for an array of the input's shape, C for one along the last axis; n % period == 0).
+  // NULL: the option's scalar value (generated broadcast_fill).
+  const void* vectors[FL_MAX_VECTORS];
+  int64_t vector_period[FL_MAX_VECTORS];
 } FlPointwiseArgs;
 
 typedef int (*FlRowwiseFn)(const FlRowwiseArgs* args, double* total, char* error, size_t error_size);

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import _arrays, _backends, _docstrings, _fast, _grad_hess, _problem
-from ._registry import LOSSES, LossSpec
+from ._registry import LOSSES, LossSpec, check_broadcast_shape
 
 FORMS = ("loss", "grad", "with_grad", "grad_hess")
 
@@ -57,7 +57,11 @@ class _Host:
 
     @staticmethod
     def options(spec: LossSpec, args: dict[str, Any], lay: _problem.Layout, x: Any) -> dict[str, Any]:
-        return {o.name: o.check(o.name, args[o.name], lay.classes) for o in spec.options}
+        opts = {o.name: o.check(o.name, args[o.name], lay.classes) for o in spec.options}
+        for name in spec.broadcast_names:
+            if isinstance(opts[name], np.ndarray):
+                check_broadcast_shape(name, opts[name], lay.shape, spec.input_name)
+        return opts
 
     @staticmethod
     def run(spec, form, args, x, t, lay, opts, reduction, soft) -> Any:
@@ -70,7 +74,7 @@ class _Host:
         elif spec.rowwise:
             target = _problem.class_target(t.data, lay, opts["ignore_index"], not backend.checks_class_targets)
         else:
-            target = _problem.elementwise_target(spec, t, x.dtype, not backend.checks_float_targets)
+            target = _problem.elementwise_target(spec, t, x.dtype, not backend.checks_float_targets, opts)
 
         need_grad = form != "loss"
         grad_scale, row_scale = 1.0, None
@@ -79,7 +83,7 @@ class _Host:
                 grad_scale, row_scale = _problem.row_scale(args["grad_output"], lay, x.dtype)
             else:
                 grad_scale = _problem.scalar(args["grad_output"], "grad_output")
-        denominator = _problem.mean_denominator(spec, target, soft, opts, lay) if reduction == "mean" else 1.0
+        denominator = _problem.reduction_denominator(spec, reduction, target, soft, opts, lay)
         with np.errstate(divide="ignore", invalid="ignore"):
             grad_scale = float(np.float64(grad_scale) / denominator)
         grad_out, out = _grad_destination(args.get("out"), x, t, x3) if need_grad else (None, None)
@@ -105,7 +109,7 @@ class _Host:
                                             "float64" if ldtype is np.float64 else "float32", x))
             else:
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    value = np.float64(loss) / denominator if reduction == "mean" else loss
+                    value = np.float64(loss) / denominator if denominator != 1.0 else loss
                 results.append(_arrays.wrap_scalar(float(value), ldtype, x))
         if need_grad:
             if out is not None:
@@ -146,7 +150,7 @@ def _call(spec: LossSpec, form: str, args: dict[str, Any]) -> Any:
     t = stages.adapt(args["target"], "target")
     lay = _problem.layout(spec, x.shape, args.get("axis", -1))
     opts = stages.options(spec, args, lay, x)
-    reduction = _problem.check_reduction(args["reduction"]) if form != "grad_hess" else "none"
+    reduction = _problem.check_reduction(args["reduction"], spec) if form != "grad_hess" else "none"
     soft = _problem.target_kind(spec, t, lay, opts)
     if form == "grad_hess":
         run = _grad_hess.run_host if stages is _Host else stages.run_grad_hess

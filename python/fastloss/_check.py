@@ -61,6 +61,8 @@ def problems(spec: LossSpec, rng: np.random.Generator):
             target[1] = -100
     elif spec.target_values is not None:
         target = rng.choice(np.array(spec.target_values, dtype=np.float64), shape)
+    elif spec.target_range is not None:  # kl_div's probabilities: [0, 1) lies in every range
+        target = rng.random(shape)
     else:
         target = rng.standard_normal(shape)
     options = {k: rng.uniform(0.5, 2.0, classes) if v == "per-class" else v

@@ -57,8 +57,8 @@ CORES: dict[tuple[str, str], Callable[..., Any]] = {}
 def make(spec: LossSpec, form: str) -> Callable[..., Any] | None:
     """The fast path of ``spec``'s ``form``, or None (no native backend; the grad_hess form)."""
     native = _backends._BACKENDS.get("native")
-    if native is None or form not in ("loss", "grad", "with_grad"):
-        return None
+    if native is None or form not in ("loss", "grad", "with_grad") or spec.broadcast_names:
+        return None  # per-element option arrays (BCE's weights) take the full path
     kernel = _backends._C.rowwise if spec.rowwise else _backends._C.pointwise
     rowwise, cpp_id = spec.rowwise, spec.cpp_id
     need_loss, need_grad = form != "grad", form != "loss"

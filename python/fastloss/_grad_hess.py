@@ -132,9 +132,9 @@ def _numpy(prob: _problem.Problem, hess_out: np.ndarray, ref) -> None:
 
 
 def _native(prob: _problem.Problem, hess_out: np.ndarray) -> None:
-    from ._backends.cpu import _C
+    from ._backends.cpu import _C, kernel_arguments
 
-    weight, params = prob.spec.kernel_params(prob.opts)
+    weight, params = kernel_arguments(prob)
     kernel = _C.rowwise if prob.spec.rowwise else _C.pointwise
     try:
         kernel(prob.spec.cpp_id, prob.x, _arrays.DTYPE_CODES[prob.dtype], prob.target, weight, params,

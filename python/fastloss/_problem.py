@@ -51,9 +51,10 @@ def layout(spec: LossSpec, shape: tuple[int, ...], axis: Any) -> Layout:
     return Layout(shape, math.prod(shape[:a]), shape[a], math.prod(shape[a + 1 :]), a)
 
 
-def check_reduction(reduction: Any) -> str:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+def check_reduction(reduction: Any, spec: LossSpec | None = None) -> str:
+    allowed = REDUCTIONS if spec is None else spec.reductions
+    if reduction not in allowed:
+        raise ValueError(f"reduction must be one of {allowed}, got {reduction!r}")
     return reduction
 
 
@@ -137,16 +138,17 @@ def class_target(t: np.ndarray, lay: Layout, ignore_index: int, check: bool = Tr
     return np.ascontiguousarray(t64).reshape(lay.outer, lay.inner)
 
 
-def elementwise_target(spec: LossSpec, t: _arrays.HostArray, dtype: str, check_floats: bool) -> np.ndarray:
+def elementwise_target(spec: LossSpec, t: _arrays.HostArray, dtype: str, check_floats: bool,
+                       opts: dict | None = None) -> np.ndarray:
     """Target values checked against the loss's domain, in the input's storage dtype, flat.
 
     Float targets already in the input's dtype are passed through untouched when the backend
     checks their domain itself inside its one pass (``check_floats=False``)."""
     if t.is_float:
-        if t.dtype == dtype and (not check_floats or spec.target_values is None):
+        if t.dtype == dtype and (not check_floats or not spec.checks_domain(opts or {})):
             return np.ascontiguousarray(t.data).reshape(-1)
         y = _arrays.to_float64(t.data, t.dtype)
-        bad = bad_float_targets(spec, y)
+        bad = bad_float_targets(spec, y) if spec.checks_domain(opts or {}) else np.zeros(y.shape, dtype=bool)
         if bad.any():
             raise ValueError(f"{first_bad(y, bad)} is not {target_rule(spec)}")
         out = t.data if t.dtype == dtype else _arrays.from_float64(y, dtype)
@@ -181,6 +183,17 @@ def raise_bad_target(spec: LossSpec, target: np.ndarray, dtype: str) -> None:
     y = _arrays.to_float64(target, dtype)
     bad = bad_float_targets(spec, y)
     raise ValueError(f"{first_bad(y, bad)} is not {target_rule(spec)}")
+
+
+def reduction_denominator(spec: LossSpec, reduction: str, target: np.ndarray, soft: bool, opts: dict,
+                          lay: Layout) -> float:
+    """What the summed loss (and the gradient) is divided by: "mean"'s rule, "batchmean"'s
+    input.shape[0] (PyTorch's kl_div: the sum for a 0-d input), 1 for "sum" and "none"."""
+    if reduction == "mean":
+        return mean_denominator(spec, target, soft, opts, lay)
+    if reduction == "batchmean":
+        return float(lay.shape[0]) if lay.shape else 1.0
+    return 1.0
 
 
 def mean_denominator(spec: LossSpec, target: np.ndarray, soft: bool, opts: dict, lay: Layout) -> float:

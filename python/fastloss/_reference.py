@@ -160,3 +160,51 @@ def smooth_l1_loss(x, y, *, beta):
     loss = np.where(small, 0.5 * e * e / beta, np.abs(e) - 0.5 * beta)
     grad = np.where(small, e / beta, np.sign(e))
     return loss, grad
+
+
+def mse_loss(x, y):
+    e = x - y
+    return e * e, 2.0 * e
+
+
+def l1_loss(x, y):
+    e = x - y
+    return np.abs(e), np.sign(e)  # sign(0) = 0, as PyTorch's backward
+
+
+def log_cosh_loss(x, y):
+    e = x - y
+    a = np.abs(e)
+    t = np.exp(-2.0 * a)  # <= 1: log(cosh(e)) without overflowing cosh
+    return a + np.log1p(t) - np.log(2.0), np.tanh(e)
+
+
+def _per_element(value, n):
+    """A broadcast_vector option as one float64 per element of the flattened input: None -> 1,
+    a scalar, an array of the input's shape, or (C,) repeated along the last axis."""
+    if value is None:
+        return 1.0
+    if np.ndim(value) == 0:
+        return float(value)
+    v = np.asarray(value, dtype=np.float64).reshape(-1)
+    if n == 0:
+        return np.zeros(0)
+    return np.broadcast_to(v, (n // v.size, v.size)).reshape(-1)
+
+
+def binary_cross_entropy_with_logits(x, y, *, weight, pos_weight):
+    w, pw = _per_element(weight, x.size), _per_element(pos_weight, x.size)
+    e = np.exp(-np.abs(x))
+    sp = np.maximum(x, 0.0) + np.log1p(e)  # softplus(x); softplus(-x) = sp - x
+    p = np.where(x >= 0, 1.0, e) / (1.0 + e)  # sigmoid(x) without cancellation
+    loss = w * ((1.0 - y) * sp + pw * y * (sp - x))
+    grad = w * (p * (pw * y + 1.0 - y) - pw * y)
+    return loss, grad
+
+
+def kl_div(x, y, *, log_target):
+    if log_target:
+        p = np.exp(y)
+        return p * (y - x), -p
+    ylogy = np.where(y == 0, 0.0, y * np.log(np.where(y == 0, 1.0, y)))  # 0 log 0 = 0; NaN stays NaN
+    return ylogy - y * x, -y

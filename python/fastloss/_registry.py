@@ -119,10 +119,40 @@ def scalar_or_class_vector(name, value, num_classes=None):
     return class_vector(name, value, num_classes)
 
 
+def broadcast_vector(name, value, num_classes=None):
+    """None or an array of reals in its own shape (float32/float64 kept as they are, others as
+    float64); its shape is checked against the input's by ``check_broadcast_shape`` (the input is
+    not known here). Like the input's own values, NaN or inf in it propagate to the loss (as in
+    PyTorch): an input-sized option gets no extra pass over it here."""
+    if value is None:
+        return None
+    from ._arrays import host_values  # late: _arrays imports nothing of ours at module level
+
+    arr = host_values(value, name)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return arr if arr.dtype in (np.float32, np.float64) else np.asarray(arr, dtype=np.float64)
+
+
+def scalar_or_broadcast_vector(name, value, num_classes=None):
+    if value is None or isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return None if value is None else _finite_float(name, value)
+    return broadcast_vector(name, value, num_classes)
+
+
+def check_broadcast_shape(name: str, value: np.ndarray, shape: tuple[int, ...], input_name: str) -> None:
+    """A per-element option has the input's shape or one value per entry of its last axis."""
+    if value.shape == tuple(shape) or (len(shape) and value.shape == (shape[-1],)):
+        return
+    last = f" or ({shape[-1]},) along its last axis" if len(shape) else ""
+    raise ValueError(f"{name} must have {input_name}'s shape {tuple(shape)}{last}, got {value.shape}")
+
+
 VALIDATORS: dict[str, Callable[..., Any]] = {
     "any_float": any_float, "nonneg_float": nonneg_float, "positive_float": positive_float,
     "unit_interval": unit_interval, "optional_positive_float": optional_positive_float, "integer": integer,
     "boolean": boolean, "class_vector": class_vector, "scalar_or_class_vector": scalar_or_class_vector,
+    "broadcast_vector": broadcast_vector, "scalar_or_broadcast_vector": scalar_or_broadcast_vector,
 }
 
 
@@ -161,10 +191,28 @@ class LossSpec:
     target_values: tuple[float, ...] | None  # pointwise: allowed integer/bool target values
     target_range: tuple[float, float] | None  # pointwise: allowed float target interval
     cpp_id: int  # LossId of the generated C++ table: the position in _spec.LOSSES
+    difference: bool = False  # pointwise loss of input - target: the target's gradient is -grad
+    extra_reductions: tuple[str, ...] = ()  # e.g. kl_div's "batchmean"
+    domain_unless: str | None = None  # a bool option that lifts the target domain when true
 
     @property
     def rowwise(self) -> bool:
         return self.kind == ROWWISE
+
+    @property
+    def reductions(self) -> tuple[str, ...]:
+        return REDUCTIONS + self.extra_reductions
+
+    @property
+    def broadcast_names(self) -> tuple[str, ...]:
+        """The per-element array options, in the order the kernel receives them."""
+        return tuple(o.name for o in self.options if o.spec.type == "broadcast_vector")
+
+    def checks_domain(self, opts: dict[str, Any]) -> bool:
+        """Whether this call's targets have a domain (kl_div with log_target=True has none)."""
+        if self.target_values is None and self.target_range is None:
+            return False
+        return not (self.domain_unless and opts.get(self.domain_unless))
 
     def defaults(self) -> dict[str, Any]:
         out = {o.name: o.default for o in self.options}
@@ -178,8 +226,9 @@ class LossSpec:
         vector, params = None, {}
         for o in self.options:
             value = opts[o.name]
-            if o.spec.type == "class_vector" and (value is None or isinstance(value, np.ndarray)):
-                vector = value if vector is None else vector
+            if o.spec.type in _spec.VECTOR_TYPES and (value is None or isinstance(value, np.ndarray)):
+                if o.spec.type == "class_vector":
+                    vector = value if vector is None else vector
                 if not o.spec.vector_or_scalar:
                     continue
                 value = None if isinstance(value, np.ndarray) else value
@@ -198,6 +247,7 @@ def _loss(cpp_id: int, loss: _spec.Loss) -> LossSpec:
         options=tuple(_option(o) for o in loss.options), reference=getattr(_reference, loss.name),
         mean_over=loss.mean_over, formula=loss.formula, soft_targets=loss.soft_targets,
         target_values=loss.target_values, target_range=loss.target_range, cpp_id=cpp_id,
+        difference=loss.difference, extra_reductions=loss.extra_reductions, domain_unless=loss.domain_unless,
     )
 
 

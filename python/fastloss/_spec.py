@@ -18,8 +18,20 @@ Fields of an ``Opt``:
 - ``check``: the name of the validator in ``_registry.VALIDATORS``.
 - ``none_as``: the kernel value that stands for ``None`` (a scalar-or-vector option given as None,
   an optional scalar left off).
-- ``vector_or_scalar``: a ``class_vector`` option that may also be a plain number (then it travels
-  as the ``f64`` kernel parameter of the same name).
+- ``vector_or_scalar``: a ``class_vector`` or ``broadcast_vector`` option that may also be a plain
+  number (then it travels as the ``f64`` kernel parameter of the same name).
+
+``"broadcast_vector"`` (point-wise losses): None, an array of the input's shape, or a vector along
+the input's last axis (C,); the kernel reads element i's value at ``i % period`` of the flattened
+array (period n or C), in the math type. At most ``MAX_BROADCAST_VECTORS`` per loss, passed to the
+loss's kernel struct in the order of its options; an absent one reads as its scalar option of the
+same name (``vector_or_scalar``) or ``none_as`` (default 1).
+
+Fields of a ``Loss`` besides the obvious: ``difference`` marks a loss of ``e = input - target``
+(d/dtarget = -d/dinput: framework adapters give the target a gradient); ``extra_reductions`` are
+reductions besides none/mean/sum that only this loss takes (``"batchmean"``: sum / input.shape[0]);
+``domain_unless`` names a bool option that, when true, lifts the target domain (kl_div's
+``log_target``: log-probabilities may be negative).
 """
 
 from __future__ import annotations
@@ -37,7 +49,7 @@ POINTWISE = "pointwise"  # one loss per element; the target has the input's shap
 @dataclass(frozen=True)
 class Opt:
     name: str
-    type: str  # f64 | i64 | bool | choice | class_vector
+    type: str  # f64 | i64 | bool | choice | class_vector | broadcast_vector
     default: object
     check: str  # validator name in _registry.VALIDATORS
     doc: str
@@ -59,6 +71,9 @@ class Loss:
     soft_targets: bool = False  # rowwise: float targets of the input's shape are probabilities
     target_values: tuple[float, ...] | None = None  # pointwise: allowed integer/bool target values
     target_range: tuple[float, float] | None = None  # pointwise: allowed float target interval
+    difference: bool = False  # pointwise loss of e = input - target (the target gets -grad)
+    extra_reductions: tuple[str, ...] = ()  # besides none/mean/sum, e.g. "batchmean"
+    domain_unless: str | None = None  # a bool option that, when true, lifts the target domain
 
 
 IGNORE_INDEX = Opt("ignore_index", "i64", -100, "integer", "target value whose rows give 0 loss and 0 gradient",
@@ -155,6 +170,7 @@ LOSSES: tuple[Loss, ...] = (
         options=(Opt("delta", "f64", 1.0, "positive_float", "threshold between quadratic and linear", example=0.5),),
         mean_over="elements",
         formula="e = x - y; l = 0.5*e**2 if |e| < delta else delta*(|e| - 0.5*delta)",
+        difference=True,
     ),
     Loss(
         name="smooth_l1_loss",
@@ -163,10 +179,80 @@ LOSSES: tuple[Loss, ...] = (
         options=(Opt("beta", "f64", 1.0, "nonneg_float", "threshold; beta=0 is L1", example=0.25),),
         mean_over="elements",
         formula="e = x - y; l = 0.5*e**2/beta if |e| < beta else |e| - 0.5*beta",
+        difference=True,
+    ),
+    Loss(
+        name="mse_loss",
+        kind=POINTWISE,
+        input_name="input",
+        options=(),
+        mean_over="elements",
+        formula="e = x - y; l = e**2 (F.mse_loss)",
+        difference=True,
+    ),
+    Loss(
+        name="l1_loss",
+        kind=POINTWISE,
+        input_name="input",
+        options=(),
+        mean_over="elements",
+        formula="e = x - y; l = |e| (F.l1_loss; gradient sign(e), 0 at e = 0)",
+        difference=True,
+    ),
+    Loss(
+        name="log_cosh_loss",
+        kind=POINTWISE,
+        input_name="input",
+        options=(),
+        mean_over="elements",
+        formula="e = x - y; l = log(cosh(e)) = |e| + log1p(exp(-2|e|)) - log 2 (finite for any finite e); "
+                "gradient tanh(e)",
+        difference=True,
+    ),
+    Loss(
+        name="binary_cross_entropy_with_logits",
+        kind=POINTWISE,
+        input_name="logits",
+        options=(
+            Opt("weight", "broadcast_vector", None, "broadcast_vector",
+                "None, an array of logits' shape, or (C,) along the last axis: multiplies each loss",
+                example="per-class"),
+            Opt("pos_weight", "broadcast_vector", None, "scalar_or_broadcast_vector",
+                "None, a scalar, or (C,) along the last axis: weight of the positive term",
+                none_as=1.0, vector_or_scalar=True, example="per-class"),
+        ),
+        mean_over="elements",
+        target_values=(0, 1),
+        target_range=(0.0, 1.0),
+        formula=(
+            "l = -w*(pw*y*log sigmoid(x) + (1-y)*log(1-sigmoid(x))) (F.binary_cross_entropy_with_logits), "
+            "in log-space: finite for any finite logit"
+        ),
+    ),
+    Loss(
+        name="kl_div",
+        kind=POINTWISE,
+        input_name="input",
+        options=(Opt("log_target", "bool", False, "boolean", "target holds log-probabilities", example=True),),
+        mean_over="elements",
+        target_range=(0.0, float("inf")),
+        domain_unless="log_target",
+        extra_reductions=("batchmean",),
+        formula=(
+            "input = log-probabilities (F.kl_div): l = target*(log target - input), 0 where target = 0; "
+            "log_target: l = exp(t)*(t - input); reduction='batchmean' = sum / input.shape[0]"
+        ),
     ),
 )
 
 KERNEL_TYPES = ("f64", "i64", "bool", "choice")  # the scalar kinds of LossParams fields
+VECTOR_TYPES = ("class_vector", "broadcast_vector")  # array options: pointers, not LossParams fields
+MAX_BROADCAST_VECTORS = 2  # FL_MAX_VECTORS of csrc/fastloss/kernels.h
+
+
+def broadcast_options(loss: Loss) -> tuple[Opt, ...]:
+    """The loss's per-element array options, in the order its kernel struct receives them."""
+    return tuple(o for o in loss.options if o.type == "broadcast_vector")
 
 
 def kernel_params() -> list[tuple[str, str]]:
@@ -176,7 +262,7 @@ def kernel_params() -> list[tuple[str, str]]:
     for loss in LOSSES:
         for opt in loss.options:
             kind = "f64" if opt.vector_or_scalar else opt.type
-            if kind == "class_vector":
+            if kind in VECTOR_TYPES:
                 continue
             if fields.setdefault(opt.name, kind) != kind:
                 raise ValueError(f"option {opt.name!r} has kernel type {kind} in {loss.name} "
@@ -186,13 +272,14 @@ def kernel_params() -> list[tuple[str, str]]:
 
 def kernel_param_names(loss: Loss) -> tuple[str, ...]:
     """The LossParams fields this loss's kernels read."""
-    return tuple(o.name for o in loss.options if o.type != "class_vector" or o.vector_or_scalar)
+    return tuple(o.name for o in loss.options if o.type not in VECTOR_TYPES or o.vector_or_scalar)
 
 
 def table_signature() -> str:
     """One line that the compiled extension reports too: the import compares the two, so a build
     made from another version of this table fails loudly instead of computing the wrong loss."""
     losses = ";".join(f"{i}:{loss.name}:{loss.kind}:{','.join(kernel_param_names(loss))}"
+                      + (f":v{len(broadcast_options(loss))}" if broadcast_options(loss) else "")
                       for i, loss in enumerate(LOSSES))
     params = ",".join(f"{name}={kind}" for name, kind in kernel_params())
     return f"{losses}|{params}|{','.join(DTYPES)}"

@@ -6,7 +6,8 @@ runs ONE fused pass of the fastloss kernel, which returns the loss and the gradi
 ``grad_output = 1``; the gradient is the residual and the backward only scales it by the cotangent
 (per loss element for ``reduction="none"``, broadcast along the class axis). Only the loss is
 computed when JAX does not differentiate. Class-weight arrays may be traced values; every other
-option is static. Targets and class weights get no gradient.
+option is static. Targets get a gradient only for the losses of ``input - target`` (``_spec``'s
+``difference``: huber, smooth L1, MSE, L1, log-cosh); class weights never do.
 
 Why ``jax.pure_callback`` and not an XLA FFI custom call: an FFI handler is C++ compiled against
 the XLA FFI headers, which ship inside jaxlib. Building it with fastloss would make jax a build
@@ -33,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _api, _docstrings, _problem
-from ._registry import LOSSES, REDUCTIONS, LossSpec
+from ._registry import LOSSES, LossSpec
 
 __all__ = [spec.name for spec in LOSSES]
 
@@ -85,12 +86,17 @@ def _differentiable(spec: LossSpec, static: tuple[tuple[str, Any], ...]):
 
     def forward(x, target, arrays):
         value, grad = _host_call(spec, options, True, x, target, arrays)
-        return value, grad
+        return value, (grad, jnp.zeros((), target.dtype))  # the zero carries the target's dtype
 
-    def backward(grad, cotangent):
+    def backward(residuals, cotangent):
+        grad, target_zero = residuals
         if reduction == "none" and spec.rowwise:
             cotangent = jnp.expand_dims(cotangent, axis)
-        return grad * cotangent.astype(grad.dtype), None, None
+        grad_input = grad * cotangent.astype(grad.dtype)
+        # Losses of input - target (_spec's ``difference``): d/dtarget = -d/dinput.
+        differentiable_target = spec.difference and jnp.issubdtype(target_zero.dtype, jnp.floating)
+        grad_target = (-grad_input).astype(target_zero.dtype) if differentiable_target else None
+        return grad_input, grad_target, None
 
     loss.defvjp(forward, backward)
     return loss
@@ -99,8 +105,8 @@ def _differentiable(spec: LossSpec, static: tuple[tuple[str, Any], ...]):
 def _check_static_options(spec: LossSpec, x: jax.Array, given: dict) -> None:
     """Reject bad options at trace time, with fastloss's messages; data is checked in the kernel call."""
     try:
-        if given["reduction"] not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {given['reduction']!r}")
+        if given["reduction"] not in spec.reductions:
+            raise ValueError(f"reduction must be one of {spec.reductions}, got {given['reduction']!r}")
         classes = _problem.layout(spec, x.shape, given["axis"]).classes if spec.rowwise else None
         for option in spec.options:
             if not _is_array(given[option.name]):

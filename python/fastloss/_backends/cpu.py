@@ -34,6 +34,18 @@ if _C is not None:
     check_table(_C, "_C")
 
 
+def kernel_arguments(prob: Problem) -> tuple[Any, dict[str, Any]]:
+    """(the class vector, or the point-wise per-element vectors, as _C takes them; LossParams fields)."""
+    weight, params = prob.spec.kernel_params(prob.opts)
+    if prob.spec.broadcast_names:  # point-wise per-element vectors travel where class weights would
+        math = _arrays.loss_dtype(prob.dtype)
+        weight = tuple(
+            np.ascontiguousarray(v, dtype=math).reshape(-1) if isinstance(v, np.ndarray) else None
+            for v in (prob.opts[name] for name in prob.spec.broadcast_names)
+        )
+    return weight, params
+
+
 class NativeBackend:
     name = "native"
     # The kernels check float targets' domain inside their one pass (_C.TargetOutOfDomain), which
@@ -49,7 +61,7 @@ class NativeBackend:
         grad_out = prob.grad_out
         if prob.need_grad and grad_out is None:
             grad_out = np.empty_like(prob.x)
-        weight, params = prob.spec.kernel_params(prob.opts)
+        weight, params = kernel_arguments(prob)
         args = (prob.spec.cpp_id, prob.x, _arrays.DTYPE_CODES[prob.dtype], prob.target, weight, params, prob.row_scale,
                 prob.grad_scale, loss_out, grad_out if prob.need_grad else None, prob.need_loss)
         try:

@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import _arrays, _problem
+from .. import _arrays, _problem, _spec
 from .._arrays import device as ca
-from .._registry import LOSSES, LossSpec
+from .._registry import LOSSES, LossSpec, check_broadcast_shape
 from .cpu import check_table
 
 try:
@@ -53,7 +53,7 @@ except ImportError as exc:  # a CPU-only build: the front end says so when CUDA 
 if _cuda is not None:
     check_table(_cuda, "_cuda")
 
-_REDUCTION_CODES = {"none": 0, "sum": 1, "mean": 2}
+_REDUCTION_CODES = {"none": 0, "sum": 1, "mean": 2, "batchmean": 2}  # 2: divide by the denominator
 _used_devices: set[int] = set()
 
 
@@ -123,9 +123,14 @@ def _options(spec: LossSpec, args: dict, lay: _problem.Layout, x: ca.DeviceArray
     opts = {}
     for o in spec.options:
         value = args[o.name]
-        vector_option = o.spec.type == "class_vector"
+        vector_option = o.spec.type in _spec.VECTOR_TYPES
         d = _device_arg(value, o.name, x, spec.input_name) if vector_option else None
-        if d is not None:
+        if d is not None and o.spec.type == "broadcast_vector":  # per-element: the input's shape or (C,)
+            if not (d.is_float or d.data.dtype.kind in "iub"):
+                raise TypeError(f"{o.name} must hold real numbers, got dtype {d.dtype}")
+            check_broadcast_shape(o.name, np.empty(d.shape, dtype=np.uint8), lay.shape, spec.input_name)
+            opts[o.name] = x.lib.convert(d, math)
+        elif d is not None:
             kind = "f" if d.is_float else d.data.dtype.kind
             if kind not in "fiu":
                 raise TypeError(f"{o.name} must hold real numbers, got dtype {d.dtype}")
@@ -134,6 +139,9 @@ def _options(spec: LossSpec, args: dict, lay: _problem.Layout, x: ca.DeviceArray
             opts[o.name] = x.lib.convert(d, math)
         else:
             checked = o.check(o.name, value, lay.classes)
+            if o.spec.type == "broadcast_vector" and isinstance(checked, np.ndarray):
+                check_broadcast_shape(o.name, checked, lay.shape, spec.input_name)
+                checked = np.ascontiguousarray(checked)  # the kernel reads it flat, in C order
             opts[o.name] = x.lib.upload(checked, math, x.device) if isinstance(checked, np.ndarray) else checked
     return opts
 
@@ -153,8 +161,8 @@ def _target(spec: LossSpec, t: ca.DeviceArray, x: ca.DeviceArray, soft: bool) ->
     return x.lib.convert(t, x.dtype)  # soft targets and point-wise targets: the input's dtype
 
 
-def _target_domain(spec: LossSpec) -> dict:
-    if spec.rowwise or (spec.target_range is None and spec.target_values is None):
+def _target_domain(spec: LossSpec, opts: dict) -> dict:
+    if spec.rowwise or not spec.checks_domain(opts):
         return {"target_lo": 0.0, "target_hi": 0.0, "target_integral": 0, "check_target": 0}
     lo, hi = spec.target_range if spec.target_range is not None else (min(spec.target_values), max(spec.target_values))
     return {"target_lo": float(lo), "target_hi": float(hi), "target_integral": int(spec.target_range is None),
@@ -269,6 +277,8 @@ def _run(spec: LossSpec, form: str, args: dict[str, Any], x: ca.DeviceArray, t: 
         else:
             device_den = 2 if spec.mean_over == "target_weight" and opts.get("weight") is not None else 1
             host_den = float("nan")
+    elif reduction == "batchmean":
+        host_den = _problem.reduction_denominator(spec, reduction, t, soft, placeholders, lay)
 
     grad = None
     if need_grad:
@@ -286,7 +296,7 @@ def _run(spec: LossSpec, form: str, args: dict[str, Any], x: ca.DeviceArray, t: 
     weight, params = spec.kernel_params(placeholders)
     if weight is not None:
         weight = next(opts[name] for name, v in placeholders.items() if v is weight)
-    if reduction == "mean" and not device_den:
+    if reduction in ("mean", "batchmean") and not device_den:
         with np.errstate(divide="ignore", invalid="ignore"):
             host_scale = float(np.float64(host_scale) / host_den)  # as the CPU path folds it
     job = {
@@ -303,7 +313,11 @@ def _run(spec: LossSpec, form: str, args: dict[str, Any], x: ca.DeviceArray, t: 
                    allow_cluster=int(os.environ.get("FASTLOSS_CUDA_CLUSTER", "1") != "0"))
         _cuda.rowwise(job)
     else:
-        job.update(n=x.size, target=_ptr(target), **_target_domain(spec))
+        vectors = [opts[name] for name in spec.broadcast_names]
+        job.update(n=x.size, target=_ptr(target), **_target_domain(spec, opts),
+                   vectors=[_ptr(v) if v is not None and not isinstance(v, numbers.Real) else 0 for v in vectors],
+                   vector_periods=[int(np.prod(v.shape)) if v is not None and not isinstance(v, numbers.Real) else 0
+                                   for v in vectors])
         _cuda.pointwise(job)
     _used_devices.add(device)
     if _sync_checks():
@@ -328,5 +342,5 @@ def _raise_exact_target_error(spec: LossSpec, t: ca.DeviceArray, lay, opts: dict
     if spec.rowwise and not soft:
         _problem.class_target(host.data, lay, opts["ignore_index"])
     elif not spec.rowwise:
-        _problem.elementwise_target(spec, host, dtype, True)
+        _problem.elementwise_target(spec, host, dtype, True, opts)
     raise ValueError(f"{spec.name}: a CUDA kernel found a target out of range")

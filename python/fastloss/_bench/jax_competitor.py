@@ -40,11 +40,16 @@ def _optax_losses(opts: dict[str, Any]) -> dict[str, Callable]:
         # smooth_l1(beta) == huber(delta=beta) / beta, exactly
         "smooth_l1_loss": lambda x, y: L.huber_loss(x, y, delta=opts["beta"]).mean() / opts["beta"],
         "mse_loss": lambda x, y: L.squared_error(x, y).mean(),
+        "l1_loss": lambda x, y: L.absolute_error(x, y).mean() if hasattr(L, "absolute_error") else abs(x - y).mean(),
         "log_cosh_loss": lambda x, y: L.log_cosh(x, y).mean(),
         "binary_cross_entropy_with_logits": (
-            (lambda x, y: L.sigmoid_binary_cross_entropy(x, y).mean())
-            if opts.get("weight") is None and opts.get("pos_weight") is None
+            (lambda x, y: L.sigmoid_binary_cross_entropy(x, y).mean()) if opts.get("weight") is None and opts.get("pos_weight") is None
             else not_default("weight/pos_weight not mapped")
+        ),
+        # optax.kl_divergence sums over the last axis; fastloss's default "mean" is over elements
+        "kl_div": (
+            (lambda x, t: L.kl_divergence(x, t).sum() / x.size) if not opts.get("log_target")
+            else (lambda x, t: L.kl_divergence_with_log_targets(x, t).sum() / x.size)
         ),
     }
 

@@ -87,7 +87,8 @@ def _torch_losses(opts: dict[str, Any]) -> dict[str, Callable]:
         "l1_loss": F.l1_loss,
         "log_cosh_loss": log_cosh,
         "binary_cross_entropy_with_logits": bce_with_logits,
-        "kl_div": lambda x, y: F.kl_div(x, y, log_target=opts.get("log_target", False), reduction="mean"),
+        # "mean" over elements (fastloss's default) without PyTorch's per-call warning about it
+        "kl_div": lambda x, y: F.kl_div(x, y, reduction="sum", log_target=opts.get("log_target", False)) / x.numel(),
         "softmax_kl_div": softmax_kl_div,
         "wasserstein_loss": wasserstein,
     }

@@ -29,9 +29,15 @@ silently give a zero second derivative.
 """
 
 from .functional import (
+    binary_cross_entropy_with_logits,
     cross_entropy,
     hinge_loss,
     huber_loss,
+    kl_div,
+    l1_loss,
+    log_cosh_loss,
+    margin_ranking_loss,
+    mse_loss,
     multi_margin_loss,
     multiclass_hinge_loss,
     sigmoid_focal_loss,
@@ -40,9 +46,15 @@ from .functional import (
 )
 from .lm_head import LinearCrossEntropyLoss, linear_cross_entropy, vocab_parallel_cross_entropy
 from .modules import (
+    BCEWithLogitsLoss,
     CrossEntropyLoss,
     HingeLoss,
     HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    LogCoshLoss,
+    MarginRankingLoss,
+    MSELoss,
     MultiClassHingeLoss,
     MultiMarginLoss,
     SigmoidFocalLoss,
@@ -51,18 +63,30 @@ from .modules import (
 )
 
 __all__ = [
+    "BCEWithLogitsLoss",
     "CrossEntropyLoss",
     "HingeLoss",
     "HuberLoss",
+    "KLDivLoss",
+    "L1Loss",
+    "LogCoshLoss",
+    "MSELoss",
+    "MarginRankingLoss",
     "LinearCrossEntropyLoss",
     "MultiClassHingeLoss",
     "MultiMarginLoss",
     "SigmoidFocalLoss",
     "SmoothL1Loss",
     "SoftmaxFocalLoss",
+    "binary_cross_entropy_with_logits",
     "cross_entropy",
     "hinge_loss",
     "huber_loss",
+    "kl_div",
+    "l1_loss",
+    "log_cosh_loss",
+    "margin_ranking_loss",
+    "mse_loss",
     "linear_cross_entropy",
     "multi_margin_loss",
     "multiclass_hinge_loss",

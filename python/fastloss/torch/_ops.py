@@ -54,9 +54,9 @@ def _soft_cross_entropy_target_grad(grad_input, input, target, options, reductio
 
 
 # The losses whose target gets a gradient, and how (the others refuse a target that requires grad).
+# Point-wise losses of e = input - target (_spec's ``difference``) take -d/dinput.
 TARGET_GRADIENTS = {
-    "huber_loss": _negated_input_grad,
-    "smooth_l1_loss": _negated_input_grad,
+    **{spec.name: _negated_input_grad for spec in BY_NAME.values() if spec.difference},
     "cross_entropy": _soft_cross_entropy_target_grad,
 }
 
@@ -306,12 +306,19 @@ def apply(
             )
         if vector is not None and vector.requires_grad:
             raise NotImplementedError(f"fastloss.torch.{loss}: the gradient w.r.t. the class weights is not implemented")
+        for name in spec.broadcast_names:
+            if isinstance(options.get(name), Tensor) and options[name].requires_grad:
+                raise NotImplementedError(f"fastloss.torch.{loss}: the gradient w.r.t. {name} is not implemented")
         if inplace_backward and input.is_leaf:
             raise ValueError(
                 f"fastloss.torch.{loss}: inplace_backward=True would overwrite a leaf tensor (a parameter or "
                 "a user-created tensor) with the gradient; pass logits computed from it instead"
             )
     if torch.compiler.is_compiling():
+        if any(isinstance(options.get(name), Tensor) for name in spec.broadcast_names):
+            raise NotImplementedError(  # the custom ops' schema carries one class vector, not per-element ones
+                f"fastloss.torch.{loss}: per-element tensor options ({', '.join(spec.broadcast_names)}) are not "
+                "supported under torch.compile")
         args = (vector, loss, reduction, float(scale), axis, _pack(options))
         if not needs_grad:
             return _loss_op(input, target, *args)

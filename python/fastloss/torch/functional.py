@@ -4,6 +4,9 @@ extras are keyword-only. Each is one call of ``_ops.apply``."""
 
 from __future__ import annotations
 
+import warnings
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -201,3 +204,175 @@ def multiclass_hinge_loss(
         squared=squared,
         variant="crammer_singer",
     )
+
+
+# ---- the seeds' other losses (DESIGN 1.1b) ------------------------------------------------------
+
+
+def _weighted_mean_or_reduce(loss: Tensor, weight: Tensor, reduction: str) -> Tensor:
+    """PyTorch 2.13's weighted mse/l1: "mean" divides by sum(weight), not by the element count."""
+    if reduction == "mean":
+        return loss.sum() / weight.sum()
+    return _ops.reduce(loss, reduction)
+
+
+def _difference_loss(name: str, input: Tensor, target: Tensor, size_average, reduce, reduction: str,
+                     weight: Tensor | None) -> Tensor:
+    input, target = _ops.same_shape_target(input, target)
+    reduction = _ops.reduction_of(size_average, reduce, reduction)
+    if weight is None:
+        return _ops.apply(name, input, target, reduction)
+    if weight.size() != input.size():
+        raise ValueError("Weights and input must have the same size.")
+    return _weighted_mean_or_reduce(_ops.apply(name, input, target, "none") * weight, weight, reduction)
+
+
+def mse_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    weight: Tensor | None = None,
+) -> Tensor:
+    """``torch.nn.functional.mse_loss``: ``l = (input - target)**2``; the target gets a gradient too.
+
+    An elementwise ``weight`` multiplies each loss; "mean" then divides by ``weight.sum()`` (PyTorch's rule).
+    """
+    if _ops.torch_is_faster(input):
+        return F.mse_loss(input, target, size_average, reduce, reduction, weight)
+    return _difference_loss("mse_loss", input, target, size_average, reduce, reduction, weight)
+
+
+def l1_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    weight: Tensor | None = None,
+) -> Tensor:
+    """``torch.nn.functional.l1_loss``: ``l = |input - target|`` (gradient 0 at 0, as PyTorch)."""
+    if _ops.torch_is_faster(input):
+        return F.l1_loss(input, target, size_average, reduce, reduction, weight)
+    return _difference_loss("l1_loss", input, target, size_average, reduce, reduction, weight)
+
+
+def log_cosh_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Log-cosh regression loss ``l = log(cosh(input - target))``, finite for any finite residual
+    (evaluated as ``|e| + log1p(exp(-2|e|)) - log 2``); gradient ``tanh(e)``. PyTorch has none."""
+    input, target = _ops.same_shape_target(input, target)
+    return _ops.apply("log_cosh_loss", input, target, reduction)
+
+
+def _kernel_vector(value: Tensor | None, input: Tensor, name: str) -> Tensor | float | None:
+    """BCE's weight or pos_weight as the kernel takes it, under PyTorch's broadcasting: the input's
+    shape or (C,) go as they are, a single pos_weight as a scalar, other shapes that broadcast to the
+    input's are expanded to it (one input-sized copy)."""
+    if value is None or value.shape == input.shape or (value.dim() == 1 and input.dim() and
+                                                       value.shape[0] == input.shape[-1]):
+        return value
+    if value.numel() == 1 and name == "pos_weight" and not value.requires_grad:
+        return float(value.reshape(()))
+    try:
+        shape = torch.broadcast_shapes(value.shape, input.shape)
+    except RuntimeError:
+        shape = None
+    if shape != input.shape:  # PyTorch refuses a weight that would change the loss's shape too
+        raise ValueError(f"fastloss.torch.binary_cross_entropy_with_logits: {name} of shape {tuple(value.shape)} "
+                         "does not broadcast to the input's shape "
+                         f"{tuple(input.shape)}")
+    return value.expand(input.shape).contiguous()
+
+
+def binary_cross_entropy_with_logits(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    pos_weight: Tensor | None = None,
+) -> Tensor:
+    """``torch.nn.functional.binary_cross_entropy_with_logits`` in one fused pass, log-space (finite
+    for any finite logit): ``l = -w*(pw*y*log sigmoid(x) + (1-y)*log(1-sigmoid(x)))``.
+
+    ``weight`` and ``pos_weight`` broadcast as in PyTorch: the input's shape or (C,) along the last
+    axis go to the kernel as they are, other shapes that broadcast to the input's are expanded to it.
+    Under ``torch.compile``, tensor weights run PyTorch's own function (the custom ops carry no
+    per-element vectors).
+    """
+    if _ops.torch_is_faster(input):
+        return F.binary_cross_entropy_with_logits(input, target, weight, size_average, reduce, reduction, pos_weight)
+    reduction = _ops.reduction_of(size_average, reduce, reduction)
+    if target.size() != input.size():
+        raise ValueError(f"Target size ({target.size()}) must be the same as input size ({input.size()})")
+    if torch.compiler.is_compiling() and (weight is not None or pos_weight is not None):
+        return F.binary_cross_entropy_with_logits(input, target, weight, reduction=reduction, pos_weight=pos_weight)
+    return _ops.apply("binary_cross_entropy_with_logits", input, target, reduction,
+                      weight=_kernel_vector(weight, input, "weight"),
+                      pos_weight=_kernel_vector(pos_weight, input, "pos_weight"))
+
+
+_KL_MEAN_WARNING = (
+    "reduction: 'mean' divides the total loss by both the batch size and the support size."
+    "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+    "'mean' will be changed to behave the same as 'batchmean' in the next major release."
+)
+
+
+def kl_div(
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    log_target: bool = False,
+) -> Tensor:
+    """``torch.nn.functional.kl_div`` (``input`` holds log-probabilities): ``l = target*(log target - input)``,
+    0 where target = 0; ``log_target``: ``l = exp(target)*(target - input)``. ``reduction="batchmean"``
+    divides the sum by ``input.shape[0]``; "mean" (with PyTorch's warning) by the element count."""
+    if _ops.torch_is_faster(input):
+        return F.kl_div(input, target, size_average, reduce, reduction, log_target)
+    reduction = _ops.reduction_of(size_average, reduce, reduction)
+    if reduction == "mean":
+        warnings.warn(_KL_MEAN_WARNING, stacklevel=2)
+    if input.shape != target.shape:
+        input, target = torch.broadcast_tensors(input, target)
+    return _ops.apply("kl_div", input, target, reduction, log_target=bool(log_target))
+
+
+def margin_ranking_loss(
+    input1: Tensor,
+    input2: Tensor,
+    target: Tensor,
+    margin: float = 0,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """``torch.nn.functional.margin_ranking_loss``: ``l = max(0, -y*(x1 - x2) + margin)``: fastloss's
+    binary hinge on the score differences ``x1 - x2`` (pairwise ranking). Targets other than +-1
+    (PyTorch takes any value), and calls under ``torch.compile``, are computed with PyTorch ops."""
+    if _ops.torch_is_faster(input1):
+        return F.margin_ranking_loss(input1, input2, target, margin, size_average, reduce, reduction)
+    reduction = _ops.reduction_of(size_average, reduce, reduction)
+    if input1.dim() != input2.dim() or input1.dim() != target.dim():
+        raise RuntimeError(
+            f"margin_ranking_loss : All input tensors should have same dimension but got sizes: "
+            f"input1: {input1.size()}, input2: {input2.size()}, target: {target.size()} "
+        )
+    diff = input1 - input2
+    diff, target = torch.broadcast_tensors(diff, target)
+    # Checking the targets needs their values: under torch.compile that is a graph break, so there
+    # the loss is PyTorch's own formula.
+    if target.requires_grad or torch.compiler.is_compiling() or not bool(torch.all(target.abs() == 1)):
+        return _ops.reduce((margin - target * diff).clamp_min(0), reduction)
+    loss = _ops.apply("hinge_loss", diff, target, reduction, margin=float(margin), squared=False)
+    # PyTorch's clamp_min passes the gradient at h = 0 exactly (a tie with margin=0); the hinge
+    # kernel gives 0 there. The term below is exactly 0 in value and carries -y at those elements.
+    h = margin - target * diff
+    tie = h.detach() == 0
+    if bool(tie.any()):
+        loss = loss + _ops.reduce(h * tie, reduction)
+    return loss

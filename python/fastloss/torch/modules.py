@@ -5,9 +5,15 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from .functional import (
+    binary_cross_entropy_with_logits,
     cross_entropy,
     hinge_loss,
     huber_loss,
+    kl_div,
+    l1_loss,
+    log_cosh_loss,
+    margin_ranking_loss,
+    mse_loss,
     multi_margin_loss,
     multiclass_hinge_loss,
     sigmoid_focal_loss,
@@ -164,3 +170,71 @@ class MultiClassHingeLoss(nn.modules.loss._WeightedLoss):
             ignore_index=self.ignore_index,
             reduction=self.reduction,
         )
+
+
+class MSELoss(nn.modules.loss._Loss):
+    """Drop-in for ``torch.nn.MSELoss``; see :func:`mse_loss`."""
+
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean") -> None:
+        super().__init__(size_average, reduce, reduction)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return mse_loss(input, target, reduction=self.reduction)
+
+
+class L1Loss(nn.modules.loss._Loss):
+    """Drop-in for ``torch.nn.L1Loss``; see :func:`l1_loss`."""
+
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean") -> None:
+        super().__init__(size_average, reduce, reduction)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return l1_loss(input, target, reduction=self.reduction)
+
+
+class LogCoshLoss(nn.modules.loss._Loss):
+    """Module form of :func:`log_cosh_loss` (PyTorch has no log-cosh loss)."""
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return log_cosh_loss(input, target, reduction=self.reduction)
+
+
+class BCEWithLogitsLoss(nn.modules.loss._Loss):
+    """Drop-in for ``torch.nn.BCEWithLogitsLoss``; ``weight`` and ``pos_weight`` are buffers, as in PyTorch."""
+
+    def __init__(self, weight: Tensor | None = None, size_average=None, reduce=None, reduction: str = "mean",
+                 pos_weight: Tensor | None = None) -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.register_buffer("weight", weight)
+        self.register_buffer("pos_weight", pos_weight)
+        self.weight: Tensor | None
+        self.pos_weight: Tensor | None
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return binary_cross_entropy_with_logits(input, target, self.weight, pos_weight=self.pos_weight,
+                                                reduction=self.reduction)
+
+
+class KLDivLoss(nn.modules.loss._Loss):
+    """Drop-in for ``torch.nn.KLDivLoss`` (incl. ``reduction="batchmean"``); see :func:`kl_div`."""
+
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean", log_target: bool = False) -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.log_target = log_target
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+
+
+class MarginRankingLoss(nn.modules.loss._Loss):
+    """Drop-in for ``torch.nn.MarginRankingLoss``; see :func:`margin_ranking_loss`."""
+
+    def __init__(self, margin: float = 0.0, size_average=None, reduce=None, reduction: str = "mean") -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.margin = margin
+
+    def forward(self, input1: Tensor, input2: Tensor, target: Tensor) -> Tensor:
+        return margin_ranking_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)

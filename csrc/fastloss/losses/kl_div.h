@@ -1,0 +1,41 @@
+// kl_div (F.kl_div), elementwise; the input holds log-probabilities:
+//   l = xlogy(t, t) - t x  (0 log 0 = 0: a zero target gives t x = 0 for finite x);  dl/dx = -t
+//   log_target: l = exp(t) (t - x);  dl/dx = -exp(t)
+// Target domain: t >= 0 (NaN propagates) unless log_target; the check is per call, not per loss.
+#pragma once
+
+#include "../params.h"
+#include "../math_ops.h"
+
+FL_NAMESPACE_BEGIN
+
+template <class S> struct kl_div {
+  static constexpr bool kChecksTarget = true;  // must match _spec.py's target domain
+  static constexpr bool kComputeBound = true;  // a log (or exp) per element: prefetch ahead
+  bool log_target;
+  explicit FL_HD kl_div(const LossParams& p) : log_target(p.log_target != 0) {}
+  template <class V> FL_HD LossGrad<V> operator()(V x, V y) const {
+    LossGrad<V> r;
+    if (log_target) {
+      V p = fl_exp(y);
+      r.loss = p * (y - x);
+      r.grad = -p;
+    } else {
+      // y*log(y) is taken only where y != 0 (log 0 = -inf times 0 would be NaN); NaN y stays NaN.
+      V ylogy = select(y == V(0), V(0), y * fl_log(select(y == V(0), V(1), y)));
+      r.loss = ylogy - y * x;
+      r.grad = -y;
+    }
+    return r;
+  }
+  template <class V> FL_HD V target_invalid(V y) const {
+    return log_target ? V(0) : select(y < V(0), V(1), V(0));
+  }
+  // Linear in the input: d2l/dx2 = 0 (NaN targets propagate through 0 * y).
+  template <class V> FL_HD GradHess<V> grad_hess(V x, V y) const {
+    const LossGrad<V> r = (*this)(x, y);
+    return {r.grad, r.grad * V(0)};
+  }
+};
+
+FL_NAMESPACE_END

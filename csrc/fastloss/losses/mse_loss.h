@@ -1,0 +1,27 @@
+// mse_loss (F.mse_loss), elementwise: e = x - y;  l = e^2;  dl/dx = 2 e.
+#pragma once
+
+#include "../params.h"
+#include "../math_ops.h"
+
+FL_NAMESPACE_BEGIN
+
+// The loss as the point-wise kernels call it (csrc/cpu/pointwise_kernel.h, csrc/cuda/pointwise.cu),
+// named after its _spec.py entry: the generated case for the loss calls exactly this struct.
+template <class S> struct mse_loss {
+  static constexpr bool kChecksTarget = false;  // must match _spec.py's target domain
+  static constexpr bool kComputeBound = false;
+  explicit FL_HD mse_loss(const LossParams&) {}
+  template <class V> FL_HD LossGrad<V> operator()(V x, V y) const {
+    V e = x - y;
+    return LossGrad<V>{e * e, e + e};
+  }
+  template <class V> static FL_HD V target_invalid(V) { return V(0); }
+  // d2l/dx2 = 2 (NaN e propagates).
+  template <class V> FL_HD GradHess<V> grad_hess(V x, V y) const {
+    V e = x - y;
+    return {e + e, select(e != e, e, V(2))};
+  }
+};
+
+FL_NAMESPACE_END
