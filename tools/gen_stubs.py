@@ -34,6 +34,8 @@ def _option_type(opt) -> str:
     s = opt.spec
     if s.type == "class_vector":
         return "float | ArrayLike | None" if s.vector_or_scalar else "ArrayLike | None"
+    if s.type == "broadcast_vector":  # the input's shape, (C,) along the last axis, or a scalar
+        return "float | ArrayLike | None"
     if s.type == "choice":
         return "Literal[" + ", ".join(repr(c) for c in s.choices) + "]"
     kind = _KERNEL_TYPES[s.type]
