@@ -10,8 +10,7 @@ from ._backends.cuda import check_errors as cuda_check_errors
 from ._config import backend, show_config
 from ._include import get_include
 from ._registry import LOSSES
-
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 globals().update(_FUNCTIONS)
 
