@@ -6,7 +6,7 @@
 //
 // IN: int64 count, then per case: int64 kind (0 rowwise, 1 pointwise), loss_id, dtype, outer,
 // classes, inner (pointwise: n, 1, 1), flags (FLAG_*), double grad_scale, int64 param count and per
-// param (int64 length, name, double value), then blobs (int64 size, bytes): x, target, weight if
+// param (blob name, double value, converted to the LossParams field's type), then blobs (int64 size, bytes): x, target, weight if
 // FLAG_WEIGHT, row_scale if FLAG_ROW_SCALE. OUT: per case int64 rc, double total, blob error text,
 // blob loss_out, blob grad_out (empty when not asked for). All little-endian, as both ends are.
 #include <cstddef>
@@ -31,14 +31,6 @@ enum : int64_t {
   FLAG_SOFT = 1, FLAG_WEIGHT = 2, FLAG_ROW_SCALE = 4, FLAG_LOSS_OUT = 8, FLAG_GRAD_OUT = 16,
   FLAG_IN_PLACE = 32, FLAG_NEED_LOSS = 64,
 };
-
-struct Field {
-  const char* name;
-  size_t offset;
-};
-#define X(f) {#f, offsetof(LossParams, f)},
-const Field kFields[] = {FL_PARAM_FIELDS};
-#undef X
 
 struct Reader {
   FILE* f;
@@ -73,11 +65,13 @@ LossParams read_params(Reader& in) {
     const double value = in.get<double>();
     const std::string key(name.begin(), name.end());
     bool found = false;
-    for (const Field& fd : kFields)
-      if (key == fd.name) {
-        std::memcpy(reinterpret_cast<char*>(&p) + fd.offset, &value, sizeof value);
-        found = true;
-      }
+#define X(f)                                      \
+  if (key == #f) {                                \
+    p.f = static_cast<decltype(p.f)>(value);      \
+    found = true;                                 \
+  }
+    FL_PARAM_FIELDS
+#undef X
     if (!found) throw std::runtime_error("unknown LossParams field " + key);
   }
   return p;

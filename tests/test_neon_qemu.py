@@ -19,6 +19,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import fastloss
@@ -68,7 +69,7 @@ def driver_command(fields: list[str], out: Path) -> list[list[str]]:
     Static, so that qemu needs no aarch64 sysroot at run time."""
     cpu = ROOT / "csrc" / "cpu"
     common = [CXX, "-std=c++17", "-O2", "-Wall", "-Wextra", "-fopenmp", "-fno-math-errno",
-              f"-I{cpu}", f"-I{ROOT / 'csrc'}"]
+              f"-I{cpu}", f"-I{ROOT / 'csrc'}", f"-I{out / 'generated'}"]
     objs = {
         "neon.o": [str(cpu / "isa_kernels.cpp"), "-DFASTLOSS_ISA=neon", "-DFL_ISA_NEON=1"],
         "scalar.o": [str(cpu / "isa_kernels.cpp"), "-DFASTLOSS_ISA=scalar", "-DFL_ISA_SCALAR=1"],
@@ -81,9 +82,15 @@ def driver_command(fields: list[str], out: Path) -> list[list[str]]:
     return compiles + [link]
 
 
+def generate_headers(out: Path) -> None:
+    """The loss table's C++ side (LossParams, loss ids), as CMake generates it from _spec.py."""
+    subprocess.run([sys.executable, str(ROOT / "tools" / "gen_losses.py"), str(out / "generated")], check=True)
+
+
 def build_driver(fields: list[str]) -> Path:
     """The driver binary, cached under build-neon-qemu/ by a hash of the sources and commands."""
-    sources = sorted((ROOT / "csrc").rglob("*")) + [ROOT / "tests" / "neon_driver.cpp"]
+    sources = sorted((ROOT / "csrc").rglob("*")) + [
+        ROOT / "tests" / "neon_driver.cpp", ROOT / "tools" / "gen_losses.py", ROOT / "python" / "fastloss" / "_spec.py"]
     h = hashlib.sha256(repr(driver_command(fields, Path("."))).encode())
     for p in sources:
         if p.is_file():
@@ -93,6 +100,7 @@ def build_driver(fields: list[str]) -> Path:
     if exe.exists():
         return exe
     out.mkdir(parents=True, exist_ok=True)
+    generate_headers(out)
     *compiles, link = driver_command(fields, out)
     procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for c in compiles]
     for cmd, p in zip(compiles, procs):
@@ -220,7 +228,7 @@ def write_cases(path: Path, calls) -> None:
         for kind, a, in_place in calls:
             x = a["x"]
             outer, classes, inner = x.shape if kind == "rowwise" else (x.shape[0], 1, 1)
-            soft = a["params"].get("soft_target", 0.0) != 0.0
+            soft = kind == "rowwise" and a["target"].dtype != np.int64  # probabilities, like x
             flags = ((FLAG_SOFT if soft else 0) | (FLAG_WEIGHT if a["weight"] is not None else 0)
                      | (FLAG_ROW_SCALE if a["row_scale"] is not None else 0)
                      | (FLAG_LOSS_OUT if a["loss_out"] is not None else 0)
@@ -229,7 +237,8 @@ def write_cases(path: Path, calls) -> None:
             f.write(struct.pack("<7qd", 0 if kind == "rowwise" else 1, a["loss_id"], FL_DTYPE[a["dtype"]],
                                 outer, classes, inner, flags, a["grad_scale"]))
             f.write(struct.pack("<q", len(a["params"])))
-            f.writelines(struct.pack("<q", len(key)) + key.encode() + struct.pack("<d", float(value)) for key, value in a["params"].items())
+            f.writelines(struct.pack("<q", len(key)) + key.encode() + struct.pack("<d", float(value))
+                         for key, value in a["params"].items())
             blobs = [a["x"], a["target"]] + [a[k] for k in ("weight", "row_scale") if a[k] is not None]
             for b in blobs:
                 raw = np.ascontiguousarray(b).tobytes()
