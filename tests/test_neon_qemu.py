@@ -68,7 +68,7 @@ def driver_command(fields: list[str], out: Path) -> list[list[str]]:
     """The cross-compile of the kernel layer + driver: one compile per object, then the link.
     Static, so that qemu needs no aarch64 sysroot at run time."""
     cpu = ROOT / "csrc" / "cpu"
-    common = [CXX, "-std=c++17", "-O2", "-Wall", "-Wextra", "-fopenmp", "-fno-math-errno",
+    common = [CXX, "-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror=switch", "-fopenmp", "-fno-math-errno",
               f"-I{cpu}", f"-I{ROOT / 'csrc'}", f"-I{out / 'generated'}"]
     objs = {
         "neon.o": [str(cpu / "isa_kernels.cpp"), "-DFASTLOSS_ISA=neon", "-DFL_ISA_NEON=1"],
