@@ -21,6 +21,19 @@ inline int64_t first_index_of(const T* x, int64_t C, int64_t stride, int64_t t, 
   return -1;
 }
 
+// The crammer_singer max as the reference takes it (np.argmax picks a NaN, whose hinge is then
+// inactive): NaN from the first NaN score on. fl_max alone returns b when either is NaN, which
+// kept or dropped a NaN depending on where it sat, so ISAs and paths disagreed.
+template <class W> inline W max_nan(W m, W z) { return select(m != m, m, fl_max(m, z)); }
+
+template <class W> inline bool any_nan(W v) {
+  typename W::scalar a[W::lanes];
+  v.lanes_to(a);
+  for (int i = 0; i < W::lanes; ++i)
+    if (a[i] != a[i]) return true;
+  return false;
+}
+
 template <class V, class T>
 inline typename V::scalar hinge_row(const RowContext<typename V::scalar>& k, const T* x, int64_t t, T* g, T* h,
                                     typename V::scalar scale) {
@@ -31,11 +44,12 @@ inline typename V::scalar hinge_row(const RowContext<typename V::scalar>& k, con
     Dual<V> mx(-__builtin_inf());
     auto body = [&](int64_t c, auto tag) {
       using W = decltype(tag);
-      mx.get(tag) = fl_max(mx.get(tag), W::load(x + c));
+      mx.get(tag) = max_nan(mx.get(tag), W::load(x + c));
     };
     vector_loop<V>(0, t, body);
     vector_loop<V>(t + 1, C, body);
-    const S max_other = mx.max();
+    const bool nan = any_nan(mx.v) || any_nan(mx.v2) || any_nan(mx.l);
+    const S max_other = nan ? S(__builtin_nan("")) : mx.max();
     const int64_t j = first_index_of<S>(x, C, 1, t, max_other);
     const LossGrad<S> r = crammer_singer_finalize(s_t, max_other, w_t, k.hinge, scale);
     if (g) {
@@ -94,7 +108,7 @@ inline void hinge_tile(const RowContext<typename V::scalar>& k, const T* x, cons
     for (int64_t c = 0; c < C; ++c) {
       V z = V::load(x + c * in);
       m2 = fl_max(m2, fl_min(m1, z));
-      m1 = fl_max(m1, z);
+      m1 = max_nan(m1, z);  // a NaN lane then gives max_other = NaN below, whatever m2 holds
     }
     S m1l[NL], m2l[NL], d[NL], hd[NL];
     int64_t jstar[NL];

@@ -8,7 +8,9 @@
 
 #include "simd/vec_scalar.h"
 
-#ifdef _OPENMP
+#if defined(FASTLOSS_THREAD_POOL)
+#include "thread_pool.h"
+#elif defined(_OPENMP)
 #include <omp.h>
 #endif
 
@@ -69,7 +71,7 @@ template <class V, class T> inline bool can_stream(const T* p) {
 }
 
 inline int thread_id() {
-#ifdef _OPENMP
+#if defined(_OPENMP) && !defined(FASTLOSS_THREAD_POOL)
   return omp_get_thread_num();
 #else
   return 0;
@@ -81,9 +83,21 @@ inline int thread_id() {
 // descheduled, and a static split would make the whole call wait for its half.
 template <class Work> inline void parallel_chunks(int64_t chunks, int threads, char* scratch, size_t per_thread,
                                                   Work&& work) {
+#if defined(FASTLOSS_THREAD_POOL)
+  struct Job {
+    std::remove_reference_t<Work>* work;
+    char* scratch;
+    size_t per_thread;
+  } job{&work, scratch, per_thread};
+  pool_run(chunks, threads, [](void* ctx, int64_t k, int thread) {
+    Job& j = *static_cast<Job*>(ctx);
+    (*j.work)(k, j.scratch + size_t(thread) * j.per_thread);
+  }, &job);
+#else
   (void)threads;
 #pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1 && chunks > 1)
   for (int64_t k = 0; k < chunks; ++k) work(k, scratch + size_t(thread_id()) * per_thread);
+#endif
 }
 
 FL_NAMESPACE_END

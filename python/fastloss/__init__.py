@@ -11,8 +11,7 @@ from ._config import backend, show_config
 from ._include import get_include
 from ._linear_ce import linear_cross_entropy, linear_cross_entropy_with_grad
 from ._registry import LOSSES
-
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 globals().update(_FUNCTIONS)
 

@@ -128,7 +128,8 @@ def sigmoid_focal_loss(x, y, *, alpha, gamma):
     with np.errstate(divide="ignore", invalid="ignore"):
         dlog = np.where(one_minus_pt > 0, p * q * (1.0 - 2.0 * y) / one_minus_pt, 0.0)
     loss = ce * mod
-    grad = (p - y) * mod + ce * gamma * mod * dlog
+    # gamma = 0 has no focusing term at all (not 0 * a NaN ce at x = +-inf, as PyTorch agrees).
+    grad = (p - y) * mod + (ce * gamma * mod * dlog if gamma != 0 else 0.0)
     if alpha >= 0:
         a = alpha * y + (1.0 - alpha) * (1.0 - y)
         loss, grad = loss * a, grad * a

@@ -1,7 +1,9 @@
 // AArch64 NEON (Advanced SIMD, baseline on every aarch64 CPU): Vf = 4 x float, Vd = 2 x double.
 // float16 converts with fcvtl/fcvtn (round to nearest even per FPCR default), bfloat16 with
-// integer shifts and the same round-to-nearest-even bit trick as x86. vminq/vmaxq return NaN if
-// either operand is NaN, which keeps the clamp property of math_ops.h (NaN passes through).
+// integer shifts and the same round-to-nearest-even bit trick as x86. fl_min/fl_max are a compare
+// and a select, not vminq/vmaxq (NaN if either operand is NaN): math_ops.h's contract is x86's,
+// b when either is NaN, and a running max over a row that holds a NaN must give what the other
+// ISAs give (tests/test_neon_qemu.py found the crammer_singer hinge differing).
 // Cross-compile check: see csrc/cpu/README.md.
 #pragma once
 
@@ -76,8 +78,8 @@ inline uint64x2_t mask_not(uint64x2_t m) { return vreinterpretq_u64_u32(vmvnq_u3
   inline M operator==(V a, V b) { return {vceqq_##sfx(a.v, b.v)}; }                               \
   inline M operator!=(V a, V b) { return {mask_not(vceqq_##sfx(a.v, b.v))}; }                    \
   inline V select(M m, V a, V b) { return vbslq_##sfx(m.m, a.v, b.v); }                           \
-  inline V fl_min(V a, V b) { return vminq_##sfx(a.v, b.v); }                                     \
-  inline V fl_max(V a, V b) { return vmaxq_##sfx(a.v, b.v); }                                     \
+  inline V fl_min(V a, V b) { return vbslq_##sfx(vcltq_##sfx(a.v, b.v), a.v, b.v); }              \
+  inline V fl_max(V a, V b) { return vbslq_##sfx(vcgtq_##sfx(a.v, b.v), a.v, b.v); }              \
   inline V fl_abs(V a) { return vabsq_##sfx(a.v); }                                               \
   inline V fl_fma(V a, V b, V c) { return vfmaq_##sfx(c.v, a.v, b.v); }                           \
   inline V fl_div(V a, V b) { return vdivq_##sfx(a.v, b.v); }                                     \
@@ -90,8 +92,9 @@ inline float hsum(Vf a) {  // fixed order: (l0 + l2) + (l1 + l3)
   float32x2_t s = vadd_f32(vget_low_f32(a.v), vget_high_f32(a.v));
   return vget_lane_f32(s, 0) + vget_lane_f32(s, 1);
 }
-inline float hmax(Vf a) {
-  float32x2_t s = vmax_f32(vget_low_f32(a.v), vget_high_f32(a.v));
+inline float hmax(Vf a) {  // (l0 max l2) max (l1 max l3), each as fl_max
+  const float32x2_t lo = vget_low_f32(a.v), hi = vget_high_f32(a.v);
+  const float32x2_t s = vbsl_f32(vcgt_f32(lo, hi), lo, hi);
   return fl_max(vget_lane_f32(s, 0), vget_lane_f32(s, 1));
 }
 inline double hsum(Vd a) { return vgetq_lane_f64(a.v, 0) + vgetq_lane_f64(a.v, 1); }
