@@ -121,6 +121,13 @@ bool takes_soft_targets(int loss_id) {
   return false;
 }
 
+bool needs_logit_targets(int loss_id) {
+#define FL_LOGITS(name) if (loss_id == LOSS_##name) return true;
+  FL_LOSSES_LOGIT_TARGETS(FL_LOGITS)
+#undef FL_LOGITS
+  return false;
+}
+
 template <class T> T* grow(std::vector<T>& v, size_t n) {
   if (v.size() < n) v.resize(n);
   return v.data();
@@ -196,6 +203,7 @@ extern "C" int fastloss_rowwise(const FlRowwiseArgs* a, double* total, char* err
     if (a->outer < 0 || a->classes < 1 || a->inner < 1) return fail(error, error_size, "bad shape");
     const bool soft = a->soft_target != nullptr;
     if (soft && !takes_soft_targets(a->loss_id)) return fail(error, error_size, "this loss takes no soft targets");
+    if (!soft && needs_logit_targets(a->loss_id)) return fail(error, error_size, "this loss needs float target logits");
     if (!a->x || (!soft && !a->target)) return fail(error, error_size, "x and target are required");
     if (!soft) {
       const int64_t n = a->outer * a->inner, ignore = a->params.ignore_index;

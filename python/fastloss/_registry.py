@@ -111,6 +111,13 @@ def class_vector(name, value, num_classes=None):
     return arr
 
 
+def one_or_two(name, value, num_classes=None):
+    value = integer(name, value)
+    if value not in (1, 2):
+        raise ValueError(f"{name} must be 1 or 2, got {value!r}")
+    return value
+
+
 def scalar_or_class_vector(name, value, num_classes=None):
     if value is None or isinstance(value, numbers.Real) and not isinstance(value, bool):
         return None if value is None else _finite_float(name, value)
@@ -121,6 +128,7 @@ VALIDATORS: dict[str, Callable[..., Any]] = {
     "any_float": any_float, "nonneg_float": nonneg_float, "positive_float": positive_float,
     "unit_interval": unit_interval, "optional_positive_float": optional_positive_float, "integer": integer,
     "boolean": boolean, "class_vector": class_vector, "scalar_or_class_vector": scalar_or_class_vector,
+    "one_or_two": one_or_two,
 }
 
 
@@ -156,6 +164,7 @@ class LossSpec:
     mean_over: str  # "target_weight" | "valid_rows" | "elements"
     formula: str
     soft_targets: bool  # rowwise: float targets with the input's shape are allowed
+    logit_targets: bool  # rowwise: the target is always float logits of the input's shape
     target_values: tuple[float, ...] | None  # pointwise: allowed integer/bool target values
     target_range: tuple[float, float] | None  # pointwise: allowed float target interval
     cpp_id: int  # LossId of the generated C++ table: the position in _spec.LOSSES
@@ -195,6 +204,7 @@ def _loss(cpp_id: int, loss: _spec.Loss) -> LossSpec:
         name=loss.name, kind=loss.kind, input_name=loss.input_name,
         options=tuple(_option(o) for o in loss.options), reference=getattr(_reference, loss.name),
         mean_over=loss.mean_over, formula=loss.formula, soft_targets=loss.soft_targets,
+        logit_targets=loss.logit_targets,
         target_values=loss.target_values, target_range=loss.target_range, cpp_id=cpp_id,
     )
 

@@ -51,8 +51,10 @@ class Loss:
     options: tuple[Opt, ...]
     mean_over: str  # "target_weight" | "valid_rows" | "elements": the denominator of reduction="mean"
     formula: str
-    row_kernel: str | None = None  # rowwise: the CPU/CUDA row kernel family ("softmax" | "hinge")
+    row_kernel: str | None = None  # rowwise: the CPU/CUDA row kernel family ("softmax" | "hinge" | ...)
     soft_targets: bool = False  # rowwise: float targets of the input's shape are probabilities
+    logit_targets: bool = False  # rowwise: the target is always a float array of the input's shape holding
+    #                              logits (any real values; e.g. a teacher's), never class indices
     target_values: tuple[float, ...] | None = None  # pointwise: allowed integer/bool target values
     target_range: tuple[float, float] | None = None  # pointwise: allowed float target interval
 
@@ -159,6 +161,40 @@ LOSSES: tuple[Loss, ...] = (
         options=(Opt("beta", "f64", 1.0, "nonneg_float", "threshold; beta=0 is L1", example=0.25),),
         mean_over="elements",
         formula="e = x - y; l = 0.5*e**2/beta if |e| < beta else |e| - 0.5*beta",
+    ),
+    Loss(
+        name="softmax_kl_div",
+        kind=ROWWISE,
+        input_name="logits",
+        row_kernel="distill",
+        options=(
+            Opt("temperature", "f64", 1.0, "positive_float", "T: both logits are divided by T before the softmax",
+                example=2.5),
+        ),
+        mean_over="valid_rows",
+        logit_targets=True,
+        formula=(
+            "knowledge distillation, one fused pass: p = softmax(logits/T), q = softmax(target_logits/T), "
+            "l_i = sum_c q_c*(log q_c - log p_c); gradient w.r.t. logits only, (p - q)/T; no T**2 factor "
+            "(multiply by T**2 yourself for Hinton et al.'s scaling); target: the teacher's logits, "
+            "of logits' shape; 'mean' divides by the number of rows"
+        ),
+    ),
+    Loss(
+        name="wasserstein_loss",
+        kind=ROWWISE,
+        input_name="logits",
+        row_kernel="wasserstein",
+        options=(
+            Opt("p", "i64", 1, "one_or_two", "exponent: 1 (EMD) or 2 (squared EMD, Hou et al. 2016)", example=2),
+            IGNORE_INDEX,
+        ),
+        mean_over="valid_rows",
+        soft_targets=True,
+        formula=(
+            "1-D earth mover's distance over ordered classes: l_i = sum_c |F_c - G_c|**p, F = cumsum(softmax(x)), "
+            "G = cumsum(target distribution) (one-hot for class indices); p in {1, 2}"
+        ),
     ),
 )
 
