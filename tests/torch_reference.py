@@ -129,6 +129,30 @@ def smooth_l1_loss(x, target, *, reduction="mean", beta=1.0):
     return F.smooth_l1_loss(x, target.to(x.dtype), reduction=reduction, beta=beta)
 
 
+def softmax_kl_div(x, target, *, reduction="mean", temperature=1.0, axis=-1):
+    """F.kl_div of the tempered log-softmaxes, log_target=True, per row ("batchmean" of each row)."""
+    log_p = F.log_softmax(x / temperature, dim=axis)
+    log_q = F.log_softmax(target.to(x.dtype) / temperature, dim=axis)
+    loss = F.kl_div(log_p, log_q, log_target=True, reduction="none").sum(dim=axis)
+    return _reduce(loss, reduction, loss.numel())
+
+
+def wasserstein_loss(x, target, *, reduction="mean", p=1, ignore_index=-100, axis=-1):
+    """sum_c |cumsum(softmax(x)) - cumsum(target distribution)|**p, through torch.cumsum."""
+    C = x.shape[axis]
+    soft = target.dtype.is_floating_point
+    F_ = torch.cumsum(torch.softmax(x, dim=axis), dim=axis)
+    if soft:
+        G = torch.cumsum(target.to(x.dtype), dim=axis)
+        valid = torch.ones(F_.sum(dim=axis).shape, dtype=torch.bool)
+    else:
+        valid, t = _valid_targets(target, ignore_index)
+        G = torch.cumsum(F.one_hot(t, C).to(x.dtype).movedim(-1, axis % x.ndim), dim=axis)
+    loss = (torch.abs(F_ - G) ** p).sum(dim=axis)
+    loss = torch.where(valid, loss, torch.zeros_like(loss))
+    return _reduce(loss, reduction, valid.sum())
+
+
 REFERENCES = {
     "cross_entropy": cross_entropy,
     "softmax_focal_loss": softmax_focal_loss,
@@ -137,6 +161,8 @@ REFERENCES = {
     "multiclass_hinge_loss": multiclass_hinge_loss,
     "huber_loss": huber_loss,
     "smooth_l1_loss": smooth_l1_loss,
+    "softmax_kl_div": softmax_kl_div,
+    "wasserstein_loss": wasserstein_loss,
 }
 
 

@@ -4,12 +4,14 @@
 //   1. the row max m
 //   2. e = exp(x - m) to ebuf (the gradient buffer itself when it has the math type, even in
 //      place over x: x_c is read before g_c is written) and s = sum e
-//   3. the scan over the ordered classes: F, G, d, the loss, Htot, B, and Hpre to hbuf
-//   4. g = e/s * (Htot - B - Hpre) * scale, written once in the storage dtype.
-// Rows: the scan (3) is sequential, in double (cumulative sums of thousands of classes keep full
-// float precision; a scalar loop costs the same either way). Tiles (class axis not last, and
-// blocks of short rows): V::lanes rows side by side, so the scan runs across whole vectors, in
-// the math type. Ignored rows are handled by the caller (rows) or by a lane mask (tiles).
+//   3. the scan over the ordered classes: F, G, d, the loss, B, and h to hbuf
+//   4. the gradient p_c (H_c - B) * scale, written once in the storage dtype.
+// Rows: 3 and 4 are sequential scalar loops in double (4 runs from the end of the row, summing H
+// directly), which keeps cumulative sums over 1e5 classes exact to float precision; a scalar loop
+// costs the same in double. Tiles (class
+// axis not last, and blocks of short rows): V::lanes rows side by side, so the scan runs across
+// whole vectors in the math type, saving Hpre to hbuf for a vectorised gradient p (Htot - B - Hpre).
+// Ignored rows are handled by the caller (rows) or by a lane mask (tiles).
 #pragma once
 
 #include "../fastloss/losses/wasserstein_loss.h"
@@ -27,31 +29,39 @@ inline typename V::scalar wasserstein_row(const RowContext<typename V::scalar>& 
   Dual<V> mx(-__builtin_inf());
   vector_loop2<V>(0, C, [&](int64_t c, auto tag, int j) { mx.get(tag, j) = fl_max(mx.get(tag, j), decltype(tag)::load(x + c)); });
   const S m = softmax_safe_max(mx.max());
-  Dual<V> s(0);
-  vector_loop2<V>(0, C, [&](int64_t c, auto tag, int j) {
+  vector_loop<V>(0, C, [&](int64_t c, auto tag) {
     using W = decltype(tag);
-    const W e = fl_exp_nonpos(W::load(x + c) - W(m));
-    e.store(ebuf + c);
-    s.get(tag, j) = s.get(tag, j) + e;
+    fl_exp_nonpos(W::load(x + c) - W(m)).store(ebuf + c);
   });
-  const double inv_s = 1.0 / double(s.sum());
-  double cum = 0, G = 0, loss = 0, hpre = 0, B = 0;
+  // The normaliser in double too: 1 - F_c = (sum_{k>c} e_k)/s is what the gradient at a confident
+  // class multiplies, and a float s would put its rounding (1e-7) into every one of those terms.
+  double s4[4] = {0, 0, 0, 0};
+  int64_t c4 = 0;
+  for (; c4 + 4 <= C; c4 += 4)
+    for (int j = 0; j < 4; ++j) s4[j] += double(ebuf[c4 + j]);
+  for (; c4 < C; ++c4) s4[0] += double(ebuf[c4]);
+  const double inv_s = 1.0 / ((s4[0] + s4[1]) + (s4[2] + s4[3]));
+  double cum = 0, G = 0, loss = 0, B = 0;
   for (int64_t c = 0; c < C; ++c) {
     cum += double(ebuf[c]);
     const double F = cum * inv_s;
     G = y ? G + load_scalar<double>(y + c) : (c >= t ? 1.0 : 0.0);
     const LossGrad<double> term = wasserstein_term(F - G, k.square);
     loss += term.loss;
-    if (g) hbuf[c] = S(hpre);
-    hpre += term.grad;
-    B += term.grad * F;
+    // h as stored is the h of the gradient pass too: B = sum_c h_c F_c must use the very values
+    // that H sums, or the sign of the last class's d = F - G (0 up to rounding) would not cancel.
+    hbuf[c] = S(term.grad);
+    B += double(hbuf[c]) * F;
   }
   if (g) {
-    const S a = S(inv_s * scale), hb = S(hpre - B);
-    vector_loop<V>(0, C, [&](int64_t c, auto tag) {
-      using W = decltype(tag);
-      (W::load(ebuf + c) * W(a) * (W(hb) - W::load(hbuf + c))).store(g + c);
-    });
+    // H_c - B from the end of the row, in double: H and B grow with C while their difference at
+    // the predicted class is small, so a float prefix of h would cancel (2e-4 at C = 4097).
+    const double a = inv_s * double(scale);
+    double H = 0;
+    for (int64_t c = C - 1; c >= 0; --c) {
+      H += double(hbuf[c]);
+      store_scalar(g + c, S(double(ebuf[c]) * a * (H - B)));
+    }
   }
   return S(loss);
 }
@@ -89,7 +99,7 @@ inline void wasserstein_tile(const RowContext<typename V::scalar>& k, const T* x
     G = y ? G + V::load(y + c * in) : select(V(S(c)) >= tv, V(1), V(0));
     const LossGrad<V> term = wasserstein_term(F - G, k.square);
     lsum = lsum + term.loss;
-    if (g) hpre.store(hbuf + c * NL);
+    hpre.store(hbuf + c * NL);
     hpre = hpre + term.grad;
     B = B + term.grad * F;
   }
