@@ -157,17 +157,17 @@ def kink_gap(name: str, x: np.ndarray, target: np.ndarray, opts: dict, axis: int
 
 
 def _wasserstein_gap(x, target, opts, axis):
-    """p=1: min over c < C-1 of |F_c - G_c| (|.| has its kink at 0; the last class has F = G = 1)."""
-    if opts.get("p", 1) == 2:
-        return np.full(x.size // x.shape[axis], np.inf)
+    """p=1 with probability targets: min over c < C-1 of |F_c - G_c| (|.| has its kink at 0; the
+    last class has F = G = 1)."""
+    M = x.size // x.shape[axis]
+    if opts.get("p", 1) == 2 or target.dtype.kind in "iu":
+        # One-hot G: d = F_c > 0 before the target and F_c - 1 < 0 from it on; a sign lost to
+        # rounding (F within an ulp of 1) moves the gradient only by the mass beyond c, below an ulp.
+        return np.full(M, np.inf)
     s = _rows(x, axis)
-    M, C = s.shape
     p = np.exp(s - s.max(axis=1, keepdims=True))
     F = np.cumsum(p / p.sum(axis=1, keepdims=True), axis=1)
-    if target.dtype.kind not in "iu":  # probabilities (float, or ml_dtypes' bfloat16 of kind "V")
-        G = np.cumsum(_rows(target.astype(np.float64), axis), axis=1)
-    else:
-        G = (np.arange(C)[None, :] >= target.reshape(-1)[:, None]).astype(np.float64)
+    G = np.cumsum(_rows(target.astype(np.float64), axis), axis=1)  # float, or ml_dtypes' bfloat16
     return np.min(np.abs(F - G)[:, :-1], axis=1, initial=np.inf)
 
 

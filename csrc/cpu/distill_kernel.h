@@ -5,7 +5,7 @@
 //   2. es = exp(x/T - ms) to ebuf (the gradient buffer itself when it has the math type, even in
 //      place over x: x_c is read before g_c is written), et = exp(y/T - mt) to tbuf, their sums
 //      and A = sum et (u - s)
-//   3. g = es * a - et * b, written once in the storage dtype.
+//   3. g = es * a - et * b (in softmax_kl_div_grad's form), written once in the storage dtype.
 // Tiles (class axis not last): V::lanes neighbouring rows at stride `inner`, vectorised across
 // them, so no transposing copy is made. The target is always dense (teacher logits): no ignored rows.
 #pragma once
@@ -48,7 +48,7 @@ inline typename V::scalar distill_row(const RowContext<typename V::scalar>& k, c
   if (g) {
     vector_loop<V>(0, C, [&](int64_t c, auto tag) {
       using W = decltype(tag);
-      (W::load(ebuf + c) * W(r.a) - W::load(tbuf + c) * W(r.b)).store(g + c);
+      softmax_kl_div_grad(W::load(ebuf + c), W::load(tbuf + c), W(r.a), W(r.a_minus_b)).store(g + c);
     });
   }
   return r.loss;
@@ -99,11 +99,12 @@ inline void distill_tile(const RowContext<typename V::scalar>& k, const T* x, co
                                                   rs ? k.grad_scale * rs[j] : k.grad_scale);
     loss[j] = r.loss;
     A[j] = r.a;
-    B[j] = r.b;
+    B[j] = r.a_minus_b;
   }
   if (!g) return;
   const V av = V::from_lanes(A), bv = V::from_lanes(B);
-  for (int64_t c = 0; c < C; ++c) (V::load(ebuf + c * estride) * av - V::load(tbuf + c * NL) * bv).store(g + c * in);
+  for (int64_t c = 0; c < C; ++c)
+    softmax_kl_div_grad(V::load(ebuf + c * estride), V::load(tbuf + c * NL), av, bv).store(g + c * in);
 }
 
 FL_NAMESPACE_END

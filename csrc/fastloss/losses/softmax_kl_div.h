@@ -15,17 +15,21 @@ FL_NAMESPACE_BEGIN
 // The term of class c in A (0 where the teacher's probability is 0).
 template <class V> FL_HD V softmax_kl_div_term(V et, V u, V s) { return select(et == V(0), V(0), et * (u - s)); }
 
-// Row loss, and the coefficients of es_c and et_c in the gradient (times the row's scale).
+// Row loss, and the gradient's coefficients: g_c = es_c a - et_c b = (es_c - et_c) a + et_c (a - b).
 template <class S> struct KlDivRow {
-  S loss, a, b;
+  S loss, a, a_minus_b;
 };
 
 template <class S> FL_HD KlDivRow<S> softmax_kl_div_finalize(S A, S Ss, S St, S inv_t, S scale) {
   KlDivRow<S> r;
   r.loss = A / St - fl_log(St) + fl_log(Ss);
   r.a = scale * inv_t / Ss;
-  r.b = scale * inv_t / St;
+  r.a_minus_b = r.a - scale * inv_t / St;
   return r;
 }
+
+// The gradient in the difference form: exactly 0 for identical logits (es = et, a = b) whatever
+// the compiler fuses into FMAs, where es*a - et*b as an FMA would leave es*a's rounding error.
+template <class V> FL_HD V softmax_kl_div_grad(V es, V et, V a, V a_minus_b) { return (es - et) * a + et * a_minus_b; }
 
 FL_NAMESPACE_END
