@@ -37,6 +37,8 @@ from .functional import (
     sigmoid_focal_loss,
     smooth_l1_loss,
     softmax_focal_loss,
+    softmax_kl_div,
+    wasserstein_loss,
 )
 from .modules import (
     CrossEntropyLoss,
@@ -47,6 +49,8 @@ from .modules import (
     SigmoidFocalLoss,
     SmoothL1Loss,
     SoftmaxFocalLoss,
+    SoftmaxKLDivLoss,
+    WassersteinLoss,
 )
 
 __all__ = [
@@ -58,6 +62,8 @@ __all__ = [
     "SigmoidFocalLoss",
     "SmoothL1Loss",
     "SoftmaxFocalLoss",
+    "SoftmaxKLDivLoss",
+    "WassersteinLoss",
     "cross_entropy",
     "hinge_loss",
     "huber_loss",
@@ -66,4 +72,6 @@ __all__ = [
     "sigmoid_focal_loss",
     "smooth_l1_loss",
     "softmax_focal_loss",
+    "softmax_kl_div",
+    "wasserstein_loss",
 ]

@@ -13,6 +13,8 @@ from .functional import (
     sigmoid_focal_loss,
     smooth_l1_loss,
     softmax_focal_loss,
+    softmax_kl_div,
+    wasserstein_loss,
 )
 
 
@@ -164,3 +166,25 @@ class MultiClassHingeLoss(nn.modules.loss._WeightedLoss):
             ignore_index=self.ignore_index,
             reduction=self.reduction,
         )
+
+
+class SoftmaxKLDivLoss(nn.modules.loss._Loss):
+    """Module form of :func:`softmax_kl_div` (distillation: student logits, teacher logits)."""
+
+    def __init__(self, temperature: float = 1.0, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
+        self.temperature = temperature
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return softmax_kl_div(input, target, temperature=self.temperature, reduction=self.reduction)
+
+
+class WassersteinLoss(nn.modules.loss._Loss):
+    """Module form of :func:`wasserstein_loss` (ordered classes, class dim 1)."""
+
+    def __init__(self, p: int = 1, ignore_index: int = -100, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
+        self.p, self.ignore_index = p, ignore_index
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return wasserstein_loss(input, target, p=self.p, ignore_index=self.ignore_index, reduction=self.reduction)
