@@ -43,6 +43,20 @@ def _torch_losses(opts: dict[str, Any]) -> dict[str, Callable]:
         rival = s.scatter(-1, t.unsqueeze(-1), float("-inf")).amax(-1, keepdim=True)
         return torch.clamp(opts["margin"] + rival - s_t, min=0).mean()
 
+    def softmax_kl_div(x, t):  # the distillation recipe: log_softmax of both, kl_div with log_target
+        T = opts["temperature"]
+        return F.kl_div(F.log_softmax(x / T, dim=-1), F.log_softmax(t / T, dim=-1), log_target=True,
+                        reduction="batchmean")
+
+    def wasserstein(x, t):
+        if opts["p"] not in (1, 2):
+            raise Skip(f"p={opts['p']}")
+        F_ = torch.cumsum(torch.softmax(x, dim=-1), dim=-1)
+        valid = t != opts["ignore_index"]
+        G = torch.cumsum(F.one_hot(t.clamp(min=0), x.shape[-1]).to(x.dtype), dim=-1)
+        loss = (torch.abs(F_ - G) ** opts["p"]).sum(-1)
+        return (loss * valid).sum() / valid.sum()
+
     return {
         "cross_entropy": lambda x, t: F.cross_entropy(
             x, t, ignore_index=opts["ignore_index"], label_smoothing=opts["label_smoothing"]
@@ -53,6 +67,8 @@ def _torch_losses(opts: dict[str, Any]) -> dict[str, Callable]:
         "multiclass_hinge_loss": multiclass_hinge,
         "huber_loss": lambda x, y: F.huber_loss(x, y, delta=opts["delta"]),
         "smooth_l1_loss": lambda x, y: F.smooth_l1_loss(x, y, beta=opts["beta"]),
+        "softmax_kl_div": softmax_kl_div,
+        "wasserstein_loss": wasserstein,
     }
 
 
