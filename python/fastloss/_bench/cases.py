@@ -55,7 +55,9 @@ def make_case(spec: LossSpec, form: str, dtype: str, shape: tuple[int, ...], see
     rng = np.random.default_rng(seed)
     nd = numpy_dtype(dtype)
     x = (2.0 * rng.standard_normal(shape, dtype=np.float32)).astype(nd)
-    if spec.rowwise:
+    if spec.logit_targets:  # a teacher's logits, like the input's
+        target = (2.0 * rng.standard_normal(shape, dtype=np.float32)).astype(nd)
+    elif spec.rowwise:
         target = rng.integers(0, shape[-1], size=shape[:-1], dtype=np.int64)
     elif spec.target_values is not None:
         lo, hi = min(spec.target_values), max(spec.target_values)
