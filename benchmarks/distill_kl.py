@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import time
 
+import fastloss
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-import fastloss
 
 
 def best_of(fn, repeat: int) -> float:
@@ -61,7 +60,7 @@ def main() -> None:
                      ("fastloss", lambda: fastloss.softmax_kl_div_with_grad(x, t, temperature=T, out=out)),
                      ("torch", torch_fwd_bwd)):
         results[name] = best_of(fn, args.repeat)
-    loss, grad = fastloss.softmax_kl_div_with_grad(x, t, temperature=T)
+    _loss, grad = fastloss.softmax_kl_div_with_grad(x, t, temperature=T)
     np.testing.assert_allclose(grad, torch_fwd_bwd().numpy(), rtol=1e-4, atol=1e-9)
     gb = nbytes / 1e9
     for name, sec in results.items():
