@@ -103,6 +103,16 @@ CASES: dict[str, list[dict]] = {
         {"target": "with_zeros"},
         {"log_target": True},
     ],
+    # the target is the teacher's logits (the spec's logit_targets): drawn as floats of x's shape
+    "softmax_kl_div": [{}, {"temperature": 2.5}, {"temperature": 0.5}],
+    "wasserstein_loss": [
+        {},
+        {"p": 2},
+        {"ignore_index": 1},
+        {"p": 2, "ignore_index": 0},
+        {"target": "soft"},
+        {"target": "soft", "p": 2},
+    ],
 }
 
 
@@ -154,6 +164,8 @@ def kink_gap(name: str, x: np.ndarray, target: np.ndarray, opts: dict, axis: int
         e = np.abs(x - target.astype(np.float64)).reshape(-1)
         threshold = opts.get("delta", opts.get("beta", 1.0))
         return np.minimum(np.abs(e - threshold), e if threshold == 0 else np.inf)
+    if name == "wasserstein_loss":
+        return _wasserstein_gap(x, target, opts, axis)
     if name != "multiclass_hinge_loss":
         return np.full(target.size if SPECS[name].rowwise else x.size, np.inf)
     s = _rows(x, axis)
@@ -170,6 +182,21 @@ def kink_gap(name: str, x: np.ndarray, target: np.ndarray, opts: dict, axis: int
     return np.minimum(np.abs(top2[:, 0]), top2[:, 0] - top2[:, 1])  # hinge at 0, tie in the max
 
 
+def _wasserstein_gap(x, target, opts, axis):
+    """p=1 with probability targets: min over c < C-1 of |F_c - G_c| (|.| has its kink at 0; the
+    last class has F = G = 1)."""
+    M = x.size // x.shape[axis]
+    if opts.get("p", 1) == 2 or target.dtype.kind in "iu":
+        # One-hot G: d = F_c > 0 before the target and F_c - 1 < 0 from it on; a sign lost to
+        # rounding (F within an ulp of 1) moves the gradient only by the mass beyond c, below an ulp.
+        return np.full(M, np.inf)
+    s = _rows(x, axis)
+    p = np.exp(s - s.max(axis=1, keepdims=True))
+    F = np.cumsum(p / p.sum(axis=1, keepdims=True), axis=1)
+    G = np.cumsum(_rows(target.astype(np.float64), axis), axis=1)  # float, or ml_dtypes' bfloat16
+    return np.min(np.abs(F - G)[:, :-1], axis=1, initial=np.inf)
+
+
 def _draw_x(name: str, shape: tuple, rng: np.random.Generator) -> np.ndarray:
     scale = 3.0 if name in ("cross_entropy", "softmax_focal_loss") else 1.5
     return rng.standard_normal(shape) * scale
@@ -177,6 +204,8 @@ def _draw_x(name: str, shape: tuple, rng: np.random.Generator) -> np.ndarray:
 
 def _draw_target(name, kind, shape, axis, opts, rng, ignore_fraction):
     spec = SPECS[name]
+    if spec.logit_targets:
+        return rng.standard_normal(shape) * 3
     if spec.rowwise and kind != "soft":
         C = shape[axis % len(shape)]
         t = rng.integers(0, C, size=loss_shape(name, shape, axis))

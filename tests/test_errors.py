@@ -14,6 +14,8 @@ BINARY_T = np.ones((4, 5))
 
 
 def target_for(name):
+    if SPECS[name].logit_targets:
+        return FLOAT_T
     if SPECS[name].rowwise:
         return CLASS_T
     return BINARY_T if name in ("sigmoid_focal_loss", "hinge_loss", "binary_cross_entropy_with_logits") else FLOAT_T
@@ -122,6 +124,30 @@ BAD = [
     ("mse_loss", {"reduction": "batchmean"}, ValueError,
      r"reduction must be one of \('none', 'mean', 'sum'\), got 'batchmean'"),
     ("log_cosh_loss", {"target": np.zeros(5)}, ValueError, r"target must have input's shape \(4, 5\), got \(5,\)"),
+]
+
+
+# softmax_kl_div and wasserstein_loss (DESIGN 1.1b)
+BAD += [
+    ("softmax_kl_div", {"target": CLASS_T}, TypeError,
+     r"target must hold float logits of logits's shape, got dtype int64"),
+    ("softmax_kl_div", {"target": np.zeros((4, 4))}, ValueError, r"target must have logits's shape \(4, 5\), got \(4, 4\)"),
+    ("softmax_kl_div", {"target": np.zeros((5, 4))}, ValueError, r"target must have logits's shape \(4, 5\), got \(5, 4\)"),
+    ("softmax_kl_div", {"temperature": 0.0}, ValueError, "temperature must be > 0, got 0.0"),
+    ("softmax_kl_div", {"temperature": -2}, ValueError, "temperature must be > 0, got -2.0"),
+    ("softmax_kl_div", {"temperature": float("nan")}, ValueError, "temperature must be finite, got nan"),
+    ("softmax_kl_div", {"temperature": "2"}, TypeError, "temperature must be a real number, got '2'"),
+    ("wasserstein_loss", {"p": 3}, ValueError, "p must be 1 or 2, got 3"),
+    ("wasserstein_loss", {"p": 0}, ValueError, "p must be 1 or 2, got 0"),
+    ("wasserstein_loss", {"p": 1.5}, TypeError, "p must be an integer, got 1.5"),
+    ("wasserstein_loss", {"target": np.array([0, 5, 1, 2])}, ValueError,
+     r"target\[1\] = 5 is out of range \[0, 5\) and is not ignore_index=-100"),
+    ("wasserstein_loss", {"target": np.array([0, 1, 2])}, ValueError, r"target must have shape \(4,\)"),
+    ("wasserstein_loss", {"target": np.zeros((4, 4))}, ValueError,
+     r"soft target must have logits's shape \(4, 5\), got \(4, 4\)"),
+    ("wasserstein_loss", {"target": np.zeros(4, dtype=bool)}, TypeError,
+     "target must hold integer class indices or float probabilities, got dtype bool"),
+    ("wasserstein_loss", {"target": FLOAT_T, "ignore_index": 2}, ValueError, "ignore_index=2 cannot be used with soft"),
 ]
 
 

@@ -44,3 +44,17 @@ def test_mean_gradient_matches_finite_differences(backend, rng, name, case):
 
     grad = call(name, "grad", x, t, reduction="mean", **opts)
     assert_close(grad, central_differences(mean_loss, x), RTOL)
+
+
+# Long rows (the scan over the ordered classes in the row kernels) and the class axis first (tiles).
+@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize(("shape", "axis"), [((3, 40), -1), ((40, 3), 0)])
+def test_wasserstein_gradient_through_the_cumulative_sum(backend, rng, p, shape, axis):
+    x, t, opts = make_problem("wasserstein_loss", shape, rng, {"p": p}, axis=axis, min_gap=1e-3)
+    g = rng.uniform(0.5, 2.0, loss_shape("wasserstein_loss", shape, axis))
+
+    def weighted_loss(z):
+        return float(np.sum(g * call("wasserstein_loss", "loss", z, t, axis=axis, reduction="none", **opts)))
+
+    grad = call("wasserstein_loss", "grad", x, t, axis=axis, reduction="none", grad_output=g, **opts)
+    assert_close(grad, central_differences(weighted_loss, x), RTOL)

@@ -24,7 +24,7 @@ from problems import (
 
 SHIFT_INVARIANT = [
     (name, case)
-    for name in ("cross_entropy", "softmax_focal_loss", "multiclass_hinge_loss")
+    for name in ("cross_entropy", "softmax_focal_loss", "multiclass_hinge_loss", "softmax_kl_div", "wasserstein_loss")
     for case in CASES[name]
     if "softcap" not in case and "z_loss" not in case  # both depend on the logits' level, by design
 ]
@@ -37,7 +37,8 @@ SHIFT_INVARIANT = [
 @pytest.mark.parametrize(("name", "case"), [pytest.param(n, c, id=f"{n}-{i}") for i, (n, c) in
                                             enumerate(SHIFT_INVARIANT)])
 def test_adding_100_to_every_logit_changes_nothing(backend, rng, name, case, dtype, classes):
-    x, t, opts = make_problem(name, (5, classes), rng, case, dtype="float64")
+    # min_gap=0: only the loss is compared, and it is continuous at every kink
+    x, t, opts = make_problem(name, (5, classes), rng, case, dtype="float64", min_gap=0.0)
     x = as_dtype(np.round(x * 64) / 64, dtype)
     base = call(name, "with_grad", x, t, reduction="none", **opts)
     shifted = call(name, "with_grad", x + as_dtype(100.0, dtype), t, reduction="none", **opts)
@@ -216,3 +217,91 @@ def test_concurrent_calls_from_python_threads(backend, rng):
     for got, want in zip(results, expected * 4):
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
+
+
+# ---- softmax_kl_div and wasserstein_loss (DESIGN 1.1b) -------------------------------------------
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.3, 4.0])
+@pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16"])
+@pytest.mark.parametrize(("shape", "axis"), [((7, 13), -1), ((5, 1000), -1), ((3, 9, 17), 1)])
+def test_softmax_kl_div_of_identical_logits_is_zero(backend, rng, temperature, dtype, shape, axis):
+    x = as_dtype(rng.standard_normal(shape) * 4, dtype)
+    loss, grad = fastloss.softmax_kl_div_with_grad(x, x.copy(), temperature=temperature, axis=axis,
+                                                   reduction="none")
+    assert np.all(np.asarray(loss, dtype=np.float64) == 0.0)
+    assert np.all(np.asarray(grad, dtype=np.float64) == 0.0)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 2.0, 8.0])
+def test_softmax_kl_div_large_vocabulary_and_temperature(backend, rng, temperature):
+    """32000 classes, logits up to +-60 (exp(60/0.5) overflows float32): finite and PyTorch's values."""
+    import torch
+    import torch.nn.functional as F
+
+    x = (rng.standard_normal((3, 32000)) * 20).clip(-60, 60)
+    t = (rng.standard_normal((3, 32000)) * 20).clip(-60, 60)
+    x[0, 5] = t[1, -1] = 60.0
+    for dtype, rtol in (("float64", 1e-10), ("float32", 2e-5)):
+        xd, td = as_dtype(x, dtype), as_dtype(t, dtype)
+        loss, grad = fastloss.softmax_kl_div_with_grad(xd, td, temperature=temperature, reduction="none")
+        assert np.all(np.isfinite(loss)) and np.all(np.isfinite(grad))
+        xt = torch.tensor(xd.astype(np.float64), requires_grad=True)
+        tt = torch.tensor(td.astype(np.float64))
+        expected = F.kl_div(F.log_softmax(xt / temperature, -1), F.log_softmax(tt / temperature, -1),
+                            log_target=True, reduction="none").sum(-1)
+        (expected_grad,) = torch.autograd.grad(expected.sum(), xt)
+        assert_close(loss, expected.detach().numpy(), rtol, scale=10.0, what=f"{dtype} loss")
+        assert_close(grad, expected_grad.numpy(), rtol, what=f"{dtype} grad")
+
+
+def test_softmax_kl_div_zero_teacher_probability_adds_zero(backend):
+    """A class the teacher masks with -inf (q = 0) adds 0 to the loss (0 log 0 = 0), not nan."""
+    x = np.array([[1.0, 2.0, -np.inf, 0.5], [0.0, 1.0, 2.0, 3.0]])
+    t = np.array([[0.5, 1.5, -np.inf, -np.inf], [3.0, -np.inf, 1.0, 0.0]])
+    loss, grad = fastloss.softmax_kl_div_with_grad(x, t, reduction="none")
+    p = np.exp(x - x.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    q = np.exp(t - t.max(1, keepdims=True))
+    q /= q.sum(1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = np.sum(np.where(q > 0, q * (np.log(q) - np.log(p)), 0.0), axis=1)
+    np.testing.assert_allclose(loss, expected, rtol=1e-12)
+    np.testing.assert_allclose(grad, p - q, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_wasserstein_of_the_predicted_distribution_is_zero(backend, rng, dtype):
+    """Target = softmax(x): F = G up to rounding, so the loss is ~0 for p=1 and 2, and so is p=2's gradient."""
+    x = rng.standard_normal((6, 50)).astype(dtype)
+    e = np.exp(x.astype(np.float64) - x.max(1, keepdims=True))
+    target = (e / e.sum(1, keepdims=True)).astype(dtype)
+    eps = 1e-13 if dtype == "float64" else 1e-5
+    for p in (1, 2):
+        loss, grad = fastloss.wasserstein_loss_with_grad(x, target, p=p, reduction="none")
+        assert np.all(np.abs(loss) < 50 * eps)
+    assert np.all(np.abs(grad) < eps)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_wasserstein_one_hot_is_cumulative_distance(backend, rng, p):
+    """Class index t equals the one-hot probability target; l = sum_c |F_c - [c >= t]|**p."""
+    x = rng.standard_normal((50, 23)) * 2
+    t = rng.integers(0, 23, 50)
+    hard = fastloss.wasserstein_loss_with_grad(x, t, p=p, reduction="none")
+    soft = fastloss.wasserstein_loss_with_grad(x, np.eye(23)[t], p=p, reduction="none")
+    np.testing.assert_allclose(hard[0], soft[0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(hard[1], soft[1], rtol=1e-12, atol=1e-14)
+    e = np.exp(x - x.max(1, keepdims=True))
+    F = np.cumsum(e / e.sum(1, keepdims=True), axis=1)
+    G = np.arange(23)[None, :] >= t[:, None]
+    np.testing.assert_allclose(hard[0], np.sum(np.abs(F - G) ** p, axis=1), rtol=1e-12)
+
+
+def test_wasserstein_mean_divides_by_non_ignored_rows(backend, rng):
+    x = rng.standard_normal((10, 6))
+    t = rng.integers(0, 6, 10)
+    t[[2, 5, 7]] = -100
+    rows = fastloss.wasserstein_loss(x, t, reduction="none")
+    assert rows[2] == rows[5] == rows[7] == 0.0
+    np.testing.assert_allclose(fastloss.wasserstein_loss(x, t), rows.sum() / 7, rtol=1e-12)

@@ -391,3 +391,62 @@ def test_import_fastloss_loads_neither_torch_nor_jax_and_reaches_both_lazily():
     subprocess.run(
         [sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     )
+
+
+# ---- softmax_kl_div / wasserstein_loss drop-ins (class dim 1) against PyTorch written out ----------
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("temperature", [1.0, 3.0])
+@pytest.mark.parametrize("shape", [(6, 11), (3, 5, 4, 2), (9,)])
+def test_softmax_kl_div_matches_kl_div_of_log_softmaxes(shape, temperature, reduction):
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(shape, dtype=torch.float64, generator=gen) * 3
+    teacher = torch.randn(shape, dtype=torch.float64, generator=gen) * 3
+    dim = 1 if len(shape) > 1 else 0
+
+    def theirs(s, t, reduction):
+        loss = F.kl_div(F.log_softmax(s / temperature, dim), F.log_softmax(t / temperature, dim), log_target=True,
+                        reduction="none").sum(dim)
+        return {"none": loss, "sum": loss.sum(), "mean": loss.mean()}[reduction]
+
+    assert_same_as(lambda s, t, reduction: ft.softmax_kl_div(s, t, temperature=temperature, reduction=reduction),
+                   theirs, x, teacher, reduction=reduction)
+    module = ft.SoftmaxKLDivLoss(temperature=temperature, reduction=reduction)
+    assert_same_as(lambda s, t, reduction: module(s, t), theirs, x, teacher, reduction=reduction)
+    if len(shape) == 2 and reduction == "mean":  # F.kl_div's own "batchmean" for (N, C)
+        batchmean = F.kl_div(F.log_softmax(x / temperature, 1), F.log_softmax(teacher / temperature, 1),
+                             log_target=True, reduction="batchmean")
+        torch.testing.assert_close(ft.softmax_kl_div(x, teacher, temperature=temperature), batchmean)
+
+
+def test_softmax_kl_div_refuses_a_teacher_that_needs_a_gradient():
+    x = torch.randn(4, 5, requires_grad=True)
+    with pytest.raises(NotImplementedError, match="target.detach"):
+        ft.softmax_kl_div(x, torch.randn(4, 5, requires_grad=True))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize("soft", [False, True])
+def test_wasserstein_loss_matches_cumsum_formula(soft, p, reduction):
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(5, 7, 3, dtype=torch.float64, generator=gen) * 2
+    if soft:
+        target = torch.softmax(torch.randn(5, 7, 3, dtype=torch.float64, generator=gen), 1)
+    else:
+        target = torch.randint(0, 7, (5, 3), generator=gen)
+        target[0, 1] = -100
+
+    def theirs(s, t, reduction):
+        return REFERENCES["wasserstein_loss"](s, t, reduction=reduction, p=p, axis=1)
+
+    assert_same_as(lambda s, t, reduction: ft.wasserstein_loss(s, t, p=p, reduction=reduction), theirs, x, target,
+                   reduction=reduction)
+    module = ft.WassersteinLoss(p=p, reduction=reduction)
+    assert_same_as(lambda s, t, reduction: module(s, t), theirs, x, target, reduction=reduction)
+
+
+def test_wasserstein_loss_rejects_p_3():
+    with pytest.raises(ValueError, match="p must be 1 or 2, got 3"):
+        ft.wasserstein_loss(torch.randn(4, 5), torch.tensor([0, 1, 2, 3]), p=3)

@@ -157,6 +157,28 @@ def kl_div(x, target, *, reduction="mean", log_target=False):
     with warnings.catch_warnings():  # PyTorch warns that "mean" is not KL's batchmean: we test both
         warnings.simplefilter("ignore", UserWarning)
         return F.kl_div(x, target.to(x.dtype), reduction=reduction, log_target=log_target)
+def softmax_kl_div(x, target, *, reduction="mean", temperature=1.0, axis=-1):
+    """F.kl_div of the tempered log-softmaxes, log_target=True, per row ("batchmean" of each row)."""
+    log_p = F.log_softmax(x / temperature, dim=axis)
+    log_q = F.log_softmax(target.to(x.dtype) / temperature, dim=axis)
+    loss = F.kl_div(log_p, log_q, log_target=True, reduction="none").sum(dim=axis)
+    return _reduce(loss, reduction, loss.numel())
+
+
+def wasserstein_loss(x, target, *, reduction="mean", p=1, ignore_index=-100, axis=-1):
+    """sum_c |cumsum(softmax(x)) - cumsum(target distribution)|**p, through torch.cumsum."""
+    C = x.shape[axis]
+    soft = target.dtype.is_floating_point
+    F_ = torch.cumsum(torch.softmax(x, dim=axis), dim=axis)
+    if soft:
+        G = torch.cumsum(target.to(x.dtype), dim=axis)
+        valid = torch.ones(F_.sum(dim=axis).shape, dtype=torch.bool)
+    else:
+        valid, t = _valid_targets(target, ignore_index)
+        G = torch.cumsum(F.one_hot(t, C).to(x.dtype).movedim(-1, axis % x.ndim), dim=axis)
+    loss = (torch.abs(F_ - G) ** p).sum(dim=axis)
+    loss = torch.where(valid, loss, torch.zeros_like(loss))
+    return _reduce(loss, reduction, valid.sum())
 
 
 REFERENCES = {
@@ -172,6 +194,8 @@ REFERENCES = {
     "log_cosh_loss": log_cosh_loss,
     "binary_cross_entropy_with_logits": binary_cross_entropy_with_logits,
     "kl_div": kl_div,
+    "softmax_kl_div": softmax_kl_div,
+    "wasserstein_loss": wasserstein_loss,
 }
 
 

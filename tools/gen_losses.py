@@ -72,9 +72,15 @@ def loss_table(spec) -> str:
     out.append("// X(name, count): point-wise losses and how many per-element vectors their struct takes.\n")
     out.append("#define FL_POINTWISE_VECTORS(X) " + " ".join(
         f"X({loss.name}, {len(spec.broadcast_options(loss))})" for loss in losses if loss.kind == "pointwise") + "\n")
-    out.append("// X(name): losses whose float targets of the input's shape are probabilities.\n")
+    out.append("// X(name): losses that take float targets of the input's shape (probabilities or logits).\n")
     out.append("#define FL_LOSSES_SOFT_TARGETS(X) " + " ".join(
-        f"X({loss.name})" for loss in losses if loss.soft_targets) + "\n")
+        f"X({loss.name})" for loss in losses if loss.soft_targets or loss.logit_targets) + "\n")
+    out.append("// X(name): losses whose target is always float logits of the input's shape (never class indices).\n")
+    out.append("#define FL_LOSSES_LOGIT_TARGETS(X) " + " ".join(
+        f"X({loss.name})" for loss in losses if loss.logit_targets) + "\n")
+    out.append("// X(name): losses whose *_grad_hess form runs the NumPy reference (no native Hessian kernel).\n")
+    out.append("#define FL_LOSSES_WITHOUT_NATIVE_HESS(X) " + " ".join(
+        f"X({loss.name})" for loss in losses if not loss.native_grad_hess) + "\n")
     out.append(f'\n#define FL_LOSS_TABLE_SIGNATURE "{spec.table_signature()}"\n')
     out.append("\n#ifdef __cplusplus\n// The per-class vector's value where the caller gave none: the option's scalar form, else 1.\n")
     out.append("inline double class_vector_fill(int loss_id, const LossParams& p) {\n  (void)p;\n")

@@ -129,6 +129,13 @@ bool takes_soft_targets(int loss_id) {
   return false;
 }
 
+bool needs_logit_targets(int loss_id) {
+#define FL_LOGITS(name) if (loss_id == LOSS_##name) return true;
+  FL_LOSSES_LOGIT_TARGETS(FL_LOGITS)
+#undef FL_LOGITS
+  return false;
+}
+
 template <class T> T* grow(std::vector<T>& v, size_t n) {
   if (v.size() < n) v.resize(n);
   return v.data();
@@ -175,6 +182,10 @@ template <class Args> const char* hess_error(const Args& a) {
   if (!a.grad_out) return "hess_out needs grad_out";
   if (a.hess_out == a.x || a.grad_out == a.x || a.hess_out == a.grad_out)
     return "hess_out and grad_out must be distinct arrays, not x";
+#define FL_NO_HESS(name) \
+  if (a.loss_id == LOSS_##name) return "this loss has no native grad_hess kernel (the front end uses the reference)";
+  FL_LOSSES_WITHOUT_NATIVE_HESS(FL_NO_HESS)
+#undef FL_NO_HESS
   return nullptr;
 }
 
@@ -219,6 +230,7 @@ extern "C" int fastloss_rowwise(const FlRowwiseArgs* a, double* total, char* err
     }
     const bool soft = a->soft_target != nullptr;
     if (soft && !takes_soft_targets(a->loss_id)) return fail(error, error_size, "this loss takes no soft targets");
+    if (!soft && needs_logit_targets(a->loss_id)) return fail(error, error_size, "this loss needs float target logits");
     if (!a->x || (!soft && !a->target)) return fail(error, error_size, "x and target are required");
     FlRowwiseArgs args = *a;
     if (!soft) {

@@ -20,6 +20,8 @@ template <class S> struct RowContext {
   S gamma;
   HingeConsts<S> hinge;
   bool weston_watkins;
+  S inv_temperature;    // softmax_kl_div: 1/T
+  bool square;          // wasserstein_loss: p == 2
   const S* weights;     // (classes,): class weights, focal alpha, or ones
   S sum_w;
 
@@ -36,6 +38,8 @@ template <class S> struct RowContext {
         gamma(S(a.params.gamma)),
         hinge(a.params),
         weston_watkins(a.params.variant == FL_VARIANT_WESTON_WATKINS),
+        inv_temperature(a.params.temperature > 0 ? S(1.0 / a.params.temperature) : S(1)),
+        square(a.params.p == 2),
         weights(w),
         sum_w(S(weight_sum)) {}
 };

@@ -7,10 +7,12 @@
 
 #include <type_traits>
 
+#include "distill_kernel.h"
 #include "hinge_kernel.h"
 #include "row_loop.h"
 #include "small_rows.h"
 #include "softmax_kernel.h"
+#include "wasserstein_kernel.h"
 #include "workspace.h"
 
 FL_NAMESPACE_BEGIN
@@ -134,6 +136,23 @@ template <class V, class T> inline double rowwise_run(const FlRowwiseArgs& a, co
           [&](auto tag, const T* x, const T*, const int64_t* tgt, T* g, T* h, const S* rs, S* loss, S*, int64_t, S*) {
             hinge_tile<decltype(tag)>(k, x, tgt, g, h, rs, loss);
           });
+    case LOSS_softmax_kl_div:
+      return rowwise_loop<V, T>(
+          a, ws, k,
+          // hess_out (T* h) never reaches these families: dispatch.cpp refuses it (FL_LOSSES_WITHOUT_NATIVE_HESS)
+          [&](const T* x, const T* y, int64_t, T* g, T*, S scale, S* eb, S* tb) {
+            return distill_row<V>(k, x, y, g, scale, eb, tb);
+          },
+          [&](auto tag, const T* x, const T* y, const int64_t*, T* g, T*, const S* rs, S* loss, S* eb, int64_t es,
+              S* tb) { distill_tile<decltype(tag)>(k, x, y, g, rs, loss, eb, es, tb); });
+    case LOSS_wasserstein_loss:
+      return rowwise_loop<V, T>(
+          a, ws, k,
+          [&](const T* x, const T* y, int64_t t, T* g, T*, S scale, S* eb, S* hb) {
+            return wasserstein_row<V>(k, x, y, t, g, scale, eb, hb);
+          },
+          [&](auto tag, const T* x, const T* y, const int64_t* tgt, T* g, T*, const S* rs, S* loss, S* eb,
+              int64_t es, S* hb) { wasserstein_tile<decltype(tag)>(k, x, y, tgt, g, rs, loss, eb, es, hb); });
 #define FL_CASE(name) case LOSS_##name:
     FL_LOSSES_ROW_SOFTMAX(FL_CASE)
       break;

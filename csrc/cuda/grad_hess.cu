@@ -19,6 +19,26 @@ template <int kLoss, class S> struct HessLossOf;
 FL_LOSSES_POINTWISE(FL_MAP)
 #undef FL_MAP
 
+template <class L, class = void> struct HessVectorsOf { static constexpr int value = 0; };
+template <class L> struct HessVectorsOf<L, std::void_t<decltype(L::kVectors)>> {
+  static constexpr int value = L::kVectors;
+};
+
+// grad_hess of element e, with its per-element vectors (i % period, or the option's scalar) as in
+// pointwise.cu.
+template <class L, class S>
+__device__ __forceinline__ GradHess<S> element_grad_hess(const L& loss, const PointwiseArgs& a, long long e, S x, S y) {
+  constexpr int K = HessVectorsOf<L>::value;
+  if constexpr (K == 0) {
+    return loss.grad_hess(x, y);
+  } else {
+    S v[K];
+    for (int j = 0; j < K; ++j)
+      v[j] = a.vectors[j] ? static_cast<const S*>(a.vectors[j])[e % a.vector_period[j]] : S(a.vector_fill[j]);
+    return loss.grad_hess(x, y, static_cast<const S*>(v));
+  }
+}
+
 template <class T, int kLoss>
 __global__ void __launch_bounds__(256) pointwise_grad_hess_kernel(const PointwiseArgs a) {
   using S = math_t<T>;
@@ -31,7 +51,7 @@ __global__ void __launch_bounds__(256) pointwise_grad_hess_kernel(const Pointwis
   const S* rs = static_cast<const S*>(a.scale.row_scale);
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < a.n; i += (long long)gridDim.x * blockDim.x) {
     const S yv = to_math(y[i]);
-    GradHess<S> r = loss.grad_hess(to_math(x[i]), yv);
+    GradHess<S> r = element_grad_hess(loss, a, i, to_math(x[i]), yv);
     if (a.check_target && yv == yv &&
         (yv < S(a.target_lo) || yv > S(a.target_hi) || (a.target_integral && yv != S(::rint(double(yv)))))) {
       report_bad_target(a.errors, a.loss_id, i);
@@ -148,6 +168,7 @@ template <class T> static cudaError_t launch_rowwise_grad_hess(const RowwiseArgs
       break;
 #define FL_NOT_HERE(name) case LOSS_##name:
     FL_LOSSES_POINTWISE(FL_NOT_HERE)
+    FL_LOSSES_WITHOUT_NATIVE_HESS(FL_NOT_HERE)  // the front end computes theirs with the NumPy reference
 #undef FL_NOT_HERE
     return cudaErrorInvalidValue;
   }

@@ -25,6 +25,7 @@
 #include <algorithm>
 
 #include "row_job.cuh"
+#include "rowwise_distill_emd.cuh"
 
 namespace fastloss::cuda {
 
@@ -327,6 +328,8 @@ template <class T> cudaError_t launch_rowwise(const RowwiseArgs& a, cudaStream_t
     case LOSS_cross_entropy: return launch_rowwise_loss<T, LOSS_cross_entropy>(a, stream);
     case LOSS_softmax_focal_loss: return launch_rowwise_loss<T, LOSS_softmax_focal_loss>(a, stream);
     case LOSS_multiclass_hinge_loss: return launch_rowwise_loss<T, LOSS_multiclass_hinge_loss>(a, stream);
+    case LOSS_softmax_kl_div: return launch_distill<T>(a, stream);
+    case LOSS_wasserstein_loss: return launch_wasserstein<T>(a, stream);
 #define FL_NOT_ROWWISE(name) case LOSS_##name:
     FL_LOSSES_POINTWISE(FL_NOT_ROWWISE)
 #undef FL_NOT_ROWWISE

@@ -55,7 +55,9 @@ def problems(spec: LossSpec, rng: np.random.Generator):
     shape = ROWWISE_SHAPE if spec.rowwise else POINTWISE_SHAPE
     classes = shape[-1]
     x = rng.standard_normal(shape) * 2
-    if spec.rowwise:
+    if spec.logit_targets:  # the teacher's logits (softmax_kl_div)
+        target = rng.standard_normal(shape) * 2
+    elif spec.rowwise:
         target = rng.integers(0, classes, shape[0])
         if any(o.name == "ignore_index" for o in spec.options):
             target[1] = -100

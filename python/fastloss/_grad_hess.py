@@ -86,7 +86,7 @@ def run_host(spec: LossSpec, args: dict[str, Any], x: _arrays.HostArray, t: _arr
         grad_scale=1.0, row_scale=weights, need_loss=False, need_grad=True, grad_out=grad,
     )
     try:
-        if backend.name == "native":
+        if backend.name == "native" and spec.native_grad_hess:
             _native(prob, hess)
         else:
             _numpy(prob, hess, ref)

@@ -69,6 +69,12 @@ def check_input(spec: LossSpec, x: _arrays.HostArray) -> None:
 def target_kind(spec: LossSpec, t: _arrays.HostArray, lay: Layout, opts: dict) -> bool:
     """Validate the target's dtype and shape; returns True for soft (probability) targets."""
     kind = "f" if t.is_float else t.data.dtype.kind
+    if spec.logit_targets:  # float logits of the input's shape; they travel as soft targets do
+        if kind != "f":
+            raise TypeError(f"target must hold float logits of {spec.input_name}'s shape, got dtype {t.dtype}")
+        if t.data.shape != lay.shape:
+            raise ValueError(f"target must have {spec.input_name}'s shape {lay.shape}, got {t.data.shape}")
+        return True
     if spec.rowwise:
         if kind == "f" and spec.soft_targets:
             if t.data.shape != lay.shape:

@@ -209,3 +209,32 @@ def kl_div(x, y, *, log_target):
         return p * (y - x), -p
     ylogy = np.where(y == 0, 0.0, y * np.log(np.where(y == 0, 1.0, y)))  # 0 log 0 = 0; NaN stays NaN
     return ylogy - y * x, -y
+def softmax_kl_div(x, target, *, temperature):
+    """Distillation KL: target holds the teacher's logits (M, C); no T**2 factor."""
+    T = temperature
+    lse_s, p = _log_softmax_stats(x / T)
+    lse_t, q = _log_softmax_stats(target / T)
+    # log q - log p = (t/T - lse_t) - (s/T - lse_s) in log space; a class with q = 0 adds 0 (0 log 0 = 0)
+    log_ratio = (target / T - lse_t) - (x / T - lse_s)
+    loss = np.sum(np.where(q == 0, 0.0, q * log_ratio), axis=1)
+    return loss, (p - q) / T
+
+
+def wasserstein_loss(x, target, *, p, ignore_index):
+    """1-D EMD over ordered classes: l = sum_c |F_c - G_c|**p, F = cumsum(softmax(x))."""
+    M, C = x.shape
+    _, prob = _log_softmax_stats(x)
+    if target.dtype.kind == "f":
+        valid = np.ones(M, dtype=bool)
+        G = np.cumsum(target, axis=1)
+    else:
+        valid, t = _valid_rows(target, ignore_index)
+        G = (np.arange(C)[None, :] >= t[:, None]).astype(np.float64)
+    d = np.cumsum(prob, axis=1) - G
+    loss = np.sum(np.abs(d) ** p, axis=1)
+    h = np.sign(d) if p == 1 else 2.0 * d  # dl/dF_c; sign(0) = 0 as torch's abs backward
+    H = np.cumsum(h[:, ::-1], axis=1)[:, ::-1]  # dl/dp_k = sum_{c >= k} h_c
+    grad = prob * (H - np.sum(prob * H, axis=1, keepdims=True))
+    loss[~valid] = 0.0
+    grad[~valid] = 0.0
+    return loss, grad

@@ -199,3 +199,40 @@ def binary_cross_entropy_with_logits(x, y, *, weight, pos_weight):
 def kl_div(x, y, *, log_target):
     _, grad = _reference.kl_div(x, y, log_target=log_target)
     return grad, grad * 0.0  # linear in the input
+
+
+def softmax_kl_div(x, target, *, temperature):
+    """l = sum_c q_c (log q_c - log p_c), p = softmax(x/T): dl/dx = (p - q)/T, d2l/dx_c2 = p_c(1-p_c)/T**2."""
+    _, grad = _reference.softmax_kl_div(x, target, temperature=temperature)
+    _, p = _softmax_rows(x / temperature)
+    return grad, p * (1.0 - p) / temperature**2
+
+
+def wasserstein_loss(x, target, *, p, ignore_index):
+    """l = sum_c |F_c - G_c|**p, F = cumsum(softmax(x)) (d = F - G). With u = dl/dprob (suffix sums of
+    sign(d), or of 2d for p = 2) and S = sum_k u_k p_k, the diagonal is
+        d2l/dx_m2 = p_m (1 - 2 p_m) (u_m - S)                          (p = 1: |.| is linear a.e.)
+                  + 2 p_m**2 (sum_{c >= m} (1 - F_c)**2 + sum_{c < m} F_c**2)   (p = 2: the Gauss-Newton part)
+    """
+    _, grad = _reference.wasserstein_loss(x, target, p=p, ignore_index=ignore_index)
+    M, C = x.shape
+    _, prob = _softmax_rows(x)
+    F = np.cumsum(prob, axis=1)
+    if target.dtype.kind == "f":
+        valid = np.ones(M, dtype=bool)
+        G = np.cumsum(target, axis=1)
+    else:
+        valid = target != ignore_index
+        t = np.where(valid, target, 0)
+        G = (np.arange(C)[None, :] >= t[:, None]).astype(np.float64)
+    d = F - G
+    h = np.sign(d) if p == 1 else 2.0 * d
+    u = np.cumsum(h[:, ::-1], axis=1)[:, ::-1]
+    S = np.sum(u * prob, axis=1, keepdims=True)
+    hess = prob * (1.0 - 2.0 * prob) * (u - S)
+    if p == 2:
+        above = np.cumsum(((1.0 - F) ** 2)[:, ::-1], axis=1)[:, ::-1]  # sum_{c >= m} (1 - F_c)**2
+        below = np.cumsum(F**2, axis=1) - F**2  # sum_{c < m} F_c**2
+        hess = hess + 2.0 * prob**2 * (above + below)
+    hess[~valid] = 0.0
+    return grad, hess

@@ -113,6 +113,13 @@ def class_vector(name, value, num_classes=None):
     return arr
 
 
+def one_or_two(name, value, num_classes=None):
+    value = integer(name, value)
+    if value not in (1, 2):
+        raise ValueError(f"{name} must be 1 or 2, got {value!r}")
+    return value
+
+
 def scalar_or_class_vector(name, value, num_classes=None):
     if value is None or isinstance(value, numbers.Real) and not isinstance(value, bool):
         return None if value is None else _finite_float(name, value)
@@ -153,6 +160,7 @@ VALIDATORS: dict[str, Callable[..., Any]] = {
     "unit_interval": unit_interval, "optional_positive_float": optional_positive_float, "integer": integer,
     "boolean": boolean, "class_vector": class_vector, "scalar_or_class_vector": scalar_or_class_vector,
     "broadcast_vector": broadcast_vector, "scalar_or_broadcast_vector": scalar_or_broadcast_vector,
+    "one_or_two": one_or_two,
 }
 
 
@@ -188,6 +196,8 @@ class LossSpec:
     mean_over: str  # "target_weight" | "valid_rows" | "elements"
     formula: str
     soft_targets: bool  # rowwise: float targets with the input's shape are allowed
+    logit_targets: bool  # rowwise: the target is always float logits of the input's shape
+    native_grad_hess: bool  # False: *_grad_hess runs the NumPy reference
     target_values: tuple[float, ...] | None  # pointwise: allowed integer/bool target values
     target_range: tuple[float, float] | None  # pointwise: allowed float target interval
     cpp_id: int  # LossId of the generated C++ table: the position in _spec.LOSSES
@@ -246,6 +256,7 @@ def _loss(cpp_id: int, loss: _spec.Loss) -> LossSpec:
         name=loss.name, kind=loss.kind, input_name=loss.input_name,
         options=tuple(_option(o) for o in loss.options), reference=getattr(_reference, loss.name),
         mean_over=loss.mean_over, formula=loss.formula, soft_targets=loss.soft_targets,
+        logit_targets=loss.logit_targets, native_grad_hess=loss.native_grad_hess,
         target_values=loss.target_values, target_range=loss.target_range, cpp_id=cpp_id,
         difference=loss.difference, extra_reductions=loss.extra_reductions, domain_unless=loss.domain_unless,
     )

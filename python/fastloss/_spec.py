@@ -67,8 +67,11 @@ class Loss:
     options: tuple[Opt, ...]
     mean_over: str  # "target_weight" | "valid_rows" | "elements": the denominator of reduction="mean"
     formula: str
-    row_kernel: str | None = None  # rowwise: the CPU/CUDA row kernel family ("softmax" | "hinge")
+    row_kernel: str | None = None  # rowwise: the CPU/CUDA row kernel family ("softmax" | "hinge" | ...)
     soft_targets: bool = False  # rowwise: float targets of the input's shape are probabilities
+    native_grad_hess: bool = True  # False: the *_grad_hess form runs the NumPy reference on every device
+    logit_targets: bool = False  # rowwise: the target is always a float array of the input's shape holding
+    #                              logits (any real values; e.g. a teacher's), never class indices
     target_values: tuple[float, ...] | None = None  # pointwise: allowed integer/bool target values
     target_range: tuple[float, float] | None = None  # pointwise: allowed float target interval
     difference: bool = False  # pointwise loss of e = input - target (the target gets -grad)
@@ -241,6 +244,42 @@ LOSSES: tuple[Loss, ...] = (
         formula=(
             "input = log-probabilities (F.kl_div): l = target*(log target - input), 0 where target = 0; "
             "log_target: l = exp(t)*(t - input); reduction='batchmean' = sum / input.shape[0]"
+        ),
+    ),
+    Loss(
+        name="softmax_kl_div",
+        kind=ROWWISE,
+        input_name="logits",
+        row_kernel="distill",
+        native_grad_hess=False,
+        options=(
+            Opt("temperature", "f64", 1.0, "positive_float", "T: both logits are divided by T before the softmax",
+                example=2.5),
+        ),
+        mean_over="valid_rows",
+        logit_targets=True,
+        formula=(
+            "knowledge distillation, one fused pass: p = softmax(logits/T), q = softmax(target_logits/T), "
+            "l_i = sum_c q_c*(log q_c - log p_c); gradient w.r.t. logits only, (p - q)/T; no T**2 factor "
+            "(multiply by T**2 yourself for Hinton et al.'s scaling); target: the teacher's logits, "
+            "of logits' shape; 'mean' divides by the number of rows"
+        ),
+    ),
+    Loss(
+        name="wasserstein_loss",
+        kind=ROWWISE,
+        input_name="logits",
+        row_kernel="wasserstein",
+        native_grad_hess=False,
+        options=(
+            Opt("p", "i64", 1, "one_or_two", "exponent: 1 (EMD) or 2 (squared EMD, Hou et al. 2016)", example=2),
+            IGNORE_INDEX,
+        ),
+        mean_over="valid_rows",
+        soft_targets=True,
+        formula=(
+            "1-D earth mover's distance over ordered classes: l_i = sum_c |F_c - G_c|**p, F = cumsum(softmax(x)), "
+            "G = cumsum(target distribution) (one-hot for class indices); p in {1, 2}"
         ),
     ),
 )

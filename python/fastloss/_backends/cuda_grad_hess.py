@@ -46,6 +46,10 @@ def _outputs(out: Any, x, t) -> tuple[Any, Any] | None:
 
 
 def run_grad_hess(spec: LossSpec, args: dict, x, t, lay: _problem.Layout, opts: dict, soft: bool) -> Any:
+    if not spec.native_grad_hess:
+        raise NotImplementedError(
+            f"{spec.name}_grad_hess has no CUDA kernel (it runs the NumPy reference on CPU data); data is never "
+            "moved between devices")
     math = "float64" if x.dtype == "float64" else "float32"
     placeholders = cuda._placeholders(opts)
     lib, device = x.lib, x.device

@@ -20,6 +20,7 @@ def bytes_moved(spec: LossSpec, form: str, shape: tuple[int, ...], dtype: str) -
 
     - rowwise   forward:          n*s + 8*R        read logits + read int64 class indices
     - rowwise   backward, fused:  2*n*s + 8*R      ... + write the gradient
+    - logit targets (softmax_kl_div): as pointwise (the teacher's logits have the input's shape)
     - pointwise forward:          2*n*s            read input + read target (input's dtype)
     - pointwise backward, fused:  3*n*s            ... + write the gradient
 
@@ -29,6 +30,8 @@ def bytes_moved(spec: LossSpec, form: str, shape: tuple[int, ...], dtype: str) -
     n = math.prod(shape)
     s = ITEMSIZE[dtype]
     writes = 0 if form == "forward" else 1
+    if spec.logit_targets:  # read logits + read the teacher's logits (+ write the gradient)
+        return n * s * (2 + writes)
     if spec.rowwise:
         rows = n // shape[-1] if shape[-1] else 0
         return n * s * (1 + writes) + _TARGET_INDEX_BYTES * rows

@@ -43,6 +43,8 @@ from .functional import (
     sigmoid_focal_loss,
     smooth_l1_loss,
     softmax_focal_loss,
+    softmax_kl_div,
+    wasserstein_loss,
 )
 from .lm_head import LinearCrossEntropyLoss, linear_cross_entropy, vocab_parallel_cross_entropy
 from .modules import (
@@ -60,6 +62,8 @@ from .modules import (
     SigmoidFocalLoss,
     SmoothL1Loss,
     SoftmaxFocalLoss,
+    SoftmaxKLDivLoss,
+    WassersteinLoss,
 )
 
 __all__ = [
@@ -78,6 +82,8 @@ __all__ = [
     "SigmoidFocalLoss",
     "SmoothL1Loss",
     "SoftmaxFocalLoss",
+    "SoftmaxKLDivLoss",
+    "WassersteinLoss",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
     "hinge_loss",
@@ -93,5 +99,7 @@ __all__ = [
     "sigmoid_focal_loss",
     "smooth_l1_loss",
     "softmax_focal_loss",
+    "softmax_kl_div",
     "vocab_parallel_cross_entropy",
+    "wasserstein_loss",
 ]

@@ -376,3 +376,27 @@ def margin_ranking_loss(
     if bool(tie.any()):
         loss = loss + _ops.reduce(h * tie, reduction)
     return loss
+def softmax_kl_div(input: Tensor, target: Tensor, temperature: float = 1.0, reduction: str = "mean") -> Tensor:
+    """Knowledge distillation in one fused pass, class dim 1 (0 for unbatched (C,)).
+
+    ``target``: the teacher's logits, of ``input``'s shape. ``p = softmax(input/T)``,
+    ``q = softmax(target/T)``, ``l_i = sum_c q_c*(log q_c - log p_c)``; the gradient w.r.t. ``input``
+    is ``(p - q)/T`` (none w.r.t. the teacher: pass ``target.detach()``). "mean" divides by the number
+    of rows, i.e. ``F.kl_div(F.log_softmax(input/T, 1), F.log_softmax(target/T, 1), log_target=True,
+    reduction="batchmean")`` for 2-D inputs. No ``T**2`` factor: multiply by it for Hinton et al.'s scaling.
+    """
+    return _ops.apply("softmax_kl_div", input, target, reduction, axis=_ops.class_dim(input),
+                      temperature=float(temperature))
+
+
+def wasserstein_loss(
+    input: Tensor, target: Tensor, p: int = 1, ignore_index: int = -100, reduction: str = "mean"
+) -> Tensor:
+    """1-D earth mover's distance over ordered classes, class dim 1: ``l_i = sum_c |F_c - G_c|**p``.
+
+    ``F = cumsum(softmax(input))``, ``G`` the cumulative target distribution: class indices (one-hot,
+    ``ignore_index`` rows give 0) or probabilities of ``input``'s shape; ``p`` is 1 or 2 (squared
+    EMD). "mean" divides by the number of non-ignored rows.
+    """
+    return _ops.apply("wasserstein_loss", input, target, reduction, axis=_ops.class_dim(input),
+                      p=p, ignore_index=ignore_index)

@@ -19,6 +19,8 @@ from .functional import (
     sigmoid_focal_loss,
     smooth_l1_loss,
     softmax_focal_loss,
+    softmax_kl_div,
+    wasserstein_loss,
 )
 
 
@@ -238,3 +240,23 @@ class MarginRankingLoss(nn.modules.loss._Loss):
 
     def forward(self, input1: Tensor, input2: Tensor, target: Tensor) -> Tensor:
         return margin_ranking_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
+class SoftmaxKLDivLoss(nn.modules.loss._Loss):
+    """Module form of :func:`softmax_kl_div` (distillation: student logits, teacher logits)."""
+
+    def __init__(self, temperature: float = 1.0, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
+        self.temperature = temperature
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return softmax_kl_div(input, target, temperature=self.temperature, reduction=self.reduction)
+
+
+class WassersteinLoss(nn.modules.loss._Loss):
+    """Module form of :func:`wasserstein_loss` (ordered classes, class dim 1)."""
+
+    def __init__(self, p: int = 1, ignore_index: int = -100, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
+        self.p, self.ignore_index = p, ignore_index
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return wasserstein_loss(input, target, p=self.p, ignore_index=self.ignore_index, reduction=self.reduction)

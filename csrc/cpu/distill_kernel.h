@@ -1,0 +1,110 @@
+// softmax_kl_div (formulas in csrc/fastloss/losses/softmax_kl_div.h) on one row or one tile.
+//
+// Three sweeps over a row that stays in L1/L2, two exps per element:
+//   1. the maxima of x and y (x/T's maximum is max(x)/T: multiplying by 1/T > 0 is monotonic)
+//   2. es = exp(x/T - ms) to ebuf (the gradient buffer itself when it has the math type, even in
+//      place over x: x_c is read before g_c is written), et = exp(y/T - mt) to tbuf, their sums
+//      and A = sum et (u - s)
+//   3. g = es * a - et * b (in softmax_kl_div_grad's form), written once in the storage dtype.
+// Tiles (class axis not last): V::lanes neighbouring rows at stride `inner`, vectorised across
+// them, so no transposing copy is made. The target is always dense (teacher logits): no ignored rows.
+#pragma once
+
+#include "../fastloss/losses/softmax_kl_div.h"
+#include "row_context.h"
+#include "row_loop.h"
+
+FL_NAMESPACE_BEGIN
+
+template <class V, class T>
+inline typename V::scalar distill_row(const RowContext<typename V::scalar>& k, const T* x, const T* y, T* g,
+                                      typename V::scalar scale, typename V::scalar* ebuf,
+                                      typename V::scalar* tbuf) {
+  using S = typename V::scalar;
+  const int64_t C = k.classes;
+  const S it = k.inv_temperature;
+  Dual<V> mx(-__builtin_inf()), my(-__builtin_inf());
+  vector_loop2<V>(0, C, [&](int64_t c, auto tag, int j) {
+    using W = decltype(tag);
+    mx.get(tag, j) = fl_max(mx.get(tag, j), W::load(x + c));
+    my.get(tag, j) = fl_max(my.get(tag, j), W::load(y + c));
+  });
+  const S ms = softmax_safe_max(mx.max() * it), mt = softmax_safe_max(my.max() * it);
+  Dual<V> ss(0), st(0), acc(0);
+  vector_loop2<V>(0, C, [&](int64_t c, auto tag, int j) {
+    using W = decltype(tag);
+    const W s = W::load(x + c) * W(it) - W(ms);
+    const W u = W::load(y + c) * W(it) - W(mt);
+    const W es = fl_exp_nonpos(s), et = fl_exp_nonpos(u);
+    if (g) {
+      es.store(ebuf + c);
+      et.store(tbuf + c);
+    }
+    ss.get(tag, j) = ss.get(tag, j) + es;
+    st.get(tag, j) = st.get(tag, j) + et;
+    acc.get(tag, j) = acc.get(tag, j) + softmax_kl_div_term(et, u, s);
+  });
+  const KlDivRow<S> r = softmax_kl_div_finalize(acc.sum(), ss.sum(), st.sum(), it, scale);
+  if (g) {
+    vector_loop<V>(0, C, [&](int64_t c, auto tag) {
+      using W = decltype(tag);
+      softmax_kl_div_grad(W::load(ebuf + c), W::load(tbuf + c), W(r.a), W(r.a_minus_b)).store(g + c);
+    });
+  }
+  return r.loss;
+}
+
+// V::lanes rows side by side: element (c, j) at x[c * inner + j]; scales rs[j]; losses to loss[j].
+// es at ebuf[c * estride + j], et at tbuf[c * lanes + j].
+template <class V, class T>
+inline void distill_tile(const RowContext<typename V::scalar>& k, const T* x, const T* y, T* g,
+                         const typename V::scalar* rs, typename V::scalar* loss, typename V::scalar* ebuf,
+                         int64_t estride, typename V::scalar* tbuf) {
+  using S = typename V::scalar;
+  constexpr int NL = V::lanes;
+  const int64_t C = k.classes, in = k.inner;
+  const V it(k.inv_temperature);
+  V mx(-__builtin_inf()), my(-__builtin_inf());
+  for (int64_t c = 0; c < C; ++c) {
+    mx = fl_max(mx, V::load(x + c * in));
+    my = fl_max(my, V::load(y + c * in));
+  }
+  S ms[NL], mt[NL];
+  mx.lanes_to(ms);
+  my.lanes_to(mt);
+  for (int j = 0; j < NL; ++j) {
+    ms[j] = softmax_safe_max(ms[j] * k.inv_temperature);
+    mt[j] = softmax_safe_max(mt[j] * k.inv_temperature);
+  }
+  const V msv = V::from_lanes(ms), mtv = V::from_lanes(mt);
+  V ss(0), st(0), acc(0);
+  for (int64_t c = 0; c < C; ++c) {
+    const V s = V::load(x + c * in) * it - msv;
+    const V u = V::load(y + c * in) * it - mtv;
+    const V es = fl_exp_nonpos(s), et = fl_exp_nonpos(u);
+    if (g) {
+      es.store(ebuf + c * estride);
+      et.store(tbuf + c * NL);
+    }
+    ss = ss + es;
+    st = st + et;
+    acc = acc + softmax_kl_div_term(et, u, s);
+  }
+  S ssl[NL], stl[NL], accl[NL], A[NL], B[NL];
+  ss.lanes_to(ssl);
+  st.lanes_to(stl);
+  acc.lanes_to(accl);
+  for (int j = 0; j < NL; ++j) {
+    const KlDivRow<S> r = softmax_kl_div_finalize(accl[j], ssl[j], stl[j], k.inv_temperature,
+                                                  rs ? k.grad_scale * rs[j] : k.grad_scale);
+    loss[j] = r.loss;
+    A[j] = r.a;
+    B[j] = r.a_minus_b;
+  }
+  if (!g) return;
+  const V av = V::from_lanes(A), bv = V::from_lanes(B);
+  for (int64_t c = 0; c < C; ++c)
+    softmax_kl_div_grad(V::load(ebuf + c * estride), V::load(tbuf + c * NL), av, bv).store(g + c * in);
+}
+
+FL_NAMESPACE_END
