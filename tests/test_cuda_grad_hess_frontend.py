@@ -9,7 +9,7 @@ import fastloss
 import numpy as np
 import pytest
 import torch
-from fastloss import _arrays, _reference_hess
+from fastloss import _arrays, _fast, _reference_hess
 from fastloss._arrays import device as ca
 from fastloss._backends import cuda as _cuda_api
 from fastloss._registry import LOSSES
@@ -53,7 +53,10 @@ class EmulatedGradHess(EmulatedCuda):
         n = job["n"]
         x = _arrays.to_float64(_view(job["x"], storage, n), dname)
         y = _arrays.to_float64(_view(job["target"], storage, n), dname)
-        g, h = getattr(_reference_hess, spec.name)(x, y, **options_from_kernel(spec, p, None))
+        # launch.h: vector k (math dtype) is read at i % vector_periods[k]; 0 means the scalar fill.
+        vectors = {o: _view(ptr, math, period).astype(np.float64) if ptr else None
+                   for o, ptr, period in zip(spec.broadcast_names, job["vectors"], job["vector_periods"])}
+        g, h = getattr(_reference_hess, spec.name)(x, y, **options_from_kernel(spec, p, None, vectors))
         if job["row_scale"]:
             s = _view(job["row_scale"], math, n).astype(np.float64)
             g, h = g * s, h * s
@@ -69,6 +72,7 @@ def emulated(monkeypatch):
     monkeypatch.setattr(ca, "library_of", lambda o: lib if isinstance(o, torch.Tensor) else None)
     monkeypatch.setattr(ca, "is_device_array", lambda o: isinstance(o, torch.Tensor))
     monkeypatch.setattr(_cuda_api, "_cuda", emulator)
+    monkeypatch.setattr(_fast, "torch_view", lambda o: None)  # CPU tensors here stand for CUDA ones
     return emulator
 
 
@@ -84,6 +88,10 @@ def test_jobs_reproduce_the_reference(emulated, name, dtype, rng):
         with fastloss.use_backend("numpy"):
             g0, h0 = getattr(fastloss, f"{name}_grad_hess")(x, target, sample_weight=w, **opts)
         dev_opts = {k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v) for k, v in opts.items()}
+        if not SPECS[name].native_grad_hess:  # its grad_hess is the NumPy reference: CPU data only
+            with pytest.raises(NotImplementedError, match="no CUDA kernel"):
+                getattr(fastloss, f"{name}_grad_hess")(as_tensor(x), as_tensor(target), **dev_opts)
+            continue
         g, h = getattr(fastloss, f"{name}_grad_hess")(as_tensor(x), as_tensor(target),
                                                        sample_weight=torch.from_numpy(w), **dev_opts)
         assert emulated.jobs[-1]["hess"] and emulated.jobs[-1]["reduction"] == 0

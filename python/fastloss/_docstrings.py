@@ -33,6 +33,8 @@ _RETURNS = {
 
 def _target(spec: LossSpec) -> str:
     x = spec.input_name
+    if spec.logit_targets:
+        return f"float logits of ``{x}``'s shape (a teacher's)"
     if spec.rowwise:
         text = f"integer class indices (any integer dtype) of ``{x}``'s shape without the class axis"
         if spec.soft_targets:
@@ -47,10 +49,14 @@ def _target(spec: LossSpec) -> str:
 
 
 def _example_target(spec: LossSpec) -> str:
+    if spec.logit_targets:
+        return "rng.standard_normal((4, 5)).astype(np.float32)"
     if spec.rowwise:
         return "rng.integers(0, 5, size=4)"
     if spec.target_range is not None:
-        return f"rng.uniform({spec.target_range[0]:g}, {spec.target_range[1]:g}, size=(4, 5)).astype(np.float32)"
+        lo, hi = spec.target_range
+        hi = min(hi, lo + 1.0)  # a finite interval inside the domain
+        return f"rng.uniform({lo:g}, {hi:g}, size=(4, 5)).astype(np.float32)"
     if spec.target_values is not None:
         return f"rng.choice(np.array({list(spec.target_values)}, np.float32), size=(4, 5))"
     return "rng.standard_normal((4, 5)).astype(np.float32)"

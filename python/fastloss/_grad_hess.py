@@ -75,7 +75,7 @@ def run_host(spec: LossSpec, args: dict[str, Any], x: _arrays.HostArray, t: _arr
     elif spec.rowwise:
         target = _problem.class_target(t.data, lay, opts["ignore_index"], not backend.checks_class_targets)
     else:
-        target = _problem.elementwise_target(spec, t, x.dtype, not backend.checks_float_targets)
+        target = _problem.elementwise_target(spec, t, x.dtype, not backend.checks_float_targets, opts)
     weights = sample_weights(args["sample_weight"], lay, x.dtype)
     outs = destinations(args["out"], x, t)
     direct = outs is not None and all(o.data.flags.c_contiguous for o in outs)

@@ -161,6 +161,21 @@ def _target(spec: LossSpec, t: ca.DeviceArray, x: ca.DeviceArray, soft: bool) ->
     return x.lib.convert(t, x.dtype)  # soft targets and point-wise targets: the input's dtype
 
 
+def layout_fields(spec: LossSpec, lay: _problem.Layout, x: ca.DeviceArray, target: Any, weight: Any, opts: dict,
+                  soft: bool) -> dict:
+    """The kernel job's fields that say where the data is: rows and class vector, or the elements,
+    their target domain and per-element vectors (shared by every form)."""
+    if spec.rowwise:
+        return {"outer": lay.outer, "classes": lay.classes, "inner": lay.inner, "class_weight": _ptr(weight),
+                "target": 0 if soft else _ptr(target), "soft_target": _ptr(target) if soft else 0,
+                "allow_cluster": int(os.environ.get("FASTLOSS_CUDA_CLUSTER", "1") != "0")}
+    vectors = [opts[name] for name in spec.broadcast_names]
+    device_vector = [v is not None and not isinstance(v, numbers.Real) for v in vectors]
+    return dict(n=x.size, target=_ptr(target), **_target_domain(spec, opts),
+                vectors=[_ptr(v) if dv else 0 for v, dv in zip(vectors, device_vector)],
+                vector_periods=[int(np.prod(v.shape)) if dv else 0 for v, dv in zip(vectors, device_vector)])
+
+
 def _target_domain(spec: LossSpec, opts: dict) -> dict:
     if spec.rowwise or not spec.checks_domain(opts):
         return {"target_lo": 0.0, "target_hi": 0.0, "target_integral": 0, "check_target": 0}
@@ -307,18 +322,8 @@ def _run(spec: LossSpec, form: str, args: dict[str, Any], x: ca.DeviceArray, t: 
         "reduction": _REDUCTION_CODES[reduction], "host_denominator": float(host_den),
         "device_denominator": device_den, "total": _ptr(loss) if reduction != "none" else 0,
     }
-    if spec.rowwise:
-        job.update(outer=lay.outer, classes=lay.classes, inner=lay.inner, class_weight=_ptr(weight),
-                   target=0 if soft else _ptr(target), soft_target=_ptr(target) if soft else 0,
-                   allow_cluster=int(os.environ.get("FASTLOSS_CUDA_CLUSTER", "1") != "0"))
-        _cuda.rowwise(job)
-    else:
-        vectors = [opts[name] for name in spec.broadcast_names]
-        job.update(n=x.size, target=_ptr(target), **_target_domain(spec, opts),
-                   vectors=[_ptr(v) if v is not None and not isinstance(v, numbers.Real) else 0 for v in vectors],
-                   vector_periods=[int(np.prod(v.shape)) if v is not None and not isinstance(v, numbers.Real) else 0
-                                   for v in vectors])
-        _cuda.pointwise(job)
+    job.update(layout_fields(spec, lay, x, target, weight, opts, soft))
+    (_cuda.rowwise if spec.rowwise else _cuda.pointwise)(job)
     _used_devices.add(device)
     if _sync_checks():
         lib.synchronize(device)

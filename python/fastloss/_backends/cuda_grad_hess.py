@@ -3,10 +3,9 @@ Hessian pointer, sample weights as the per-loss scale and no reduction. Not run 
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from .. import _problem
+from .. import _arrays, _problem
 from .._registry import LossSpec
 from . import cuda
 
@@ -64,19 +63,13 @@ def run_grad_hess(spec: LossSpec, args: dict, x, t, lay: _problem.Layout, opts: 
     if weight is not None:
         weight = next(opts[name] for name, v in placeholders.items() if v is weight)
     job = {
-        "device": device, "stream": lib.stream(device), "loss_id": spec.cpp_id, "dtype": cuda._DTYPE_CODES[x.dtype],
+        "device": device, "stream": lib.stream(device), "loss_id": spec.cpp_id, "dtype": _arrays.DTYPE_CODES[x.dtype],
         "x": cuda._ptr(x_c), "grad": cuda._ptr(grad), "hess": cuda._ptr(hess), "params": params,
         "scale_host": 1.0, "scale_numerator": 0, "row_scale": cuda._ptr(weights), "loss": 0,
         "reduction": 0, "host_denominator": 1.0, "device_denominator": 0, "total": 0,
     }
-    if spec.rowwise:
-        job.update(outer=lay.outer, classes=lay.classes, inner=lay.inner, class_weight=cuda._ptr(weight),
-                   target=0 if soft else cuda._ptr(target), soft_target=cuda._ptr(target) if soft else 0,
-                   allow_cluster=int(os.environ.get("FASTLOSS_CUDA_CLUSTER", "1") != "0"))
-        cuda._cuda.rowwise(job)
-    else:
-        job.update(n=x.size, target=cuda._ptr(target), **cuda._target_domain(spec))
-        cuda._cuda.pointwise(job)
+    job.update(cuda.layout_fields(spec, lay, x, target, weight, opts, soft))
+    (cuda._cuda.rowwise if spec.rowwise else cuda._cuda.pointwise)(job)
     cuda._used_devices.add(device)
     if cuda._sync_checks():
         lib.synchronize(device)
