@@ -179,10 +179,10 @@ const char* run_grad_hess_pointwise(PointwiseArgs a, cudaStream_t stream) {
   if (a.n == 0) return nullptr;
   cudaError_t e = cudaErrorInvalidValue;
   switch (a.dtype) {
-    case F32: e = launch_pointwise_grad_hess<float>(a, stream); break;
-    case F64: e = launch_pointwise_grad_hess<double>(a, stream); break;
-    case F16: e = launch_pointwise_grad_hess<__half>(a, stream); break;
-    case BF16: e = launch_pointwise_grad_hess<__nv_bfloat16>(a, stream); break;
+    case FL_FLOAT32: e = launch_pointwise_grad_hess<float>(a, stream); break;
+    case FL_FLOAT64: e = launch_pointwise_grad_hess<double>(a, stream); break;
+    case FL_FLOAT16: e = launch_pointwise_grad_hess<__half>(a, stream); break;
+    case FL_BFLOAT16: e = launch_pointwise_grad_hess<__nv_bfloat16>(a, stream); break;
   }
   return e == cudaSuccess ? nullptr : cudaGetErrorString(e);
 }
@@ -191,10 +191,10 @@ const char* run_grad_hess_rowwise(RowwiseArgs a, cudaStream_t stream) {
   if (a.outer * a.inner == 0) return nullptr;
   cudaError_t e = cudaErrorInvalidValue;
   switch (a.dtype) {
-    case F32: e = launch_rowwise_grad_hess<float>(a, stream); break;
-    case F64: e = launch_rowwise_grad_hess<double>(a, stream); break;
-    case F16: e = launch_rowwise_grad_hess<__half>(a, stream); break;
-    case BF16: e = launch_rowwise_grad_hess<__nv_bfloat16>(a, stream); break;
+    case FL_FLOAT32: e = launch_rowwise_grad_hess<float>(a, stream); break;
+    case FL_FLOAT64: e = launch_rowwise_grad_hess<double>(a, stream); break;
+    case FL_FLOAT16: e = launch_rowwise_grad_hess<__half>(a, stream); break;
+    case FL_BFLOAT16: e = launch_rowwise_grad_hess<__nv_bfloat16>(a, stream); break;
   }
   return e == cudaSuccess ? nullptr : cudaGetErrorString(e);
 }

@@ -28,7 +28,7 @@ namespace fastloss::cuda {
 __device__ __forceinline__ double row_grad_scale(const RowwiseArgs& a, long long row) {
   double scale = grad_scale(a.scale);
   if (a.scale.row_scale) {
-    scale *= a.dtype == F64 ? static_cast<const double*>(a.scale.row_scale)[row]
+    scale *= a.dtype == FL_FLOAT64 ? static_cast<const double*>(a.scale.row_scale)[row]
                             : double(static_cast<const float*>(a.scale.row_scale)[row]);
   }
   return scale;
