@@ -135,7 +135,8 @@ template <class S> const S* class_weights(std::vector<S>& buf, const FlRowwiseAr
   const bool focal = a.loss_id == LOSS_softmax_focal_loss;
   sum = 0;
   for (int64_t c = 0; c < a.classes; ++c) {
-    double v = a.weight ? a.weight[c] : focal ? a.params.alpha : 1.0;
+    double v = focal ? a.params.alpha : 1.0;
+    if (a.weight) std::memcpy(&v, a.weight + c, sizeof v);  // the caller's array may be misaligned
     w[c] = S(v);
     sum += v;
   }
@@ -187,7 +188,8 @@ extern "C" int fastloss_rowwise(const FlRowwiseArgs* a, double* total, char* err
     if (!soft) {
       const int64_t n = a->outer * a->inner, ignore = int64_t(a->params.ignore_index);
       for (int64_t i = 0; i < n; ++i) {
-        const int64_t t = a->target[i];
+        int64_t t;
+        std::memcpy(&t, a->target + i, sizeof t);  // the caller's array may be misaligned
         if ((t < 0 || t >= a->classes) && t != ignore) {
           char msg[160];
           std::snprintf(msg, sizeof msg, "target %lld at row %lld is out of range [0, %lld) and is not ignore_index",

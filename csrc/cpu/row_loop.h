@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include <cstring>
 #include <type_traits>
 
 #include "simd/vec_scalar.h"
@@ -29,6 +30,25 @@ template <class V> struct Dual {
   typename V::scalar max() const { return fl_max(hmax(fl_max(v, v2)), l.v); }
 };
 
+// A long per-lane sum (a tile's classes, one lane per row): terms are added plainly within blocks
+// of kSumBlock, and the block sums into a compensated total (TwoSum, branch-free). The error is then
+// that of a kSumBlock-term sum, whatever the count; a plain running sum of 2^20 float32 terms was
+// 20x less accurate than the rows' many-accumulator sums. A non-finite total is returned as is
+// (its compensation term is NaN).
+constexpr int64_t kSumBlock = 64;
+template <class V> struct BlockedSum {
+  V total, comp, part;
+  BlockedSum() : total(0), comp(0), part(0) {}
+  void add(V v) { part = part + v; }
+  void fold() {
+    const V t = total + part, back = t - total;
+    comp = comp + ((total - (t - back)) + (part - back));
+    total = t;
+    part = V(0);
+  }
+  V value() const { return select(fl_abs(total) < V(__builtin_inf()), total + comp, total); }
+};
+
 // body(i, tag) for i = begin, begin + V::lanes, ... with tag a V, then i = ..., end-1 with tag an L.
 template <class V, class Body> inline void vector_loop(int64_t begin, int64_t end, Body&& body) {
   int64_t i = begin;
@@ -46,6 +66,13 @@ template <class V, class Body> inline void vector_loop2(int64_t begin, int64_t e
     body(i + V::lanes, V(), 1);
   }
   vector_loop<V>(i, end, [&](int64_t j, auto tag) { body(j, tag, 0); });
+}
+
+// n values from p (any alignment) into the aligned local array out, which is returned: the
+// tiles index their targets and row scales as plain arrays.
+template <int n, class T> inline const T* lane_copy(const T* p, T* out) {
+  std::memcpy(out, p, n * sizeof(T));
+  return out;
 }
 
 // Store v at p, non-temporally for whole vectors when `stream` (p 16-byte aligned: see can_stream).

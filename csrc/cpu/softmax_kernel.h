@@ -89,7 +89,7 @@ inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, c
   const SoftmaxRowResult<S> r = softmax_finalize(k, softmax_stats(k, m, s.sum(), zt, w_t, a1.sum(), a2.sum()), scale);
   if (!g) return r.loss;
 
-  const S e_t = MODE == SOFTMAX_SOFT ? S(0) : ebuf[t];
+  const S e_t = MODE == SOFTMAX_SOFT ? S(0) : load_scalar<S>(ebuf + t);  // ebuf may be the caller's gradient
   auto grad = [&](int64_t c, auto tag) {
     using W = decltype(tag);
     W val = W::load(ebuf + c) * W(r.a);
@@ -137,24 +137,30 @@ inline void softmax_tile(const RowContext<typename V::scalar>& k, const T* x, co
       zt[j] = CAP ? k.cap * thbuf[tgt[j] * NL + j] : load_scalar<S>(x + tgt[j] * in + j);
   }
   const V mv = V::from_lanes(m);
-  V s(0), a1(0), a2(0);
-  for (int64_t c = 0; c < C; ++c) {
-    V z = CAP ? V(k.cap) * V::load(thbuf + c * NL) : V::load(x + c * in);
-    V d = z - mv;
-    V e = fl_exp_nonpos(d);
-    if (g) e.store(ebuf + c * estride);
-    s = s + e;
-    if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) a1 = a1 + V(w[c]) * d;
-    if constexpr (MODE == SOFTMAX_SOFT) {
-      V wq = V(w[c]) * cross_entropy_soft_q(V::load(y + c * in), k.ce);
-      a1 = a1 + wq;
-      a2 = a2 + wq * d;
+  BlockedSum<V> s, a1, a2;  // one lane per row: a single running sum over C classes, made accurate
+  for (int64_t c0 = 0; c0 < C; c0 += kSumBlock) {
+    const int64_t c1 = c0 + kSumBlock < C ? c0 + kSumBlock : C;
+    for (int64_t c = c0; c < c1; ++c) {
+      V z = CAP ? V(k.cap) * V::load(thbuf + c * NL) : V::load(x + c * in);
+      V d = z - mv;
+      V e = fl_exp_nonpos(d);
+      if (g) e.store(ebuf + c * estride);
+      s.add(e);
+      if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) a1.add(V(w[c]) * d);
+      if constexpr (MODE == SOFTMAX_SOFT) {
+        V wq = V(w[c]) * cross_entropy_soft_q(V::load(y + c * in), k.ce);
+        a1.add(wq);
+        a2.add(wq * d);
+      }
     }
+    s.fold();
+    if constexpr (MODE != SOFTMAX_HARD) a1.fold();
+    if constexpr (MODE == SOFTMAX_SOFT) a2.fold();
   }
   S sl[NL], a1l[NL], a2l[NL], A[NL], B[NL], TC[NL], et[NL];
-  s.lanes_to(sl);
-  a1.lanes_to(a1l);
-  a2.lanes_to(a2l);
+  s.value().lanes_to(sl);
+  a1.value().lanes_to(a1l);
+  a2.value().lanes_to(a2l);
   for (int j = 0; j < NL; ++j) {
     A[j] = B[j] = TC[j] = et[j] = loss[j] = 0;
     if (keep[j] == S(0)) continue;
@@ -165,7 +171,7 @@ inline void softmax_tile(const RowContext<typename V::scalar>& k, const T* x, co
     A[j] = r.a;
     B[j] = r.b;
     TC[j] = r.t_coef;
-    if (MODE != SOFTMAX_SOFT && g) et[j] = ebuf[tgt[j] * estride + j];
+    if (MODE != SOFTMAX_SOFT && g) et[j] = load_scalar<S>(ebuf + tgt[j] * estride + j);
   }
   if (!g) return;
   const V av = V::from_lanes(A), bv = V::from_lanes(B), keepv = V::from_lanes(keep);
