@@ -13,6 +13,16 @@
 
 FL_NAMESPACE_BEGIN
 
+// First j != t in [0, C) with x[j * stride] NaN, or -1 (the rare path: a row whose running
+// sum of s - s was NaN, from a NaN or an infinite score).
+template <class S, class T> inline int64_t first_nan_of(const T* x, int64_t C, int64_t stride, int64_t t) {
+  for (int64_t j = 0; j < C; ++j) {
+    const S v = load_scalar<S>(x + j * stride);
+    if (j != t && v != v) return j;
+  }
+  return -1;
+}
+
 // First j != t in [0, C) with x[j * stride] == value, or -1.
 template <class S, class T>
 inline int64_t first_index_of(const T* x, int64_t C, int64_t stride, int64_t t, S value) {
@@ -28,18 +38,25 @@ inline typename V::scalar hinge_row(const RowContext<typename V::scalar>& k, con
   const int64_t C = k.classes;
   const S s_t = load_scalar<S>(x + t), w_t = k.weights[t];
   if (!k.weston_watkins) {
-    Dual<V> mx(-__builtin_inf());
+    // fl_max drops NaNs: s - s, NaN for a NaN (or infinite) score, is summed beside it to find them.
+    Dual<V> mx(-__builtin_inf()), bad(0);
     auto body = [&](int64_t c, auto tag) {
       using W = decltype(tag);
-      mx.get(tag) = fl_max(mx.get(tag), W::load(x + c));
+      const W z = W::load(x + c);
+      mx.get(tag) = fl_max(mx.get(tag), z);
+      bad.get(tag) = bad.get(tag) + (z - z);
     };
     vector_loop<V>(0, t, body);
     vector_loop<V>(t + 1, C, body);
-    const S max_other = mx.max();
-    const int64_t j = first_index_of<S>(x, C, 1, t, max_other);
+    S max_other = mx.max();
+    const S b = bad.sum();
+    int64_t j = b != b ? first_nan_of<S>(x, C, 1, t) : -1;
+    if (j >= 0) max_other = load_scalar<S>(x + j);
+    else j = first_index_of<S>(x, C, 1, t, max_other);
     const LossGrad<S> r = crammer_singer_finalize(s_t, max_other, w_t, k.hinge, scale);
     if (g) {
-      vector_loop<V>(0, C, [&](int64_t c, auto tag) { decltype(tag)(S(0)).store(g + c); });
+      const S zero = S(0) * scale;  // IEEE: 0 * inf and 0 * nan are nan, as the reference gives
+      vector_loop<V>(0, C, [&](int64_t c, auto tag) { decltype(tag)(zero).store(g + c); });
       if (j >= 0) store_scalar(g + j, r.grad);
       store_scalar(g + t, -r.grad);
     }
@@ -77,28 +94,35 @@ inline void hinge_tile(const RowContext<typename V::scalar>& k, const T* x, cons
   }
   const V keepv = V::from_lanes(keep);
   if (!k.weston_watkins) {
-    V m1(-__builtin_inf()), m2(-__builtin_inf());
+    V m1(-__builtin_inf()), m2(-__builtin_inf()), bad(0);  // bad: NaN scores, as in hinge_row
     for (int64_t c = 0; c < C; ++c) {
       V z = V::load(x + c * in);
       m2 = fl_max(m2, fl_min(m1, z));
       m1 = fl_max(m1, z);
+      bad = bad + (z - z);
     }
-    S m1l[NL], m2l[NL], d[NL];
+    S m1l[NL], m2l[NL], badl[NL], d[NL], zero[NL];
     int64_t jstar[NL];
     m1.lanes_to(m1l);
     m2.lanes_to(m2l);
+    bad.lanes_to(badl);
     for (int j = 0; j < NL; ++j) {
       d[j] = 0;
+      zero[j] = 0;
       jstar[j] = -1;
       if (keep[j] == S(0)) continue;
-      const S max_other = st[j] == m1l[j] ? m2l[j] : m1l[j];
-      jstar[j] = first_index_of<S>(x + j, C, in, tgt[j], max_other);
+      zero[j] = S(0) * scale[j];
+      S max_other = st[j] == m1l[j] ? m2l[j] : m1l[j];
+      jstar[j] = badl[j] != badl[j] ? first_nan_of<S>(x + j, C, in, tgt[j]) : -1;
+      if (jstar[j] >= 0) max_other = load_scalar<S>(x + jstar[j] * in + j);
+      else jstar[j] = first_index_of<S>(x + j, C, in, tgt[j], max_other);
       const LossGrad<S> r = crammer_singer_finalize(st[j], max_other, wt[j], k.hinge, scale[j]);
       loss[j] = r.loss;
       d[j] = r.grad;
     }
     if (!g) return;
-    for (int64_t c = 0; c < C; ++c) V(S(0)).store(g + c * in);
+    const V zv = V::from_lanes(zero);
+    for (int64_t c = 0; c < C; ++c) zv.store(g + c * in);
     for (int j = 0; j < NL; ++j) {
       if (keep[j] == S(0)) continue;
       if (jstar[j] >= 0) store_scalar(g + jstar[j] * in + j, d[j]);

@@ -4,8 +4,11 @@
 //   1. z = x (or softcap(x), tanh kept in thbuf), row max m
 //   2. e = exp(z - m) written to ebuf (the gradient buffer itself when it has the math type, even
 //      in place over x: every x needed later was read before), sum e and the soft/smoothing sums
-//   3. g = (e * a - b * wq) * dz_dx written once in the storage dtype; the target class's value is
-//      recomputed in the math type and stored once (never a rounded value corrected).
+//   3. g = (e * a - b * wq) * scale * dz_dx written once in the storage dtype; the target class's
+//      value is recomputed in the math type and stored once (never a rounded value corrected).
+//      The coefficients are the unscaled ones (finalize with scale 1) and the row's scale multiplies
+//      each element, as IEEE arithmetic and the reference give grad_output * dl/dx: scaled
+//      coefficients turned the target's e_t a - t_coef into inf - inf for grad_output = inf.
 // Rows (class axis last): vectorised along the row. Tiles (class axis in the middle): V::lanes
 // neighbouring rows at stride `inner`, vectorised across them, so no transposing copy is made.
 // Ignored rows are handled by the caller (row) or by a lane mask (tile).
@@ -86,7 +89,7 @@ inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, c
     }
   });
   const S w_t = MODE == SOFTMAX_SOFT ? S(1) : w[t];
-  const SoftmaxRowResult<S> r = softmax_finalize(k, softmax_stats(k, m, s.sum(), zt, w_t, a1.sum(), a2.sum()), scale);
+  const SoftmaxRowResult<S> r = softmax_finalize(k, softmax_stats(k, m, s.sum(), zt, w_t, a1.sum(), a2.sum()), S(1));
   if (!g) return r.loss;
 
   const S e_t = MODE == SOFTMAX_SOFT ? S(0) : load_scalar<S>(ebuf + t);  // ebuf may be the caller's gradient
@@ -95,12 +98,13 @@ inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, c
     W val = W::load(ebuf + c) * W(r.a);
     if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) val = val - W(r.b) * W::load(w + c);
     if constexpr (MODE == SOFTMAX_SOFT) val = val - W(r.b) * W::load(w + c) * cross_entropy_soft_q(W::load(y + c), k.ce);
+    val = val * W(scale);
     if constexpr (CAP) val = val * softcap_dz_dx(W::load(thbuf + c));
     val.store(g + c);
   };
   vector_loop<V>(0, C, grad);
   if constexpr (MODE != SOFTMAX_SOFT) {
-    S gt = softmax_grad(e_t, w_t, r.a, MODE == SOFTMAX_HARD ? S(0) : r.b) - r.t_coef;
+    S gt = (softmax_grad(e_t, w_t, r.a, MODE == SOFTMAX_HARD ? S(0) : r.b) - r.t_coef) * scale;
     if constexpr (CAP) gt *= softcap_dz_dx(thbuf[t]);
     store_scalar(g + t, gt);
   }
@@ -157,16 +161,16 @@ inline void softmax_tile(const RowContext<typename V::scalar>& k, const T* x, co
     if constexpr (MODE != SOFTMAX_HARD) a1.fold();
     if constexpr (MODE == SOFTMAX_SOFT) a2.fold();
   }
-  S sl[NL], a1l[NL], a2l[NL], A[NL], B[NL], TC[NL], et[NL];
+  S sl[NL], a1l[NL], a2l[NL], A[NL], B[NL], TC[NL], et[NL], SC[NL];
   s.value().lanes_to(sl);
   a1.value().lanes_to(a1l);
   a2.value().lanes_to(a2l);
   for (int j = 0; j < NL; ++j) {
-    A[j] = B[j] = TC[j] = et[j] = loss[j] = 0;
+    A[j] = B[j] = TC[j] = et[j] = loss[j] = SC[j] = 0;
     if (keep[j] == S(0)) continue;
     const S w_t = MODE == SOFTMAX_SOFT ? S(1) : w[tgt[j]];
-    const S scale = rs ? k.grad_scale * rs[j] : k.grad_scale;
-    const SoftmaxRowResult<S> r = softmax_finalize(k, softmax_stats(k, m[j], sl[j], zt[j], w_t, a1l[j], a2l[j]), scale);
+    SC[j] = rs ? k.grad_scale * rs[j] : k.grad_scale;
+    const SoftmaxRowResult<S> r = softmax_finalize(k, softmax_stats(k, m[j], sl[j], zt[j], w_t, a1l[j], a2l[j]), S(1));
     loss[j] = r.loss;
     A[j] = r.a;
     B[j] = r.b;
@@ -174,11 +178,12 @@ inline void softmax_tile(const RowContext<typename V::scalar>& k, const T* x, co
     if (MODE != SOFTMAX_SOFT && g) et[j] = load_scalar<S>(ebuf + tgt[j] * estride + j);
   }
   if (!g) return;
-  const V av = V::from_lanes(A), bv = V::from_lanes(B), keepv = V::from_lanes(keep);
+  const V av = V::from_lanes(A), bv = V::from_lanes(B), keepv = V::from_lanes(keep), scv = V::from_lanes(SC);
   for (int64_t c = 0; c < C; ++c) {
     V val = V::load(ebuf + c * estride) * av;
     if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) val = val - bv * V(w[c]);
     if constexpr (MODE == SOFTMAX_SOFT) val = val - bv * V(w[c]) * cross_entropy_soft_q(V::load(y + c * in), k.ce);
+    val = val * scv;
     if constexpr (CAP) val = val * softcap_dz_dx(V::load(thbuf + c * NL));
     val = select(keepv == V(0), V(0), val);  // exact zeros for ignored rows, whatever x holds
     val.store(g + c * in);
@@ -187,7 +192,7 @@ inline void softmax_tile(const RowContext<typename V::scalar>& k, const T* x, co
     for (int j = 0; j < NL; ++j) {
       if (keep[j] == S(0)) continue;
       const int64_t t = tgt[j];
-      S gt = softmax_grad(et[j], w[t], A[j], MODE == SOFTMAX_HARD ? S(0) : B[j]) - TC[j];
+      S gt = (softmax_grad(et[j], w[t], A[j], MODE == SOFTMAX_HARD ? S(0) : B[j]) - TC[j]) * SC[j];
       if constexpr (CAP) gt *= softcap_dz_dx(thbuf[t * NL + j]);
       store_scalar(g + t * in + j, gt);
     }

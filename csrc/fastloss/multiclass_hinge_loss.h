@@ -10,6 +10,9 @@
 // A hinge exactly at 0 has gradient 0 (PyTorch's multi_margin_loss). h_j is formed as
 // margin + (s_j - s_t) so that it is exactly margin at j = t, whatever the magnitude of s.
 // C = 1 (crammer_singer): max over no class is -inf, so h = -inf and l = 0.
+// A NaN score (s_t, or the max over j != t, which is then NaN with j* the first NaN) makes h NaN:
+// the loss and both gradient entries are NaN, as DESIGN's "NaN propagates". The gradient is
+// scale * (its unscaled value): an inactive row's 0 times an infinite grad_output is NaN (IEEE).
 #pragma once
 
 #include "params.h"
@@ -41,8 +44,12 @@ FL_HD LossGrad<S> crammer_singer_finalize(S s_t, S max_other, S w_t, const Hinge
   S h = k.margin + max_other - s_t;
   bool active = h > S(0);
   LossGrad<S> r;
+  if (h != h) {
+    r.loss = r.grad = h;
+    return r;
+  }
   r.loss = active ? w_t * (k.squared ? h * h : h) : S(0);
-  r.grad = active ? scale * w_t * (k.squared ? S(2) * h : S(1)) : S(0);
+  r.grad = (active ? w_t * (k.squared ? S(2) * h : S(1)) : S(0)) * scale;
   return r;
 }
 
