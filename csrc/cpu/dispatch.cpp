@@ -119,6 +119,7 @@ struct ThreadBuffers {
   std::vector<double> weights_d;
 };
 thread_local ThreadBuffers tls;
+thread_local const std::atomic<int>* tls_interrupt = nullptr;
 
 Workspace workspace(const WorkPlan& plan, int64_t max_useful_threads) {
   Workspace ws{};
@@ -149,6 +150,9 @@ int fail(char* error, size_t size, const char* msg) {
 }
 
 }  // namespace
+
+void set_call_interrupt(const std::atomic<int>* flag) { tls_interrupt = flag; }
+const std::atomic<int>* call_interrupt() { return tls_interrupt; }
 
 const char* current_isa() { return isa()->name; }
 

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "simd/vec_scalar.h"
+#include "workspace.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -109,8 +110,10 @@ inline int thread_id() {
 template <class Work> inline void parallel_chunks(int64_t chunks, int threads, char* scratch, size_t per_thread,
                                                   Work&& work) {
   (void)threads;
+  const std::atomic<int>* stop = call_interrupt();  // Ctrl-C: the remaining chunks are skipped
 #pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1 && chunks > 1)
-  for (int64_t k = 0; k < chunks; ++k) work(k, scratch + size_t(thread_id()) * per_thread);
+  for (int64_t k = 0; k < chunks; ++k)
+    if (!stop || !stop->load(std::memory_order_relaxed)) work(k, scratch + size_t(thread_id()) * per_thread);
 }
 
 FL_NAMESPACE_END
