@@ -54,7 +54,7 @@ def cross_entropy(x, target, *, weight, ignore_index, label_smoothing, z_loss, s
     rows = np.arange(M)
     if target.dtype.kind == "f":  # soft targets
         wq = w * ((1.0 - eps) * target + eps / C)
-        loss = np.sum(wq * lse_z, axis=1) + z_loss * lse[:, 0] ** 2
+        loss = np.sum(wq * lse_z, axis=1) + z_loss * lse[:, 0] * lse[:, 0]  # 0, not 0 * inf, for z_loss=0
         grad = p * (np.sum(wq, axis=1, keepdims=True) + 2.0 * z_loss * lse) - wq
         return loss, grad * dz_dx
     valid, t = _valid_rows(target, ignore_index)
@@ -62,10 +62,13 @@ def cross_entropy(x, target, *, weight, ignore_index, label_smoothing, z_loss, s
     # without smoothing the sum over classes is skipped, not multiplied by 0: a -inf (masked)
     # logit makes it inf, and 0 * inf would turn a finite loss into nan
     smoothing = (eps / C) * np.sum(w * lse_z, axis=1) if eps else 0.0
-    loss = (1.0 - eps) * wt * lse_z[rows, t] + smoothing + z_loss * lse[:, 0] ** 2
-    coef = (1.0 - eps) * wt + (eps / C) * np.sum(w) + 2.0 * z_loss * lse[:, 0]
-    grad = p * coef[:, None] - (eps / C) * w
-    grad[rows, t] -= (1.0 - eps) * wt
+    loss = (1.0 - eps) * wt * lse_z[rows, t] + smoothing + z_loss * lse[:, 0] * lse[:, 0]
+    rest = (eps / C) * np.sum(w) + 2.0 * z_loss * lse[:, 0]
+    grad = p * ((1.0 - eps) * wt + rest)[:, None] - (eps / C) * w
+    # the target's (1 - eps) w_t (p_t - 1) apart: p_t coef - (1 - eps) w_t cancels as p_t -> 1 (C = 1:
+    # the z-loss term alone would keep only the digits of 1 + 2 z_loss lse)
+    p_t = p[rows, t]
+    grad[rows, t] = p_t * rest - (eps / C) * w[t] + (1.0 - eps) * wt * (p_t - 1.0)
     grad = grad * dz_dx
     loss[~valid] = 0.0
     grad[~valid] = 0.0
