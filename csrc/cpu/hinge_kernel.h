@@ -23,6 +23,14 @@ template <class S, class T> inline int64_t first_nan_of(const T* x, int64_t C, i
   return -1;
 }
 
+// max over j != t of x[j * stride] (-inf for none), for a row with no NaN but possibly s_t.
+template <class S, class T> inline S max_other_of(const T* x, int64_t C, int64_t stride, int64_t t) {
+  S m = -S(__builtin_inf());
+  for (int64_t j = 0; j < C; ++j)
+    if (j != t) m = fl_max(m, load_scalar<S>(x + j * stride));
+  return m;
+}
+
 // First j != t in [0, C) with x[j * stride] == value, or -1.
 template <class S, class T>
 inline int64_t first_index_of(const T* x, int64_t C, int64_t stride, int64_t t, S value) {
@@ -113,9 +121,11 @@ inline void hinge_tile(const RowContext<typename V::scalar>& k, const T* x, cons
       if (keep[j] == S(0)) continue;
       zero[j] = S(0) * scale[j];
       S max_other = st[j] == m1l[j] ? m2l[j] : m1l[j];
-      jstar[j] = badl[j] != badl[j] ? first_nan_of<S>(x + j, C, in, tgt[j]) : -1;
-      if (jstar[j] >= 0) max_other = load_scalar<S>(x + jstar[j] * in + j);
-      else jstar[j] = first_index_of<S>(x + j, C, in, tgt[j], max_other);
+      if (badl[j] != badl[j]) {  // a NaN or inf score: a NaN (even s_t's) has spoilt m1, m2
+        jstar[j] = first_nan_of<S>(x + j, C, in, tgt[j]);
+        max_other = jstar[j] >= 0 ? load_scalar<S>(x + jstar[j] * in + j) : max_other_of<S>(x + j, C, in, tgt[j]);
+      }
+      if (jstar[j] < 0) jstar[j] = first_index_of<S>(x + j, C, in, tgt[j], max_other);
       const LossGrad<S> r = crammer_singer_finalize(st[j], max_other, wt[j], k.hinge, scale[j]);
       loss[j] = r.loss;
       d[j] = r.grad;

@@ -1,6 +1,6 @@
 // multiclass_hinge_loss on a row of C scores s_c with target t and weight w_t (1 if none).
 //
-// crammer_singer:  h = margin + max_{j!=t} s_j - s_t (j* = first maximiser)
+// crammer_singer:  h = margin + (max_{j!=t} s_j - s_t) (j* = first maximiser)
 //   l = w_t * (h or h^2) if h > 0 else 0;  dl/ds_{j*} = w_t (1 or 2h) = -dl/ds_t; others 0.
 //   Row statistics: s_t, the max over j != t and j*; finalize below.
 // weston_watkins:  h_j = margin + (s_j - s_t) for j != t
@@ -41,7 +41,7 @@ FL_HD LossGrad<V> weston_watkins_term(V s, V s_t, const HingeConsts<S>& k) {
 template <class S>
 FL_HD LossGrad<S> crammer_singer_finalize(S s_t, S max_other, S w_t, const HingeConsts<S>& k,
                                           S scale) {
-  S h = k.margin + max_other - s_t;
+  S h = k.margin + (max_other - s_t);  // exactly margin for a tie, whatever the magnitude
   bool active = h > S(0);
   LossGrad<S> r;
   if (h != h) {

@@ -50,7 +50,7 @@ FL_HD LossGrad<V> sigmoid_focal_loss_and_grad(V x, V y, const SigmoidFocalConsts
   if (k.gamma == S(2)) {  // mod = om^2, focus = 2 om pq: both carry a factor om
     V a_om = a * om;
     r.loss = ce * om * a_om;
-    r.grad = a_om * ((p - y) * om + (ce + ce) * pq);
+    r.grad = a_om * ((p - y) * om + ce * (pq + pq));  // not (ce + ce): ce near the float max overflows
   } else if (k.gamma == S(1)) {  // mod = om, focus = pq
     r.loss = ce * om * a;
     r.grad = a * ((p - y) * om + ce * pq);

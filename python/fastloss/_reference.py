@@ -116,7 +116,7 @@ def multiclass_hinge_loss(x, target, *, margin, squared, variant, weight, ignore
         j = np.argmax(others, axis=1)  # first maximum (or first NaN), as torch.max(dim) picks
         if C > 1:  # every other score -inf: argmax gave t (= 0), the first j != t is 1
             j = np.where(j == t, 1, j)
-        h = margin + others[rows, j] - s_t
+        h = margin + (others[rows, j] - s_t)  # exactly margin for a tie, at any magnitude
         active = h > 0  # PyTorch's multi_margin_loss: a zero hinge has zero gradient
         nan = np.isnan(h)  # a NaN score propagates to the loss and both gradient entries
         loss = np.where(nan, np.nan, np.where(active, h**2 if squared else h, 0.0) * wt)
@@ -125,7 +125,7 @@ def multiclass_hinge_loss(x, target, *, margin, squared, variant, weight, ignore
             grad[rows, j] += d
         grad[rows, t] -= d
     else:
-        h = margin + x - s_t[:, None]
+        h = margin + (x - s_t[:, None])
         h[rows, t] = 0.0
         active = h > 0
         loss = np.sum(np.where(active, h**2 if squared else h, 0.0), axis=1) * wt
@@ -149,7 +149,7 @@ def sigmoid_focal_loss(x, y, *, alpha, gamma):
         dlog = np.where(one_minus_pt > 0, p * q * (1.0 - 2.0 * y) / one_minus_pt, 0.0)
     loss = ce * mod
     # gamma = 0 has no focus term at all (not 0 times an infinite ce, as PyTorch's autograd)
-    grad = (p - y) * mod + (ce * gamma * mod * dlog if gamma != 0 else 0.0)
+    grad = (p - y) * mod + (ce * (gamma * mod * dlog) if gamma != 0 else 0.0)  # ce at the float max: no overflow
     if alpha >= 0:
         a = alpha * y + (1.0 - alpha) * (1.0 - y)
         loss, grad = loss * a, grad * a

@@ -169,7 +169,7 @@ def _option_value(rng, spec, opt, classes: int, notes: list[str]) -> Any:
         vec = rng.uniform(0.0, 3.0, classes)
         if rng.random() < 0.1:
             vec = vec.astype(np.float32)
-        if rng.random() < 0.1:
+        if rng.random() < 0.1 and classes:
             vec[0] = 0.0
         notes.append(f"{name} per-class")
         return vec

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,12 +30,15 @@ def run_campaign(seeds: list[int], budget_s: float | None = None, log=None) -> d
     pending = list(seeds)
     start = time.perf_counter()
     while pending:
-        proc = subprocess.Popen([sys.executable, "-m", f"{_PKG}.worker"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_worker_env(),
+        # the seeds go in a file: written to a pipe, they could fill it while the worker's results fill
+        # the other one (a deadlock past ~10,000 seeds)
+        with tempfile.NamedTemporaryFile("w", suffix=".seeds", delete=False) as f:
+            f.write("\n".join(map(str, pending)) + "\n")
+        errfile = tempfile.TemporaryFile("w+")  # not a pipe either: its buffer could fill too
+        proc = subprocess.Popen([sys.executable, "-m", f"{_PKG}.worker", f.name], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=errfile, text=True, env=_worker_env(),
                                 cwd=str(_ROOT))
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write("\n".join(map(str, pending)) + "\n")
-        proc.stdin.close()
+        assert proc.stdout is not None
         done = 0
         out_of_time = False
         for line in proc.stdout:
@@ -51,11 +55,16 @@ def run_campaign(seeds: list[int], budget_s: float | None = None, log=None) -> d
         if out_of_time:
             proc.kill()
             proc.wait()
+            os.unlink(f.name)
+            errfile.close()
             pending = pending[done:]
             counts["not run (time budget)"] = len(pending)
             break
         rc = proc.wait()
-        err = proc.stderr.read() if proc.stderr else ""
+        errfile.seek(0)
+        err = errfile.read()
+        errfile.close()
+        os.unlink(f.name)
         pending = pending[done:]
         if pending:  # the worker died during pending[0]
             seed = pending.pop(0)

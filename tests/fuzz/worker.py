@@ -1,4 +1,5 @@
-"""Worker process: reads seeds (one per line) on stdin, writes one JSON result per seed."""
+"""Worker process: reads seeds (one per line) from the file named by argv[1], writes one JSON
+result per seed to stdout."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from .compare import FINDING, outcome
 
 
 def main() -> None:
-    for line in sys.stdin:
-        seed = int(line)
+    with open(sys.argv[1]) as f:
+        seeds = [int(line) for line in f if line.strip()]
+    for seed in seeds:
         try:
             case = build_case(seed)
             status, detail = outcome(case)
