@@ -129,11 +129,11 @@ def outcome(case: Case) -> tuple[str, str]:
     want, wexc, wargs, wbefore, wout = _run(case, "numpy")
     if gexc is not None or wexc is not None:
         if gexc is None or wexc is None:
-            which, exc = ("native", wexc) if gexc is None else ("numpy", gexc)
-            return FINDING, f"only the {'numpy' if which == 'native' else 'native'} backend raised " \
-                            f"{type(exc).__name__}: {exc}"
+            raiser, exc = ("numpy", wexc) if gexc is None else ("native", gexc)
+            return FINDING, f"only the {raiser} backend raised {type(exc).__name__}: {exc}"
         if type(gexc) is not type(wexc):
-            return FINDING, f"different errors: native {type(gexc).__name__}: {gexc} / numpy {type(wexc).__name__}: {wexc}"
+            return FINDING, (f"different errors: native {type(gexc).__name__}: {gexc} / "
+                             f"numpy {type(wexc).__name__}: {wexc}")
         if not isinstance(gexc, (TypeError, ValueError)):
             return FINDING, f"unclear error type {type(gexc).__name__}: {gexc}"
         _, kwargs = case.build()

@@ -34,7 +34,7 @@ def run_campaign(seeds: list[int], budget_s: float | None = None, log=None) -> d
         # the other one (a deadlock past ~10,000 seeds)
         with tempfile.NamedTemporaryFile("w", suffix=".seeds", delete=False) as f:
             f.write("\n".join(map(str, pending)) + "\n")
-        errfile = tempfile.TemporaryFile("w+")  # not a pipe either: its buffer could fill too
+        errfile = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed below; not a pipe, which could fill
         proc = subprocess.Popen([sys.executable, "-m", f"{_PKG}.worker", f.name], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=errfile, text=True, env=_worker_env(),
                                 cwd=str(_ROOT))
