@@ -6,9 +6,9 @@
 //      in place over x: every x needed later was read before), sum e and the soft/smoothing sums
 //   3. g = (e * a - b * wq) * scale * dz_dx written once in the storage dtype; the target class's
 //      value is recomputed in the math type and stored once (never a rounded value corrected).
-//      The coefficients are the unscaled ones (finalize with scale 1) and the row's scale multiplies
-//      each element, as IEEE arithmetic and the reference give grad_output * dl/dx: scaled
-//      coefficients turned the target's e_t a - t_coef into inf - inf for grad_output = inf.
+//      The coefficients are the unscaled ones (finalize with scale 1); a finite scale is folded into
+//      them, a non-finite one multiplies each element, as IEEE arithmetic and the reference give
+//      grad_output * dl/dx (scaled coefficients turned e_t a - t_coef into inf - inf for inf).
 // Rows (class axis last): vectorised along the row. Tiles (class axis in the middle): V::lanes
 // neighbouring rows at stride `inner`, vectorised across them, so no transposing copy is made.
 // Ignored rows are handled by the caller (row) or by a lane mask (tile).
@@ -48,12 +48,13 @@ template <class S> inline SoftmaxRowStats<S> softmax_stats(const RowContext<S>& 
 //   t_coef (e_t - s) / s + rest e_t / s - b w_t,  rest = coef - t_coef = (eps/C) sum_w + 2 z_loss lse,
 // since e_t a - t_coef cancels as p_t -> 1: for C = 1 (p_t = 1 exactly) it left the z-loss term
 // 2 z_loss lse with the rounding error of the t_coef it had been added to (1.5% measured).
+// Without z_loss both forms cancel alike (rest is then a fixed fraction of coef): the cheaper one.
 template <int MODE, class S>
 inline S softmax_target_grad(const RowContext<S>& k, const SoftmaxRowResult<S>& r, S e_t, S s, S m, S w_t) {
-  if (k.loss_id != LOSS_cross_entropy) return softmax_grad(e_t, w_t, r.a, MODE == SOFTMAX_HARD ? S(0) : r.b) - r.t_coef;
-  S rest = k.ce.eps_over_c * k.sum_w;
-  if (k.ce.z_loss != S(0)) rest += S(2) * k.ce.z_loss * (m + fl_log(s));
-  S gt = r.t_coef * ((e_t - s) / s) + rest * (e_t / s);
+  if (k.loss_id != LOSS_cross_entropy || k.ce.z_loss == S(0))
+    return softmax_grad(e_t, w_t, r.a, MODE == SOFTMAX_HARD ? S(0) : r.b) - r.t_coef;
+  const S rest = k.ce.eps_over_c * k.sum_w + S(2) * k.ce.z_loss * (m + fl_log(s)), inv_s = S(1) / s;
+  S gt = r.t_coef * ((e_t - s) * inv_s) + rest * (e_t * inv_s);
   if (MODE == SOFTMAX_HARD_SMOOTHED) gt -= r.b * w_t;
   return gt;
 }
@@ -108,12 +109,14 @@ inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, c
   if (!g) return r.loss;
 
   const S e_t = MODE == SOFTMAX_SOFT ? S(0) : load_scalar<S>(ebuf + t);  // ebuf may be the caller's gradient
+  const bool fold = scale - scale == S(0);  // finite
+  const S ra = fold ? r.a * scale : r.a, rb = fold ? r.b * scale : r.b;
   auto grad = [&](int64_t c, auto tag) {
     using W = decltype(tag);
-    W val = W::load(ebuf + c) * W(r.a);
-    if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) val = val - W(r.b) * W::load(w + c);
-    if constexpr (MODE == SOFTMAX_SOFT) val = val - W(r.b) * W::load(w + c) * cross_entropy_soft_q(W::load(y + c), k.ce);
-    val = val * W(scale);
+    W val = W::load(ebuf + c) * W(ra);
+    if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) val = val - W(rb) * W::load(w + c);
+    if constexpr (MODE == SOFTMAX_SOFT) val = val - W(rb) * W::load(w + c) * cross_entropy_soft_q(W::load(y + c), k.ce);
+    if (!fold) val = val * W(scale);
     if constexpr (CAP) val = val * softcap_dz_dx(W::load(thbuf + c));
     val.store(g + c);
   };
@@ -193,12 +196,19 @@ inline void softmax_tile(const RowContext<typename V::scalar>& k, const T* x, co
     if (MODE != SOFTMAX_SOFT && g) et[j] = load_scalar<S>(ebuf + tgt[j] * estride + j);
   }
   if (!g) return;
-  const V av = V::from_lanes(A), bv = V::from_lanes(B), keepv = V::from_lanes(keep), scv = V::from_lanes(SC);
+  bool fold = true;  // every lane's scale finite: folded into the coefficients, as in softmax_row
+  for (int j = 0; j < NL; ++j) fold = fold && SC[j] - SC[j] == S(0);
+  S AS[NL], BS[NL];
+  for (int j = 0; j < NL; ++j) {
+    AS[j] = fold ? A[j] * SC[j] : A[j];
+    BS[j] = fold ? B[j] * SC[j] : B[j];
+  }
+  const V av = V::from_lanes(AS), bv = V::from_lanes(BS), keepv = V::from_lanes(keep), scv = V::from_lanes(SC);
   for (int64_t c = 0; c < C; ++c) {
     V val = V::load(ebuf + c * estride) * av;
     if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) val = val - bv * V(w[c]);
     if constexpr (MODE == SOFTMAX_SOFT) val = val - bv * V(w[c]) * cross_entropy_soft_q(V::load(y + c * in), k.ce);
-    val = val * scv;
+    if (!fold) val = val * scv;
     if constexpr (CAP) val = val * softcap_dz_dx(V::load(thbuf + c * NL));
     val = select(keepv == V(0), V(0), val);  // exact zeros for ignored rows, whatever x holds
     val.store(g + c * in);
