@@ -5,10 +5,15 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
+#include <csignal>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 #include <tuple>
+
+#include "../cpu/workspace.h"
+#include "sigint_watch.h"
 
 #include "../cpu/dispatch.h"
 #include "../fastloss/kernels.h"
@@ -89,8 +94,12 @@ double run_kernel(int (*kernel)(const Args*, double*, char*, size_t), Args& a, F
   char error[256] = {0};
   int rc;
   {
-    py::gil_scoped_release release;
-    rc = kernel(&a, &total, error, sizeof error);
+    SigintWatch watch(x.size());  // Ctrl-C during a long call: KeyboardInterrupt, see sigint_watch.h
+    {
+      py::gil_scoped_release release;
+      rc = kernel(&a, &total, error, sizeof error);
+    }
+    watch.raise_if_interrupted();
   }
   return run_or_raise(rc, total, error);
 }
@@ -218,5 +227,6 @@ PYBIND11_MODULE(_C, m) {
     return out;
   }, "Test hook: the current ISA's float32 vector exp/log/log1p/tanh/log1p_unit, elementwise.");
   m.attr("loss_table_signature") = FL_LOSS_TABLE_SIGNATURE;
+  SigintWatch::init();
   m.attr("_kernel_table") = py::capsule(static_cast<const void*>(&kernel_table), FL_KERNEL_TABLE_CAPSULE);
 }

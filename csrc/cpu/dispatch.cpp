@@ -148,6 +148,7 @@ struct ThreadBuffers {
   std::vector<double> weights_d;
 };
 thread_local ThreadBuffers tls;
+thread_local const std::atomic<int>* tls_interrupt = nullptr;
 
 Workspace workspace(const WorkPlan& plan, int64_t max_useful_threads) {
   Workspace ws{};
@@ -164,7 +165,8 @@ template <class S> const S* class_weights(std::vector<S>& buf, const FlRowwiseAr
   const double fill = class_vector_fill(a.loss_id, a.params);
   sum = 0;
   for (int64_t c = 0; c < a.classes; ++c) {
-    double v = a.weight ? a.weight[c] : fill;
+    double v = fill;
+    if (a.weight) std::memcpy(&v, a.weight + c, sizeof v);  // the caller's array may be misaligned
     w[c] = S(v);
     sum += v;
   }
@@ -190,6 +192,9 @@ template <class Args> const char* hess_error(const Args& a) {
 }
 
 }  // namespace
+
+void set_call_interrupt(const std::atomic<int>* flag) { tls_interrupt = flag; }
+const std::atomic<int>* call_interrupt() { return tls_interrupt; }
 
 const char* current_isa() { return isa()->name; }
 
@@ -237,7 +242,8 @@ extern "C" int fastloss_rowwise(const FlRowwiseArgs* a, double* total, char* err
       const int64_t n = a->outer * a->inner, ignore = a->params.ignore_index;
       int64_t valid = 0;
       for (int64_t i = 0; i < n; ++i) {
-        const int64_t t = a->target[i];
+        int64_t t;
+        std::memcpy(&t, a->target + i, sizeof t);  // the caller's array may be misaligned
         if ((t < 0 || t >= a->classes) && t != ignore) {
           char msg[160];
           std::snprintf(msg, sizeof msg, "target %lld at row %lld is out of range [0, %lld) and is not ignore_index",

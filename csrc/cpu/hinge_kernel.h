@@ -13,25 +13,30 @@
 
 FL_NAMESPACE_BEGIN
 
+// First j != t in [0, C) with x[j * stride] NaN, or -1 (the rare path: a row whose running
+// sum of s - s was NaN, from a NaN or an infinite score).
+template <class S, class T> inline int64_t first_nan_of(const T* x, int64_t C, int64_t stride, int64_t t) {
+  for (int64_t j = 0; j < C; ++j) {
+    const S v = load_scalar<S>(x + j * stride);
+    if (j != t && v != v) return j;
+  }
+  return -1;
+}
+
+// max over j != t of x[j * stride] (-inf for none), for a row with no NaN but possibly s_t.
+template <class S, class T> inline S max_other_of(const T* x, int64_t C, int64_t stride, int64_t t) {
+  S m = -S(__builtin_inf());
+  for (int64_t j = 0; j < C; ++j)
+    if (j != t) m = fl_max(m, load_scalar<S>(x + j * stride));
+  return m;
+}
+
 // First j != t in [0, C) with x[j * stride] == value, or -1.
 template <class S, class T>
 inline int64_t first_index_of(const T* x, int64_t C, int64_t stride, int64_t t, S value) {
   for (int64_t j = 0; j < C; ++j)
     if (j != t && load_scalar<S>(x + j * stride) == value) return j;
   return -1;
-}
-
-// The crammer_singer max as the reference takes it (np.argmax picks a NaN, whose hinge is then
-// inactive): NaN from the first NaN score on. fl_max alone returns b when either is NaN, which
-// kept or dropped a NaN depending on where it sat, so ISAs and paths disagreed.
-template <class W> inline W max_nan(W m, W z) { return select(m != m, m, fl_max(m, z)); }
-
-template <class W> inline bool any_nan(W v) {
-  typename W::scalar a[W::lanes];
-  v.lanes_to(a);
-  for (int i = 0; i < W::lanes; ++i)
-    if (a[i] != a[i]) return true;
-  return false;
 }
 
 template <class V, class T>
@@ -41,25 +46,32 @@ inline typename V::scalar hinge_row(const RowContext<typename V::scalar>& k, con
   const int64_t C = k.classes;
   const S s_t = load_scalar<S>(x + t), w_t = k.weights[t];
   if (!k.weston_watkins) {
-    Dual<V> mx(-__builtin_inf());
+    // fl_max drops NaNs: s - s, NaN for a NaN (or infinite) score, is summed beside it to find them.
+    Dual<V> mx(-__builtin_inf()), bad(0);
     auto body = [&](int64_t c, auto tag) {
       using W = decltype(tag);
-      mx.get(tag) = max_nan(mx.get(tag), W::load(x + c));
+      const W z = W::load(x + c);
+      mx.get(tag) = fl_max(mx.get(tag), z);
+      bad.get(tag) = bad.get(tag) + (z - z);
     };
     vector_loop<V>(0, t, body);
     vector_loop<V>(t + 1, C, body);
-    const bool nan = any_nan(mx.v) || any_nan(mx.v2) || any_nan(mx.l);
-    const S max_other = nan ? S(__builtin_nan("")) : mx.max();
-    const int64_t j = first_index_of<S>(x, C, 1, t, max_other);
+    S max_other = mx.max();
+    const S b = bad.sum();
+    int64_t j = b != b ? first_nan_of<S>(x, C, 1, t) : -1;
+    if (j >= 0) max_other = load_scalar<S>(x + j);
+    else j = first_index_of<S>(x, C, 1, t, max_other);
     const LossGrad<S> r = crammer_singer_finalize(s_t, max_other, w_t, k.hinge, scale);
     if (g) {
-      vector_loop<V>(0, C, [&](int64_t c, auto tag) { decltype(tag)(S(0)).store(g + c); });
+      const S zero = S(0) * scale;  // IEEE: 0 * inf and 0 * nan are nan, as the reference gives
+      vector_loop<V>(0, C, [&](int64_t c, auto tag) { decltype(tag)(zero).store(g + c); });
       if (j >= 0) store_scalar(g + j, r.grad);
       store_scalar(g + t, -r.grad);
     }
     if (h) {
       const S hv = crammer_singer_hess(s_t, max_other, w_t, k.hinge, scale);
-      vector_loop<V>(0, C, [&](int64_t c, auto tag) { decltype(tag)(S(0)).store(h + c); });
+      const S zero = S(0) * scale;
+      vector_loop<V>(0, C, [&](int64_t c, auto tag) { decltype(tag)(zero).store(h + c); });
       if (j >= 0) store_scalar(h + j, hv);
       store_scalar(h + t, hv);
     }
@@ -104,31 +116,40 @@ inline void hinge_tile(const RowContext<typename V::scalar>& k, const T* x, cons
   }
   const V keepv = V::from_lanes(keep);
   if (!k.weston_watkins) {
-    V m1(-__builtin_inf()), m2(-__builtin_inf());
+    V m1(-__builtin_inf()), m2(-__builtin_inf()), bad(0);  // bad: NaN scores, as in hinge_row
     for (int64_t c = 0; c < C; ++c) {
       V z = V::load(x + c * in);
       m2 = fl_max(m2, fl_min(m1, z));
-      m1 = max_nan(m1, z);  // a NaN lane then gives max_other = NaN below, whatever m2 holds
+      m1 = fl_max(m1, z);
+      bad = bad + (z - z);
     }
-    S m1l[NL], m2l[NL], d[NL], hd[NL];
+    S m1l[NL], m2l[NL], badl[NL], d[NL], hd[NL], zero[NL];
     int64_t jstar[NL];
     m1.lanes_to(m1l);
     m2.lanes_to(m2l);
+    bad.lanes_to(badl);
     for (int j = 0; j < NL; ++j) {
       d[j] = hd[j] = 0;
+      zero[j] = 0;
       jstar[j] = -1;
       if (keep[j] == S(0)) continue;
-      const S max_other = st[j] == m1l[j] ? m2l[j] : m1l[j];
-      jstar[j] = first_index_of<S>(x + j, C, in, tgt[j], max_other);
+      zero[j] = S(0) * scale[j];
+      S max_other = st[j] == m1l[j] ? m2l[j] : m1l[j];
+      if (badl[j] != badl[j]) {  // a NaN or inf score: a NaN (even s_t's) has spoilt m1, m2
+        jstar[j] = first_nan_of<S>(x + j, C, in, tgt[j]);
+        max_other = jstar[j] >= 0 ? load_scalar<S>(x + jstar[j] * in + j) : max_other_of<S>(x + j, C, in, tgt[j]);
+      }
+      if (jstar[j] < 0) jstar[j] = first_index_of<S>(x + j, C, in, tgt[j], max_other);
       const LossGrad<S> r = crammer_singer_finalize(st[j], max_other, wt[j], k.hinge, scale[j]);
       loss[j] = r.loss;
       d[j] = r.grad;
       hd[j] = crammer_singer_hess(st[j], max_other, wt[j], k.hinge, scale[j]);
     }
     if (!g) return;
-    for (int64_t c = 0; c < C; ++c) V(S(0)).store(g + c * in);
+    const V zv = V::from_lanes(zero);
+    for (int64_t c = 0; c < C; ++c) zv.store(g + c * in);
     if (h)
-      for (int64_t c = 0; c < C; ++c) V(S(0)).store(h + c * in);
+      for (int64_t c = 0; c < C; ++c) zv.store(h + c * in);
     for (int j = 0; j < NL; ++j) {
       if (keep[j] == S(0)) continue;
       if (jstar[j] >= 0) store_scalar(g + jstar[j] * in + j, d[j]);

@@ -4,9 +4,11 @@
 
 #include <stdint.h>
 
+#include <cstring>
 #include <type_traits>
 
 #include "simd/vec_scalar.h"
+#include "workspace.h"
 
 #if defined(FASTLOSS_THREAD_POOL)
 #include "thread_pool.h"
@@ -31,6 +33,25 @@ template <class V> struct Dual {
   typename V::scalar max() const { return fl_max(hmax(fl_max(v, v2)), l.v); }
 };
 
+// A long per-lane sum (a tile's classes, one lane per row): terms are added plainly within blocks
+// of kSumBlock, and the block sums into a compensated total (TwoSum, branch-free). The error is then
+// that of a kSumBlock-term sum, whatever the count; a plain running sum of 2^20 float32 terms was
+// 20x less accurate than the rows' many-accumulator sums. A non-finite total is returned as is
+// (its compensation term is NaN).
+constexpr int64_t kSumBlock = 64;
+template <class V> struct BlockedSum {
+  V total, comp, part;
+  BlockedSum() : total(0), comp(0), part(0) {}
+  void add(V v) { part = part + v; }
+  void fold() {
+    const V t = total + part, back = t - total;
+    comp = comp + ((total - (t - back)) + (part - back));
+    total = t;
+    part = V(0);
+  }
+  V value() const { return select(fl_abs(total) < V(__builtin_inf()), total + comp, total); }
+};
+
 // body(i, tag) for i = begin, begin + V::lanes, ... with tag a V, then i = ..., end-1 with tag an L.
 template <class V, class Body> inline void vector_loop(int64_t begin, int64_t end, Body&& body) {
   int64_t i = begin;
@@ -48,6 +69,13 @@ template <class V, class Body> inline void vector_loop2(int64_t begin, int64_t e
     body(i + V::lanes, V(), 1);
   }
   vector_loop<V>(i, end, [&](int64_t j, auto tag) { body(j, tag, 0); });
+}
+
+// n values from p (any alignment) into the aligned local array out, which is returned: the
+// tiles index their targets and row scales as plain arrays.
+template <int n, class T> inline const T* lane_copy(const T* p, T* out) {
+  std::memcpy(out, p, n * sizeof(T));
+  return out;
 }
 
 // Store v at p, non-temporally for whole vectors when `stream` (p 16-byte aligned: see can_stream).
@@ -83,20 +111,23 @@ inline int thread_id() {
 // descheduled, and a static split would make the whole call wait for its half.
 template <class Work> inline void parallel_chunks(int64_t chunks, int threads, char* scratch, size_t per_thread,
                                                   Work&& work) {
+  const std::atomic<int>* stop = call_interrupt();  // Ctrl-C: the remaining chunks are skipped
 #if defined(FASTLOSS_THREAD_POOL)
   struct Job {
     std::remove_reference_t<Work>* work;
     char* scratch;
     size_t per_thread;
-  } job{&work, scratch, per_thread};
+    const std::atomic<int>* stop;
+  } job{&work, scratch, per_thread, stop};
   pool_run(chunks, threads, [](void* ctx, int64_t k, int thread) {
     Job& j = *static_cast<Job*>(ctx);
-    (*j.work)(k, j.scratch + size_t(thread) * j.per_thread);
+    if (!j.stop || !j.stop->load(std::memory_order_relaxed)) (*j.work)(k, j.scratch + size_t(thread) * j.per_thread);
   }, &job);
 #else
   (void)threads;
 #pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1 && chunks > 1)
-  for (int64_t k = 0; k < chunks; ++k) work(k, scratch + size_t(thread_id()) * per_thread);
+  for (int64_t k = 0; k < chunks; ++k)
+    if (!stop || !stop->load(std::memory_order_relaxed)) work(k, scratch + size_t(thread_id()) * per_thread);
 #endif
 }
 

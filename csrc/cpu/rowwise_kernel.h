@@ -68,17 +68,17 @@ inline double rowwise_loop(const FlRowwiseArgs& a, const Workspace& ws, const Ro
       for (; r < r1; ++r) {
         T* gr = g ? g + r * C : nullptr;
         T* hr = hs ? hs + r * C : nullptr;
-        const int64_t t = k.soft ? -1 : a.target[r];
+        const int64_t t = k.soft ? -1 : load_raw(a.target + r);
         S l = 0;
         if (!k.soft && t == k.ignore_index) {
           if (gr) vector_loop<V>(0, C, [&](int64_t c, auto tag) { decltype(tag)(S(0)).store(gr + c); });
           if (hr) vector_loop<V>(0, C, [&](int64_t c, auto tag) { decltype(tag)(S(0)).store(hr + c); });
         } else {
           S* eb = kGradIsMath && gr ? reinterpret_cast<S*>(gr) : ebuf;
-          l = row(x + r * C, y ? y + r * C : nullptr, t, gr, hr, rs ? k.grad_scale * rs[r] : k.grad_scale, eb,
+          l = row(x + r * C, y ? y + r * C : nullptr, t, gr, hr, rs ? k.grad_scale * load_scalar<S>(rs + r) : k.grad_scale, eb,
                   thbuf);
         }
-        if (loss_out) loss_out[r] = l;
+        if (loss_out) store_scalar(loss_out + r, l);
         part += double(l);
       }
     } else {
@@ -86,17 +86,19 @@ inline double rowwise_loop(const FlRowwiseArgs& a, const Workspace& ws, const Ro
       const int64_t o = chunk / groups, i0 = (chunk % groups) * kTileChunk;
       const int64_t i1 = i0 + kTileChunk < inner ? i0 + kTileChunk : inner;
       const int64_t base = o * C * inner;
-      S lanes_loss[V::lanes];
+      S lanes_loss[V::lanes], lanes_rs[V::lanes];
+      int64_t lanes_t[V::lanes];
       auto run = [&](int64_t i, auto tag) {
         using W = decltype(tag);
         T* gt = g ? g + base + i : nullptr;
         T* ht = hs ? hs + base + i : nullptr;
         S* eb = kGradIsMath && gt ? reinterpret_cast<S*>(gt) : ebuf;
         const int64_t estride = kGradIsMath && gt ? inner : W::lanes;
-        tile(tag, x + base + i, y ? y + base + i : nullptr, k.soft ? nullptr : a.target + o * inner + i, gt, ht,
-             rs ? rs + o * inner + i : nullptr, lanes_loss, eb, estride, thbuf);
+        const int64_t* tl = k.soft ? nullptr : lane_copy<W::lanes>(a.target + o * inner + i, lanes_t);
+        tile(tag, x + base + i, y ? y + base + i : nullptr, tl, gt, ht,
+             rs ? lane_copy<W::lanes>(rs + o * inner + i, lanes_rs) : nullptr, lanes_loss, eb, estride, thbuf);
         for (int j = 0; j < W::lanes; ++j) {
-          if (loss_out) loss_out[o * inner + i + j] = lanes_loss[j];
+          if (loss_out) store_scalar(loss_out + o * inner + i + j, lanes_loss[j]);
           part += double(lanes_loss[j]);
         }
       };

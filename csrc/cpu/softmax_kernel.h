@@ -4,8 +4,11 @@
 //   1. z = x (or softcap(x), tanh kept in thbuf), row max m
 //   2. e = exp(z - m) written to ebuf (the gradient buffer itself when it has the math type, even
 //      in place over x: every x needed later was read before), sum e and the soft/smoothing sums
-//   3. g = (e * a - b * wq) * dz_dx written once in the storage dtype; the target class's value is
-//      recomputed in the math type and stored once (never a rounded value corrected).
+//   3. g = (e * a - b * wq) * scale * dz_dx written once in the storage dtype; the target class's
+//      value is recomputed in the math type and stored once (never a rounded value corrected).
+//      The coefficients are the unscaled ones (finalize with scale 1); a finite scale is folded into
+//      them, a non-finite one multiplies each element, as IEEE arithmetic and the reference give
+//      grad_output * dl/dx (scaled coefficients turned e_t a - t_coef into inf - inf for inf).
 // Rows (class axis last): vectorised along the row. Tiles (class axis in the middle): V::lanes
 // neighbouring rows at stride `inner`, vectorised across them, so no transposing copy is made.
 // Ignored rows are handled by the caller (row) or by a lane mask (tile).
@@ -101,6 +104,21 @@ inline void softmax_row_hess(const RowContext<typename V::scalar>& k, const Soft
   }
 }
 
+// The target class's unscaled gradient. cross_entropy's is formed as
+//   t_coef (e_t - s) / s + rest e_t / s - b w_t,  rest = coef - t_coef = (eps/C) sum_w + 2 z_loss lse,
+// since e_t a - t_coef cancels as p_t -> 1: for C = 1 (p_t = 1 exactly) it left the z-loss term
+// 2 z_loss lse with the rounding error of the t_coef it had been added to (1.5% measured).
+// Without z_loss both forms cancel alike (rest is then a fixed fraction of coef): the cheaper one.
+template <int MODE, class S>
+inline S softmax_target_grad(const RowContext<S>& k, const SoftmaxRowResult<S>& r, S e_t, S s, S m, S w_t) {
+  if (k.loss_id != LOSS_cross_entropy || k.ce.z_loss == S(0))
+    return softmax_grad(e_t, w_t, r.a, MODE == SOFTMAX_HARD ? S(0) : r.b) - r.t_coef;
+  const S rest = k.ce.eps_over_c * k.sum_w + S(2) * k.ce.z_loss * (m + fl_log(s)), inv_s = S(1) / s;
+  S gt = r.t_coef * ((e_t - s) * inv_s) + rest * (e_t * inv_s);
+  if (MODE == SOFTMAX_HARD_SMOOTHED) gt -= r.b * w_t;
+  return gt;
+}
+
 // One row x[0..C) (target t, or soft probabilities y); returns the row loss, writes g if not null.
 // (Non-temporal gradient stores were measured 1.3-2x slower here than plain ones: the gradient
 // row just written is still in L1/L2 and leaves it in the background.)
@@ -146,26 +164,30 @@ inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, c
     }
   });
   const S w_t = MODE == SOFTMAX_SOFT ? S(1) : w[t];
-  const SoftmaxRowStats<S> st = softmax_stats(k, m, s.sum(), zt, w_t, a1.sum(), a2.sum());
-  const SoftmaxRowResult<S> r = softmax_finalize(k, st, scale);
+  const S ssum = s.sum();
+  const SoftmaxRowStats<S> st = softmax_stats(k, m, ssum, zt, w_t, a1.sum(), a2.sum());
+  const SoftmaxRowResult<S> r = softmax_finalize(k, st, S(1));
   if (!g) return r.loss;
 
-  const S e_t = MODE == SOFTMAX_SOFT ? S(0) : ebuf[t];
+  const S e_t = MODE == SOFTMAX_SOFT ? S(0) : load_scalar<S>(ebuf + t);  // ebuf may be the caller's gradient
   if (h) {
-    softmax_row_hess<V, MODE, CAP>(k, st, r, y, t, e_t, g, h, scale, ebuf, thbuf);
+    softmax_row_hess<V, MODE, CAP>(k, st, softmax_finalize(k, st, scale), y, t, e_t, g, h, scale, ebuf, thbuf);
     return r.loss;
   }
+  const bool fold = scale - scale == S(0);  // finite
+  const S ra = fold ? r.a * scale : r.a, rb = fold ? r.b * scale : r.b;
   auto grad = [&](int64_t c, auto tag) {
     using W = decltype(tag);
-    W val = W::load(ebuf + c) * W(r.a);
-    if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) val = val - W(r.b) * W::load(w + c);
-    if constexpr (MODE == SOFTMAX_SOFT) val = val - W(r.b) * W::load(w + c) * cross_entropy_soft_q(W::load(y + c), k.ce);
+    W val = W::load(ebuf + c) * W(ra);
+    if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) val = val - W(rb) * W::load(w + c);
+    if constexpr (MODE == SOFTMAX_SOFT) val = val - W(rb) * W::load(w + c) * cross_entropy_soft_q(W::load(y + c), k.ce);
+    if (!fold) val = val * W(scale);
     if constexpr (CAP) val = val * softcap_dz_dx(W::load(thbuf + c));
     val.store(g + c);
   };
   vector_loop<V>(0, C, grad);
   if constexpr (MODE != SOFTMAX_SOFT) {
-    S gt = softmax_grad(e_t, w_t, r.a, MODE == SOFTMAX_HARD ? S(0) : r.b) - r.t_coef;
+    S gt = softmax_target_grad<MODE>(k, r, e_t, ssum, m, w_t) * scale;
     if constexpr (CAP) gt *= softcap_dz_dx(thbuf[t]);
     store_scalar(g + t, gt);
   }
@@ -202,37 +224,43 @@ inline void softmax_tile(const RowContext<typename V::scalar>& k, const T* x, co
       zt[j] = CAP ? k.cap * thbuf[tgt[j] * NL + j] : load_scalar<S>(x + tgt[j] * in + j);
   }
   const V mv = V::from_lanes(m);
-  V s(0), a1(0), a2(0);
-  for (int64_t c = 0; c < C; ++c) {
-    V z = CAP ? V(k.cap) * V::load(thbuf + c * NL) : V::load(x + c * in);
-    V d = z - mv;
-    V e = fl_exp_nonpos(d);
-    if (g) e.store(ebuf + c * estride);
-    s = s + e;
-    if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) a1 = a1 + V(w[c]) * d;
-    if constexpr (MODE == SOFTMAX_SOFT) {
-      V wq = V(w[c]) * cross_entropy_soft_q(V::load(y + c * in), k.ce);
-      a1 = a1 + wq;
-      a2 = a2 + wq * d;
+  BlockedSum<V> s, a1, a2;  // one lane per row: a single running sum over C classes, made accurate
+  for (int64_t c0 = 0; c0 < C; c0 += kSumBlock) {
+    const int64_t c1 = c0 + kSumBlock < C ? c0 + kSumBlock : C;
+    for (int64_t c = c0; c < c1; ++c) {
+      V z = CAP ? V(k.cap) * V::load(thbuf + c * NL) : V::load(x + c * in);
+      V d = z - mv;
+      V e = fl_exp_nonpos(d);
+      if (g) e.store(ebuf + c * estride);
+      s.add(e);
+      if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) a1.add(V(w[c]) * d);
+      if constexpr (MODE == SOFTMAX_SOFT) {
+        V wq = V(w[c]) * cross_entropy_soft_q(V::load(y + c * in), k.ce);
+        a1.add(wq);
+        a2.add(wq * d);
+      }
     }
+    s.fold();
+    if constexpr (MODE != SOFTMAX_HARD) a1.fold();
+    if constexpr (MODE == SOFTMAX_SOFT) a2.fold();
   }
-  S sl[NL], a1l[NL], a2l[NL], A[NL], B[NL], TC[NL], et[NL];
+  S sl[NL], a1l[NL], a2l[NL], A[NL], B[NL], TC[NL], et[NL], SC[NL];
   S HA[NL], HB[NL], HG[NL], IR[NL], HT[NL];
   bool HTS[NL];
-  s.lanes_to(sl);
-  a1.lanes_to(a1l);
-  a2.lanes_to(a2l);
+  s.value().lanes_to(sl);
+  a1.value().lanes_to(a1l);
+  a2.value().lanes_to(a2l);
   for (int j = 0; j < NL; ++j) {
-    A[j] = B[j] = TC[j] = et[j] = loss[j] = 0;
+    A[j] = B[j] = TC[j] = et[j] = loss[j] = SC[j] = 0;
     HA[j] = HB[j] = HG[j] = IR[j] = HT[j] = 0;
     HTS[j] = false;
     if (keep[j] == S(0)) continue;
     const S w_t = MODE == SOFTMAX_SOFT ? S(1) : w[tgt[j]];
-    const S scale = rs ? k.grad_scale * rs[j] : k.grad_scale;
+    SC[j] = rs ? k.grad_scale * rs[j] : k.grad_scale;
     const SoftmaxRowStats<S> st = softmax_stats(k, m[j], sl[j], zt[j], w_t, a1l[j], a2l[j]);
-    const SoftmaxRowResult<S> r = softmax_finalize(k, st, scale);
+    const SoftmaxRowResult<S> r = softmax_finalize(k, st, S(1));
     if (h) {
-      const SoftmaxRowHess<S> hr = softmax_hess(k, st, scale);
+      const SoftmaxRowHess<S> hr = softmax_hess(k, st, SC[j]);
       HA[j] = hr.ha;
       HB[j] = hr.hb;
       HG[j] = hr.hg;
@@ -244,16 +272,24 @@ inline void softmax_tile(const RowContext<typename V::scalar>& k, const T* x, co
     A[j] = r.a;
     B[j] = r.b;
     TC[j] = r.t_coef;
-    if (MODE != SOFTMAX_SOFT && g) et[j] = ebuf[tgt[j] * estride + j];
+    if (MODE != SOFTMAX_SOFT && g) et[j] = load_scalar<S>(ebuf + tgt[j] * estride + j);
   }
   if (!g) return;
-  const V av = V::from_lanes(A), bv = V::from_lanes(B), keepv = V::from_lanes(keep);
+  bool fold = true;  // every lane's scale finite: folded into the coefficients, as in softmax_row
+  for (int j = 0; j < NL; ++j) fold = fold && SC[j] - SC[j] == S(0);
+  S AS[NL], BS[NL];
+  for (int j = 0; j < NL; ++j) {
+    AS[j] = fold ? A[j] * SC[j] : A[j];
+    BS[j] = fold ? B[j] * SC[j] : B[j];
+  }
+  const V av = V::from_lanes(AS), bv = V::from_lanes(BS), keepv = V::from_lanes(keep), scv = V::from_lanes(SC);
   const V hav = V::from_lanes(HA), hbv = V::from_lanes(HB), hgv = V::from_lanes(HG), irv = V::from_lanes(IR);
   for (int64_t c = 0; c < C; ++c) {
     const V e = V::load(ebuf + c * estride);
     V val = e * av;
     if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) val = val - bv * V(w[c]);
     if constexpr (MODE == SOFTMAX_SOFT) val = val - bv * V(w[c]) * cross_entropy_soft_q(V::load(y + c * in), k.ce);
+    if (!fold) val = val * scv;
     if (h) {
       V hv = softmax_hess_z(e, hav, hbv, hgv, irv);
       if constexpr (CAP) {
@@ -271,7 +307,11 @@ inline void softmax_tile(const RowContext<typename V::scalar>& k, const T* x, co
     for (int j = 0; j < NL; ++j) {
       if (keep[j] == S(0)) continue;
       const int64_t t = tgt[j];
-      S gt = softmax_grad(et[j], w[t], A[j], MODE == SOFTMAX_HARD ? S(0) : B[j]) - TC[j];
+      SoftmaxRowResult<S> r;
+      r.a = A[j];
+      r.b = B[j];
+      r.t_coef = TC[j];
+      S gt = softmax_target_grad<MODE>(k, r, et[j], sl[j], m[j], w[t]) * SC[j];
       S ht = HTS[j] ? HT[j] : softmax_hess_z(et[j], HA[j], HB[j], HG[j], IR[j]);
       if constexpr (CAP) {
         const S th = thbuf[t * NL + j], dz = softcap_dz_dx(th);

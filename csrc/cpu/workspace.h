@@ -5,9 +5,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <atomic>
+
 #include "../fastloss/kernels.h"
 
 namespace fastloss {
+
+// Ctrl-C: the flag a caller asked this thread's kernel calls to watch (nullptr: none). The kernels
+// skip their remaining chunks once it is set (parallel_chunks), leaving the outputs partly written;
+// the caller, which owns the flag, then raises. Per calling thread, so an interrupt of one call
+// never cuts short a concurrent call of another thread.
+void set_call_interrupt(const std::atomic<int>* flag);
+const std::atomic<int>* call_interrupt();
 
 struct Workspace {
   char* scratch;           // threads * scratch_per_thread bytes, 64-byte aligned slices

@@ -15,12 +15,23 @@ from __future__ import annotations
 import numpy as np
 
 
-def _log_softmax_stats(z):
-    """(lse (M, 1), p (M, C)) of z (M, C); rows of all -inf or with +inf give nan as in PyTorch."""
+def _softmax_stats(z):
+    """(m, log_s (M, 1), p (M, C)) of z (M, C): row max, log sum exp(z - m), softmax; lse = m + log_s.
+
+    p is e / s, not exp(z - lse): near the float64 maximum m + log_s rounds back to m (3e38 + log 2),
+    and two tied logits would each get probability 1. Rows of all -inf or with +inf give nan as in
+    PyTorch."""
     m = np.max(z, axis=1, keepdims=True)
     m = np.where(m == -np.inf, 0.0, m)  # a +inf maximum stays: inf - inf = nan, as log_softmax gives
-    lse = m + np.log(np.sum(np.exp(z - m), axis=1, keepdims=True))
-    return lse, np.exp(z - lse)
+    e = np.exp(z - m)
+    s = np.sum(e, axis=1, keepdims=True)
+    return m, np.log(s), e / s
+
+
+def _log_softmax_stats(z):
+    """(lse (M, 1), p (M, C)) of z (M, C), as _softmax_stats."""
+    m, log_s, p = _softmax_stats(z)
+    return m + log_s, p
 
 
 def _valid_rows(target, ignore_index):
@@ -37,22 +48,27 @@ def cross_entropy(x, target, *, weight, ignore_index, label_smoothing, z_loss, s
         dz_dx = 1.0 - np.tanh(x / softcap) ** 2
     else:
         z, dz_dx = x, 1.0
-    lse, p = _log_softmax_stats(z)
+    m, log_s, p = _softmax_stats(z)
+    lse = m + log_s
+    lse_z = log_s - (z - m)  # lse - z without rounding lse at the logits' magnitude
     rows = np.arange(M)
     if target.dtype.kind == "f":  # soft targets
         wq = w * ((1.0 - eps) * target + eps / C)
-        loss = np.sum(wq * (lse - z), axis=1) + z_loss * lse[:, 0] ** 2
+        loss = np.sum(wq * lse_z, axis=1) + z_loss * lse[:, 0] * lse[:, 0]  # 0, not 0 * inf, for z_loss=0
         grad = p * (np.sum(wq, axis=1, keepdims=True) + 2.0 * z_loss * lse) - wq
         return loss, grad * dz_dx
     valid, t = _valid_rows(target, ignore_index)
     wt = w[t]
     # without smoothing the sum over classes is skipped, not multiplied by 0: a -inf (masked)
     # logit makes it inf, and 0 * inf would turn a finite loss into nan
-    smoothing = (eps / C) * np.sum(w * (lse - z), axis=1) if eps else 0.0
-    loss = (1.0 - eps) * wt * (lse[:, 0] - z[rows, t]) + smoothing + z_loss * lse[:, 0] ** 2
-    coef = (1.0 - eps) * wt + (eps / C) * np.sum(w) + 2.0 * z_loss * lse[:, 0]
-    grad = p * coef[:, None] - (eps / C) * w
-    grad[rows, t] -= (1.0 - eps) * wt
+    smoothing = (eps / C) * np.sum(w * lse_z, axis=1) if eps else 0.0
+    loss = (1.0 - eps) * wt * lse_z[rows, t] + smoothing + z_loss * lse[:, 0] * lse[:, 0]
+    rest = (eps / C) * np.sum(w) + 2.0 * z_loss * lse[:, 0]
+    grad = p * ((1.0 - eps) * wt + rest)[:, None] - (eps / C) * w
+    # the target's (1 - eps) w_t (p_t - 1) apart: p_t coef - (1 - eps) w_t cancels as p_t -> 1 (C = 1:
+    # the z-loss term alone would keep only the digits of 1 + 2 z_loss lse)
+    p_t = p[rows, t]
+    grad[rows, t] = p_t * rest - (eps / C) * w[t] + (1.0 - eps) * wt * (p_t - 1.0)
     grad = grad * dz_dx
     loss[~valid] = 0.0
     grad[~valid] = 0.0
@@ -61,7 +77,7 @@ def cross_entropy(x, target, *, weight, ignore_index, label_smoothing, z_loss, s
 
 def softmax_focal_loss(x, target, *, alpha, gamma, ignore_index):
     M = x.shape[0]
-    lse, p = _log_softmax_stats(x)
+    m, log_s, p = _softmax_stats(x)
     valid, t = _valid_rows(target, ignore_index)
     rows = np.arange(M)
     if alpha is None:
@@ -70,7 +86,7 @@ def softmax_focal_loss(x, target, *, alpha, gamma, ignore_index):
         a = np.full(M, float(alpha))
     else:
         a = alpha[t]
-    logp_t = x[rows, t] - lse[:, 0]
+    logp_t = (x[rows, t] - m[:, 0]) - log_s[:, 0]
     p_t = np.exp(logp_t)
     one_minus = -np.expm1(logp_t)  # 1 - p_t without cancellation as p_t -> 1
     mod = one_minus**gamma
@@ -97,16 +113,19 @@ def multiclass_hinge_loss(x, target, *, margin, squared, variant, weight, ignore
     if variant == "crammer_singer":
         others = x.copy()
         others[rows, t] = -np.inf
-        j = np.argmax(others, axis=1)  # first maximum, as torch.max(dim) picks
-        h = margin + others[rows, j] - s_t
+        j = np.argmax(others, axis=1)  # first maximum (or first NaN), as torch.max(dim) picks
+        if C > 1:  # every other score -inf: argmax gave t (= 0), the first j != t is 1
+            j = np.where(j == t, 1, j)
+        h = margin + (others[rows, j] - s_t)  # exactly margin for a tie, at any magnitude
         active = h > 0  # PyTorch's multi_margin_loss: a zero hinge has zero gradient
-        loss = np.where(active, h**2 if squared else h, 0.0) * wt
-        d = np.where(active, 2.0 * h if squared else 1.0, 0.0) * wt
+        nan = np.isnan(h)  # a NaN score propagates to the loss and both gradient entries
+        loss = np.where(nan, np.nan, np.where(active, h**2 if squared else h, 0.0) * wt)
+        d = np.where(nan, np.nan, np.where(active, 2.0 * h if squared else 1.0, 0.0) * wt)
         if C > 1:
             grad[rows, j] += d
-            grad[rows, t] -= d
+        grad[rows, t] -= d
     else:
-        h = margin + x - s_t[:, None]
+        h = margin + (x - s_t[:, None])
         h[rows, t] = 0.0
         active = h > 0
         loss = np.sum(np.where(active, h**2 if squared else h, 0.0), axis=1) * wt
@@ -121,15 +140,16 @@ def sigmoid_focal_loss(x, y, *, alpha, gamma):
     e = np.exp(-np.abs(x))
     p = np.where(x >= 0, 1.0, e) / (1.0 + e)
     q = np.where(x >= 0, e, 1.0) / (1.0 + e)  # 1 - p, exact for large |x|
-    ce = np.maximum(x, 0.0) - x * y + np.log1p(e)
+    # PyTorch's BCE-with-logits form (1 - y) x - log_sigmoid(x): inf, not nan, at x = +inf for y < 1
+    ce = (1.0 - y) * x - np.minimum(x, 0.0) + np.log1p(e)
     one_minus_pt = p * (1.0 - y) + q * y
     mod = one_minus_pt**gamma
     # d(1-p_t)/dx = p*q*(1-2y); divided by (1-p_t) it stays finite where 1-p_t -> 0.
     with np.errstate(divide="ignore", invalid="ignore"):
         dlog = np.where(one_minus_pt > 0, p * q * (1.0 - 2.0 * y) / one_minus_pt, 0.0)
     loss = ce * mod
-    # gamma = 0 has no focusing term at all (not 0 * a NaN ce at x = +-inf, as PyTorch agrees).
-    grad = (p - y) * mod + (ce * gamma * mod * dlog if gamma != 0 else 0.0)
+    # gamma = 0 has no focus term at all (not 0 times an infinite ce, as PyTorch's autograd)
+    grad = (p - y) * mod + (ce * (gamma * mod * dlog) if gamma != 0 else 0.0)  # ce at the float max: no overflow
     if alpha >= 0:
         a = alpha * y + (1.0 - alpha) * (1.0 - y)
         loss, grad = loss * a, grad * a

@@ -54,14 +54,22 @@ inline f16 to_f16(float f) {
 inline float to_float(float f) { return f; }
 inline double to_float(double d) { return d; }
 
-// Storage -> math type and back, for scalar (tail) elements.
-template <class S> inline S load_scalar(const float* p) { return S(*p); }
-template <class S> inline S load_scalar(const double* p) { return S(*p); }
-template <class S> inline S load_scalar(const f16* p) { return S(to_float(*p)); }
-template <class S> inline S load_scalar(const bf16* p) { return S(to_float(*p)); }
-inline void store_scalar(float* p, float v) { *p = v; }
-inline void store_scalar(double* p, double v) { *p = v; }
-inline void store_scalar(f16* p, float v) { *p = to_f16(v); }
-inline void store_scalar(bf16* p, float v) { *p = to_bf16(v); }
+// Storage -> math type and back, for scalar (tail) elements. NumPy arrays need not be aligned to
+// their element size (np.frombuffer at an odd offset), so every element goes through memcpy: one
+// plain (unaligned-tolerant) move once optimised, and never a misaligned typed access.
+template <class T> inline T load_raw(const T* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+template <class T> inline void store_raw(T* p, T v) { std::memcpy(p, &v, sizeof(T)); }
+template <class S> inline S load_scalar(const float* p) { return S(load_raw(p)); }
+template <class S> inline S load_scalar(const double* p) { return S(load_raw(p)); }
+template <class S> inline S load_scalar(const f16* p) { return S(to_float(load_raw(p))); }
+template <class S> inline S load_scalar(const bf16* p) { return S(to_float(load_raw(p))); }
+inline void store_scalar(float* p, float v) { store_raw(p, v); }
+inline void store_scalar(double* p, double v) { store_raw(p, v); }
+inline void store_scalar(f16* p, float v) { store_raw(p, to_f16(v)); }
+inline void store_scalar(bf16* p, float v) { store_raw(p, to_bf16(v)); }
 
 FL_NAMESPACE_END

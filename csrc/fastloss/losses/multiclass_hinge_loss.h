@@ -1,6 +1,6 @@
 // multiclass_hinge_loss on a row of C scores s_c with target t and weight w_t (1 if none).
 //
-// crammer_singer:  h = margin + max_{j!=t} s_j - s_t (j* = first maximiser)
+// crammer_singer:  h = margin + (max_{j!=t} s_j - s_t) (j* = first maximiser)
 //   l = w_t * (h or h^2) if h > 0 else 0;  dl/ds_{j*} = w_t (1 or 2h) = -dl/ds_t; others 0.
 //   Row statistics: s_t, the max over j != t and j*; finalize below.
 // weston_watkins:  h_j = margin + (s_j - s_t) for j != t
@@ -10,6 +10,9 @@
 // A hinge exactly at 0 has gradient 0 (PyTorch's multi_margin_loss). h_j is formed as
 // margin + (s_j - s_t) so that it is exactly margin at j = t, whatever the magnitude of s.
 // C = 1 (crammer_singer): max over no class is -inf, so h = -inf and l = 0.
+// A NaN score (s_t, or the max over j != t, which is then NaN with j* the first NaN) makes h NaN:
+// the loss and both gradient entries are NaN, as DESIGN's "NaN propagates". The gradient is
+// scale * (its unscaled value): an inactive row's 0 times an infinite grad_output is NaN (IEEE).
 #pragma once
 
 #include "../params.h"
@@ -50,11 +53,15 @@ template <class S> FL_HD S crammer_singer_hess(S s_t, S max_other, S w_t, const 
 template <class S>
 FL_HD LossGrad<S> crammer_singer_finalize(S s_t, S max_other, S w_t, const HingeConsts<S>& k,
                                           S scale) {
-  S h = k.margin + max_other - s_t;
+  S h = k.margin + (max_other - s_t);  // exactly margin for a tie, whatever the magnitude
   bool active = h > S(0);
   LossGrad<S> r;
+  if (h != h) {
+    r.loss = r.grad = h;
+    return r;
+  }
   r.loss = active ? w_t * (k.squared ? h * h : h) : S(0);
-  r.grad = active ? scale * w_t * (k.squared ? S(2) * h : S(1)) : S(0);
+  r.grad = (active ? w_t * (k.squared ? S(2) * h : S(1)) : S(0)) * scale;
   return r;
 }
 

@@ -1,5 +1,6 @@
 // sigmoid_focal_loss (torchvision formula), elementwise, target y in [0, 1]:
-//   p = sigmoid(x), q = 1 - p,  ce = max(x, 0) - x y + log1p(exp(-|x|))
+//   p = sigmoid(x), q = 1 - p,  ce = (1 - y) x - log_sigmoid(x) = (1 - y) x - min(x, 0) + log1p(exp(-|x|))
+//   (PyTorch's BCE-with-logits form: at x = +inf it gives inf for y < 1 where max(x, 0) - x y gave nan)
 //   1 - p_t = p (1 - y) + q y,  l = ce (1 - p_t)^gamma [* (alpha y + (1-alpha)(1-y)) if alpha >= 0]
 //   dl/dx = (p - y)(1-p_t)^gamma + ce gamma (1-p_t)^gamma * p q (1 - 2y) / (1 - p_t)
 // Stability: one exp(-|x|) <= 1 gives p and q without cancellation for large |x|; the last
@@ -41,7 +42,7 @@ FL_HD LossGrad<V> sigmoid_focal_loss_and_grad(V x, V y, const SigmoidFocalConsts
   auto pos = x >= V(0);
   V p = select(pos, inv, e_inv);
   V q = select(pos, e_inv, inv);
-  V ce = fl_max(x, V(0)) - x * y + fl_log1p_unit(e);
+  V ce = (V(1) - y) * x - fl_min(x, V(0)) + fl_log1p_unit(e);
   V om = p * (V(1) - y) + q * y;
   V pq = p * q * (V(1) - V(2) * y);
   V a = k.use_alpha ? V(k.alpha_base) + V(k.alpha_slope) * y : V(1);
@@ -49,7 +50,7 @@ FL_HD LossGrad<V> sigmoid_focal_loss_and_grad(V x, V y, const SigmoidFocalConsts
   if (k.gamma == S(2)) {  // mod = om^2, focus = 2 om pq: both carry a factor om
     V a_om = a * om;
     r.loss = ce * om * a_om;
-    r.grad = a_om * ((p - y) * om + (ce + ce) * pq);
+    r.grad = a_om * ((p - y) * om + ce * (pq + pq));  // not (ce + ce): ce near the float max overflows
   } else if (k.gamma == S(1)) {  // mod = om, focus = pq
     r.loss = ce * om * a;
     r.grad = a * ((p - y) * om + ce * pq);
