@@ -44,11 +44,16 @@ inline typename V::scalar distill_row(const RowContext<typename V::scalar>& k, c
     st.get(tag, j) = st.get(tag, j) + et;
     acc.get(tag, j) = acc.get(tag, j) + softmax_kl_div_term(et, u, s);
   });
-  const KlDivRow<S> r = softmax_kl_div_finalize(acc.sum(), ss.sum(), st.sum(), it, scale);
+  // A finite scale is folded into the coefficients; inf or nan multiplies the gradient afterwards,
+  // so the result is IEEE's grad_output * dl/dx (inf * a - inf * b would be nan where p != q).
+  const bool fold = scale - scale == S(0);
+  const KlDivRow<S> r = softmax_kl_div_finalize(acc.sum(), ss.sum(), st.sum(), it, fold ? scale : S(1));
   if (g) {
     vector_loop<V>(0, C, [&](int64_t c, auto tag) {
       using W = decltype(tag);
-      softmax_kl_div_grad(W::load(ebuf + c), W::load(tbuf + c), W(r.a), W(r.a_minus_b)).store(g + c);
+      W val = softmax_kl_div_grad(W::load(ebuf + c), W::load(tbuf + c), W(r.a), W(r.a_minus_b));
+      if (!fold) val = val * W(scale);
+      val.store(g + c);
     });
   }
   return r.loss;
@@ -94,17 +99,25 @@ inline void distill_tile(const RowContext<typename V::scalar>& k, const T* x, co
   ss.lanes_to(ssl);
   st.lanes_to(stl);
   acc.lanes_to(accl);
+  S SC[NL];
+  bool fold = true;  // every lane's scale finite: folded into the coefficients, as in distill_row
   for (int j = 0; j < NL; ++j) {
-    const KlDivRow<S> r = softmax_kl_div_finalize(accl[j], ssl[j], stl[j], k.inv_temperature,
-                                                  rs ? k.grad_scale * rs[j] : k.grad_scale);
+    SC[j] = rs ? k.grad_scale * rs[j] : k.grad_scale;
+    fold = fold && SC[j] - SC[j] == S(0);
+  }
+  for (int j = 0; j < NL; ++j) {
+    const KlDivRow<S> r = softmax_kl_div_finalize(accl[j], ssl[j], stl[j], k.inv_temperature, fold ? SC[j] : S(1));
     loss[j] = r.loss;
     A[j] = r.a;
     B[j] = r.a_minus_b;
   }
   if (!g) return;
-  const V av = V::from_lanes(A), bv = V::from_lanes(B);
-  for (int64_t c = 0; c < C; ++c)
-    softmax_kl_div_grad(V::load(ebuf + c * estride), V::load(tbuf + c * NL), av, bv).store(g + c * in);
+  const V av = V::from_lanes(A), bv = V::from_lanes(B), scv = V::from_lanes(SC);
+  for (int64_t c = 0; c < C; ++c) {
+    V val = softmax_kl_div_grad(V::load(ebuf + c * estride), V::load(tbuf + c * NL), av, bv);
+    if (!fold) val = val * scv;
+    val.store(g + c * in);
+  }
 }
 
 FL_NAMESPACE_END

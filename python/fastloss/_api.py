@@ -66,6 +66,14 @@ class _Host:
     @staticmethod
     def run(spec, form, args, x, t, lay, opts, reduction, soft) -> Any:
         backend = _backends.current()
+        # grad_output before the targets, on every backend: the same error first whichever raises it
+        need_grad = form != "loss"
+        grad_scale, row_scale = 1.0, None
+        if need_grad:
+            if reduction == "none":
+                grad_scale, row_scale = _problem.row_scale(args["grad_output"], lay, x.dtype)
+            else:
+                grad_scale = _problem.scalar(args["grad_output"], "grad_output")
         x3 = np.ascontiguousarray(x.data).reshape((lay.outer, lay.classes, lay.inner) if spec.rowwise else (-1,))
         if soft:
             target = np.ascontiguousarray(
@@ -76,13 +84,6 @@ class _Host:
         else:
             target = _problem.elementwise_target(spec, t, x.dtype, not backend.checks_float_targets, opts)
 
-        need_grad = form != "loss"
-        grad_scale, row_scale = 1.0, None
-        if need_grad:
-            if reduction == "none":
-                grad_scale, row_scale = _problem.row_scale(args["grad_output"], lay, x.dtype)
-            else:
-                grad_scale = _problem.scalar(args["grad_output"], "grad_output")
         denominator = _problem.reduction_denominator(spec, reduction, target, soft, opts, lay)
         with np.errstate(divide="ignore", invalid="ignore"):
             grad_scale = float(np.float64(grad_scale) / denominator)

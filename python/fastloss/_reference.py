@@ -232,10 +232,12 @@ def kl_div(x, y, *, log_target):
 def softmax_kl_div(x, target, *, temperature):
     """Distillation KL: target holds the teacher's logits (M, C); no T**2 factor."""
     T = temperature
-    lse_s, p = _log_softmax_stats(x / T)
-    lse_t, q = _log_softmax_stats(target / T)
-    # log q - log p = (t/T - lse_t) - (s/T - lse_s) in log space; a class with q = 0 adds 0 (0 log 0 = 0)
-    log_ratio = (target / T - lse_t) - (x / T - lse_s)
+    zs, zt = x / T, target / T
+    ms, log_ss, p = _softmax_stats(zs)
+    mt, log_st, q = _softmax_stats(zt)
+    # log q - log p in log space, each as (z - m) - log s: m + log s would round back to m near the
+    # float64 maximum. A class with q = 0 adds 0 (0 log 0 = 0).
+    log_ratio = ((zt - mt) - log_st) - ((zs - ms) - log_ss)
     loss = np.sum(np.where(q == 0, 0.0, q * log_ratio), axis=1)
     return loss, (p - q) / T
 

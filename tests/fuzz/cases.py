@@ -222,7 +222,7 @@ def _pointwise_target(rng, spec, shape, dtype, notes: list[str]) -> np.ndarray:
         else:
             t = t.astype(dtype)
     elif lo_hi is not None:
-        t = rng.uniform(lo_hi[0], lo_hi[1], size=shape).astype(dtype)
+        t = rng.uniform(lo_hi[0], min(lo_hi[1], lo_hi[0] + 2.0), size=shape).astype(dtype)
     else:
         t = rng.standard_normal(shape).astype(dtype)
     if np.size(t) and rng.random() < 0.08 and t.dtype.kind == "f":
@@ -264,7 +264,10 @@ def build_case(seed: int) -> Case:
             kwargs["axis"] = axis
         if spec.rowwise:
             soft = getattr(spec, "soft_targets", False) and r.random() < 0.3
-            if soft and len(shape):
+            if spec.logit_targets and len(shape):  # a teacher's logits, of the input's shape
+                t = (2.0 * r.standard_normal(shape)).astype(np_dtype)
+                notes.append("logit target")
+            elif soft and len(shape):
                 p = r.random(shape)
                 t = (p / np.maximum(p.sum(axis=axis, keepdims=True), 1e-300)).astype(np_dtype)
                 kwargs.pop("ignore_index", None) if r.random() < 0.8 else None
