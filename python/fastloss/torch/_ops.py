@@ -207,7 +207,7 @@ _VIEWABLE = (torch.float32, torch.float64, torch.int64)
 
 def _fast_with_grad(input, target, spec, values, reduction, scale, axis, in_place):
     """The core's NumPy-level fast path on the tensors' memory, or None where it does not apply."""
-    core = _fast.CORES.get((spec.name, "with_grad"))
+    core = _fast.CORES.get((spec.name, "with_grad")) if _fast.ENABLED else None
     if (scale != 1.0 or core is None or input.is_cuda or input.dtype not in _VIEWABLE
             or target.dtype not in _VIEWABLE or not input.is_contiguous() or not target.is_contiguous()
             or input.is_neg() or target.is_neg()):  # lazily negated views: their memory holds -x
