@@ -33,25 +33,26 @@ inline typename V::scalar wasserstein_row(const RowContext<typename V::scalar>& 
     using W = decltype(tag);
     fl_exp_nonpos(W::load(x + c) - W(m)).store(ebuf + c);
   });
-  // The normaliser in double too: 1 - F_c = (sum_{k>c} e_k)/s is what the gradient at a confident
+  // ebuf may be the caller's gradient (misaligned): its elements are read and written through
+  // load_scalar / store_scalar. The normaliser in double too: 1 - F_c = (sum_{k>c} e_k)/s is what the gradient at a confident
   // class multiplies, and a float s would put its rounding (1e-7) into every one of those terms.
   double s4[4] = {0, 0, 0, 0};
   int64_t c4 = 0;
   for (; c4 + 4 <= C; c4 += 4)
-    for (int j = 0; j < 4; ++j) s4[j] += double(ebuf[c4 + j]);
-  for (; c4 < C; ++c4) s4[0] += double(ebuf[c4]);
+    for (int j = 0; j < 4; ++j) s4[j] += load_scalar<double>(ebuf + c4 + j);
+  for (; c4 < C; ++c4) s4[0] += load_scalar<double>(ebuf + c4);
   const double inv_s = 1.0 / ((s4[0] + s4[1]) + (s4[2] + s4[3]));
   double cum = 0, G = 0, loss = 0, B = 0;
   for (int64_t c = 0; c < C; ++c) {
-    cum += double(ebuf[c]);
+    cum += load_scalar<double>(ebuf + c);
     const double F = cum * inv_s;
     G = y ? G + load_scalar<double>(y + c) : (c >= t ? 1.0 : 0.0);
     const LossGrad<double> term = wasserstein_term(F - G, k.square);
     loss += term.loss;
     // h as stored is the h of the gradient pass too: B = sum_c h_c F_c must use the very values
     // that H sums, or the sign of the last class's d = F - G (0 up to rounding) would not cancel.
-    hbuf[c] = S(term.grad);
-    B += double(hbuf[c]) * F;
+    store_scalar(hbuf + c, S(term.grad));
+    B += load_scalar<double>(hbuf + c) * F;
   }
   if (g) {
     // H_c - B from the end of the row, in double: H and B grow with C while their difference at
@@ -59,8 +60,8 @@ inline typename V::scalar wasserstein_row(const RowContext<typename V::scalar>& 
     const double a = inv_s * double(scale);
     double H = 0;
     for (int64_t c = C - 1; c >= 0; --c) {
-      H += double(hbuf[c]);
-      store_scalar(g + c, S(double(ebuf[c]) * a * (H - B)));
+      H += load_scalar<double>(hbuf + c);
+      store_scalar(g + c, S(load_scalar<double>(ebuf + c) * a * (H - B)));
     }
   }
   return S(loss);
