@@ -4,6 +4,7 @@ extras are keyword-only. Each is one call of ``_ops.apply``."""
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import torch
@@ -369,13 +370,25 @@ def margin_ranking_loss(
     if target.requires_grad or torch.compiler.is_compiling() or not bool(torch.all(target.abs() == 1)):
         return _ops.reduce((margin - target * diff).clamp_min(0), reduction)
     loss = _ops.apply("hinge_loss", diff, target, reduction, margin=float(margin), squared=False)
-    # PyTorch's clamp_min passes the gradient at h = 0 exactly (a tie with margin=0); the hinge
-    # kernel gives 0 there. The term below is exactly 0 in value and carries -y at those elements.
-    h = margin - target * diff
-    tie = h.detach() == 0
-    if bool(tie.any()):
-        loss = loss + _ops.reduce(h * tie, reduction)
+    # At h = 0 exactly (a tie with margin=0) the drop-in gives what the installed PyTorch's
+    # clamp_min backward gives: 1 up to torch 2.13, 0 from 2.14. The hinge kernel gives 0; where
+    # PyTorch passes the gradient, the term below is exactly 0 in value and carries -y there.
+    if _clamp_min_passes_gradient_at_zero():
+        h = margin - target * diff
+        tie = h.detach() == 0
+        if bool(tie.any()):
+            loss = loss + _ops.reduce(h * tie, reduction)
     return loss
+
+
+@functools.lru_cache(maxsize=None)
+def _clamp_min_passes_gradient_at_zero() -> bool:
+    """Whether this PyTorch's ``clamp_min(0)`` backward passes the gradient at exactly 0 (it did
+    before torch 2.14), asked of PyTorch itself so the drop-in follows whichever version is installed."""
+    x = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(x.clamp_min(0).sum(), x)
+    return bool(grad.item() == 1.0)
 def softmax_kl_div(input: Tensor, target: Tensor, temperature: float = 1.0, reduction: str = "mean") -> Tensor:
     """Knowledge distillation in one fused pass, class dim 1 (0 for unbatched (C,)).
 
