@@ -8,7 +8,8 @@
 // the scalar/CUDA forms use the C library, <= 1 ulp unless said):
 //   fl_abs(a), -a, a + b, a - b, a * b        exact
 //   a / b                                     correctly rounded
-//   fl_div(a, b)     a / b for a finite normal b with a normal reciprocal (e.g. 1 + e, 2 + u):
+//   fl_div(a, b)     a / b for a finite normal b with a normal reciprocal (e.g. 1 + e, 2 + u)
+//                    and a finite quotient:
 //                    SIMD float32 may use a refined reciprocal estimate, <= 1 ulp
 //   fl_fma(a, b, c)  a * b + c, one rounding (scalar CPU without an FMA unit: the C library's fma)
 //   fl_min(a, b), fl_max(a, b)  b when either is NaN (x86 minps/maxps), so fl_min(hi, fl_max(lo, e))
@@ -16,16 +17,16 @@
 //   fl_sign(a)       -1, 0, +1 (sign(0) = 0, sign(NaN) = NaN, as numpy.sign / torch.sign)
 //   select(m, a, b)  m ? a : b lane-wise; comparisons (<, <=, >, >=, ==, !=) yield masks (bool for scalars)
 //   fl_sqrt(a)       correctly rounded (a hardware instruction on every ISA)
-//   fl_rsqrt(a)      1 / sqrt(a), <= 1 ulp (two roundings; no estimate instruction)
+//   fl_rsqrt(a)      1 / sqrt(a), <= 1.5 ulp (two roundings; no estimate instruction)
 //   fl_exp(a)        <= 1 ulp; exp(-inf) = 0, overflow to inf, gradual underflow
 //   fl_exp_nonpos(a) exp for a <= 0 (or NaN) only, e.g. exp(z - max z): one clamp less
-//   fl_expm1(a)      exp(a) - 1 without cancellation near 0, <= 2 ulp
+//   fl_expm1(a)      exp(a) - 1 without cancellation near 0, <= 1.5 ulp
 //   fl_log(a), fl_log1p(a)   <= 1 ulp, <= 1.5 ulp; log(0) = -inf, log(a < 0) = NaN
 //   fl_log1p_unit(a) log1p for a in [0, 1] only (a cheaper series), <= 2 ulp
 //   fl_pow(a, b)     a ** b: the C library's pow per lane (<= 1 ulp; slow on vectors: prefer
 //                    exp/log forms in hot loops, or special-case common exponents as focal losses do)
 //   fl_tanh(a)       <= 1.5 ulp (scalar ISA: glibc's tanhf, <= 2.2 ulp)
-//   fl_sigmoid(a)    1 / (1 + exp(-a)) in the stable form, <= 2 ulp
+//   fl_sigmoid(a)    1 / (1 + exp(-a)) in the stable form, <= 3 ulp
 //   fl_softplus(a)   log(1 + exp(a)) = max(a, 0) + log1p(exp(-|a|)), finite for finite a, <= 3 ulp
 // NaN propagates through all of them (fl_min/fl_max: see above). ScalarOf<V>::type is the lane
 // type (float or double).
