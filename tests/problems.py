@@ -115,6 +115,13 @@ CASES: dict[str, list[dict]] = {
     ],
 }
 
+# Point-wise losses whose PyTorch-written reference lives here, beside their option grid (so a new
+# point-wise loss's tests are one entry in CASES and one here): formula(T, x, y, **options) -> the
+# unreduced loss, written with the array module T; tests/torch_reference.py calls it with T = torch
+# (float64, gradients and Hessians by torch.autograd). It must not call fastloss.
+TORCH_FORMULAS: dict = {
+}
+
 
 def case_id(case: dict) -> str:
     return ",".join(f"{k}={'w' if v is PER_CLASS else 'w_elem' if v is PER_ELEMENT else v}"

@@ -153,12 +153,12 @@ LOSSES: tuple[Loss, ...] = (
         options=(
             MARGIN,
             Opt("squared", "bool", False, "boolean", "square each hinge term", example=True),
-            Opt("variant", "choice", "crammer_singer", "choice",
-                "crammer_singer (max over wrong classes) or weston_watkins (sum)",
-                choices=("crammer_singer", "weston_watkins"), example="weston_watkins"),
             Opt("weight", "class_vector", None, "class_vector", "per-class weights w (C,), applied as w_t",
                 example="per-class"),
             IGNORE_INDEX,
+            Opt("variant", "choice", "crammer_singer", "choice",
+                "crammer_singer (max over wrong classes) or weston_watkins (sum)",
+                choices=("crammer_singer", "weston_watkins"), example="weston_watkins"),
         ),
         mean_over="valid_rows",
         formula=(
