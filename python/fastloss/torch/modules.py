@@ -6,18 +6,6 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from . import _derived, functional
-from .functional import (
-    binary_cross_entropy_with_logits,
-    cross_entropy,
-    huber_loss,
-    kl_div,
-    l1_loss,
-    margin_ranking_loss,
-    mse_loss,
-    multi_margin_loss,
-    sigmoid_focal_loss,
-    smooth_l1_loss,
-)
 
 
 class CrossEntropyLoss(nn.modules.loss._WeightedLoss):
@@ -41,7 +29,7 @@ class CrossEntropyLoss(nn.modules.loss._WeightedLoss):
         self.z_loss, self.softcap, self.inplace_backward = z_loss, softcap, inplace_backward
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return cross_entropy(
+        return functional.cross_entropy(
             input,
             target,
             weight=self.weight,
@@ -62,7 +50,7 @@ class HuberLoss(nn.modules.loss._Loss):
         self.delta = delta
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+        return functional.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
 
 
 class SmoothL1Loss(nn.modules.loss._Loss):
@@ -73,7 +61,7 @@ class SmoothL1Loss(nn.modules.loss._Loss):
         self.beta = beta
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+        return functional.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
 
 
 class MultiMarginLoss(nn.modules.loss._WeightedLoss):
@@ -94,7 +82,7 @@ class MultiMarginLoss(nn.modules.loss._WeightedLoss):
         self.p, self.margin = p, margin
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return multi_margin_loss(
+        return functional.multi_margin_loss(
             input, target, p=self.p, margin=self.margin, weight=self.weight, reduction=self.reduction
         )
 
@@ -107,7 +95,7 @@ class SigmoidFocalLoss(nn.modules.loss._Loss):
         self.alpha, self.gamma = alpha, gamma
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return sigmoid_focal_loss(input, target, alpha=self.alpha, gamma=self.gamma, reduction=self.reduction)
+        return functional.sigmoid_focal_loss(input, target, alpha=self.alpha, gamma=self.gamma, reduction=self.reduction)
 
 
 class MSELoss(nn.modules.loss._Loss):
@@ -117,7 +105,7 @@ class MSELoss(nn.modules.loss._Loss):
         super().__init__(size_average, reduce, reduction)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return mse_loss(input, target, reduction=self.reduction)
+        return functional.mse_loss(input, target, reduction=self.reduction)
 
 
 class L1Loss(nn.modules.loss._Loss):
@@ -127,7 +115,7 @@ class L1Loss(nn.modules.loss._Loss):
         super().__init__(size_average, reduce, reduction)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return l1_loss(input, target, reduction=self.reduction)
+        return functional.l1_loss(input, target, reduction=self.reduction)
 
 
 class BCEWithLogitsLoss(nn.modules.loss._Loss):
@@ -142,7 +130,7 @@ class BCEWithLogitsLoss(nn.modules.loss._Loss):
         self.pos_weight: Tensor | None
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return binary_cross_entropy_with_logits(input, target, self.weight, pos_weight=self.pos_weight,
+        return functional.binary_cross_entropy_with_logits(input, target, self.weight, pos_weight=self.pos_weight,
                                                 reduction=self.reduction)
 
 
@@ -154,7 +142,7 @@ class KLDivLoss(nn.modules.loss._Loss):
         self.log_target = log_target
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+        return functional.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
 
 
 class MarginRankingLoss(nn.modules.loss._Loss):
@@ -165,7 +153,7 @@ class MarginRankingLoss(nn.modules.loss._Loss):
         self.margin = margin
 
     def forward(self, input1: Tensor, input2: Tensor, target: Tensor) -> Tensor:
-        return margin_ranking_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
+        return functional.margin_ranking_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
 
 
 DERIVED = {_derived.class_name(loss): _derived.module(loss, getattr(functional, loss.name))
