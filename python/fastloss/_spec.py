@@ -281,6 +281,16 @@ LOSSES: tuple[Loss, ...] = (
             "1-D earth mover's distance over ordered classes: l_i = sum_c |F_c - G_c|**p, F = cumsum(softmax(x)), "
             "G = cumsum(target distribution) (one-hot for class indices); p in {1, 2}"
         ),
+    ),    Loss(
+        name="pseudo_huber_loss",
+        kind=POINTWISE,
+        input_name="input",
+        options=(Opt("delta", "f64", 1.0, "positive_float", "scale of the residual where the loss turns from "
+                     "quadratic to linear", example=0.5),),
+        mean_over="elements",
+        formula="e = x - y; l = delta**2*(sqrt(1 + (e/delta)**2) - 1) (XGBoost's reg:pseudohubererror); "
+                "gradient e/sqrt(1 + (e/delta)**2), second derivative (1 + (e/delta)**2)**-1.5",
+        difference=True,
     ),
 )
 
