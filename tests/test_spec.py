@@ -195,3 +195,25 @@ int main() {
     assert out[6:8] == ["0", "0"]
     # cross_entropy reads its own
     assert out[9:] == ["2", "0.3", "1"]
+
+
+@needs_source
+@needs_compiler
+def test_a_loss_header_built_from_the_shared_params_fails_the_build(tmp_path):
+    """A loss struct takes its generated view (only its own options), never the shared LossParams
+    whose other fields belong to other losses (or are unset zeroes)."""
+    gen = tmp_path / "generated"
+    subprocess.run([sys.executable, str(GENERATOR), str(gen)], check=True)
+    csrc = tmp_path / "csrc"
+    shutil.copytree(ROOT / "csrc" / "fastloss", csrc / "fastloss")
+    header = csrc / "fastloss" / "losses" / "huber_loss.h"
+    own = "explicit FL_HD huber_loss(const huber_loss_params& p)"
+    assert own in header.read_text()  # the line this test alters; update both together
+    header.write_text(header.read_text().replace(own, "explicit FL_HD huber_loss(const LossParams& p)"))
+    source = tmp_path / "tu.cpp"
+    source.write_text('#include "fastloss_generated/pointwise_losses.h"\n')
+    result = subprocess.run(["g++", "-std=c++17", "-fsyntax-only", f"-I{gen}", f"-I{csrc}", str(source)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode != 0
+    assert ("csrc/fastloss/losses/huber_loss.h: construct huber_loss from its generated huber_loss_params "
+            "(its own options), not from LossParams") in result.stderr, result.stderr[-2000:]
