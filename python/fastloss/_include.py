@@ -16,18 +16,24 @@ def get_include() -> str:
     ``LossParams`` generated from ``_spec.py`` (``fastloss_generated/loss_table.h``, with each loss's
     own parameter view ``<name>_params``), the math vocabulary ``fastloss/math_ops.h`` and the
     per-loss scalar math headers ``fastloss/losses/<name>.h``. An installed wheel ships them in
-    ``fastloss/include``. A source checkout used through ``PYTHONPATH=python`` gets the repository's
-    ``csrc``, with the generated header written (from the current ``_spec.py``, by
-    ``tools/gen_losses.py``) into ``csrc/fastloss_generated/``, which git ignores.
+    ``fastloss/include``. A source checkout used through ``PYTHONPATH=python`` gets
+    ``build-include/`` (git-ignored): a link to the repository's ``csrc/fastloss`` beside the
+    generated header, written from the current ``_spec.py`` by ``tools/gen_losses.py`` (kept out of
+    ``csrc`` itself, where a stale copy could shadow a build's own generated headers).
     """
     installed = _PACKAGE / "include"
     if (installed / "fastloss" / "kernels.h").is_file():
         return str(installed)
-    source = _PACKAGE.parent.parent / "csrc"
-    generator = _PACKAGE.parent.parent / "tools" / "gen_losses.py"
-    if (source / "fastloss" / "kernels.h").is_file() and generator.is_file():
-        _generate_loss_table(generator, source)
-        return str(source)
+    root = _PACKAGE.parent.parent
+    headers, generator = root / "csrc" / "fastloss", root / "tools" / "gen_losses.py"
+    if (headers / "kernels.h").is_file() and generator.is_file():
+        include = root / "build-include"
+        include.mkdir(exist_ok=True)
+        link = include / "fastloss"
+        if not link.exists():
+            link.symlink_to(Path("..") / "csrc" / "fastloss", target_is_directory=True)
+        _generate_loss_table(generator, include)
+        return str(include)
     raise FileNotFoundError(f"fastloss's headers are neither in {installed} nor in a source tree")
 
 
