@@ -265,3 +265,22 @@ def test_outputs_are_reused_unless_asked_not_to():
     fresh = flgb.objective("cross_entropy", reuse_outputs=False)
     a, b = fresh(z, labels), fresh(z, labels)
     assert a[1] is not b[1] and np.array_equal(a[1], b[1])
+
+
+def test_pseudo_huber_trains_what_xgboosts_own_pseudohubererror_trains():
+    """pseudo_huber_loss_grad_hess as a custom objective against XGBoost's built-in
+    reg:pseudohubererror (huber_slope = delta): the same trees, so the same predictions."""
+    import fastloss
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(N, FEATURES))
+    y = 3 * X[:, 0] + rng.standard_t(2, size=N)  # heavy tails: both regimes of the loss
+    data = xgb.DMatrix(X, label=y)
+    params = {"max_depth": 3, "eta": 0.3, "base_score": 0.0, "huber_slope": 0.7}
+    builtin = xgb.train({**params, "objective": "reg:pseudohubererror"}, data, ROUNDS)
+
+    def objective(pred, dmatrix):
+        return fastloss.pseudo_huber_loss_grad_hess(pred, dmatrix.get_label(), delta=0.7)
+
+    ours = xgb.train(params, data, ROUNDS, obj=objective)
+    np.testing.assert_allclose(ours.predict(data), builtin.predict(data), rtol=0, atol=1e-5)
