@@ -104,8 +104,10 @@ def _unary(lo, hi):
 
 
 def _inputs_n(lo, hi, rng, n):
-    x = _inputs(lo, hi, rng)
-    return x[:n]
+    """About n inputs in [lo, hi]: random bit patterns, the edge points, uniform values in [-10, 10]."""
+    bits = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+    x = np.concatenate([bits.view(np.float32), EDGES, rng.uniform(-10, 10, n // 10).astype(np.float32)])
+    return x[(x >= lo) & (x <= hi)]
 
 
 def _pow_operands(rng, n):
@@ -266,3 +268,13 @@ def test_neon_vocabulary_accuracy(neon_driver, dtype, rng, tmp_path):
     run = _neon(neon_driver, tmp_path)
     for name in VOCABULARY:
         _check(name, "neon", dtype, run, rng, n=100_000)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("isa", ISAS)
+def test_nan_propagates_through_the_vocabulary(isa, dtype):
+    run = _native(isa)
+    for name, (_, draw, *_) in VOCABULARY.items():
+        arity = len(draw(np.random.default_rng(0), 16))
+        got = run(name, (np.full(11, np.nan, dtype),) * arity, dtype)  # 11: a whole vector and a tail
+        assert np.isnan(got).all(), f"{name} on {isa}: {got}"
