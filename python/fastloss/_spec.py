@@ -1,10 +1,12 @@
 """THE loss table, as data: every loss, its options and their kernel parameters, written once.
 
 Everything else is derived from this file: the Python registry (``_registry.py`` adds validators and
-reference functions by name), the public functions, the native parameter struct, loss ids and
-X-macro lists (``tools/gen_losses.py`` writes them into the build tree, so a stale or hand-edited
-C++ list cannot exist), ``fastloss.torch``'s option plumbing, ``fastloss.jax``, the test grids, the
-CLI and the benchmarks.
+reference functions by name), the public functions, the native parameter struct, each loss's own
+parameter view ``<name>_params`` (the only options its kernels see), loss ids and X-macro lists
+(``tools/gen_losses.py`` writes them into the build tree, so a stale or hand-edited C++ list cannot
+exist), ``fastloss.torch`` (the drop-ins of losses PyTorch lacks, and the option plumbing of all),
+``fastloss.jax``, the type stubs, the test grids (every option's ``example`` must change the result:
+tests/test_every_option_matters.py), the CLI and the benchmarks. CONTRIBUTING.md says how to add a loss.
 
 This module imports nothing but the standard library: the build runs it without numpy or fastloss.
 
