@@ -183,4 +183,13 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("take_error", &take_error,
         "(loss_id, flat index) of a bad target reported by a finished kernel since the last call, else None.");
   m.def("synchronize", &synchronize, py::arg("device"), "cudaDeviceSynchronize on `device`.");
+#ifdef FASTLOSS_CUDA_EMULATOR
+  // The test build's module: the kernels run on the host CPU (csrc/cuda/emu), host memory standing in
+  // for device memory.
+  m.attr("emulated") = true;
+  m.def("set_emulator_seed", [](unsigned long long seed) { fl_emu::set_seed(seed); }, py::arg("seed"),
+        "Seed of the emulator's shuffled thread and block order (default: FASTLOSS_CUDA_EMULATOR_SEED or 0x5eed).");
+#else
+  m.attr("emulated") = false;
+#endif
 }
