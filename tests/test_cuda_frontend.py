@@ -18,8 +18,8 @@ import fastloss
 import numpy as np
 import pytest
 import torch
-from fastloss import _arrays, _fast, _reference
-from fastloss._arrays import device as ca
+from cuda_device import HostTorchLib, route_cpu_tensors_to_cuda
+from fastloss import _arrays, _reference
 from fastloss._backends import cuda as _cuda_api
 from fastloss._registry import LOSSES
 from problems import (
@@ -169,40 +169,12 @@ class EmulatedCuda:
         self._finish(job, loss, math_dtype, None)
 
 
-class HostTorchLib(ca.TorchLib):
-    """CPU torch tensors playing CUDA tensors on device 0."""
-
-    def describe(self, obj, name):
-        return ca.DeviceArray(source=obj, lib=self, shape=tuple(obj.shape), strides=tuple(obj.stride()),
-                              dtype=str(obj.dtype).removeprefix("torch."), device=0, ptr=obj.data_ptr(),
-                              itemsize=obj.element_size())
-
-    def stream(self, device):
-        return 0
-
-    def synchronize(self, device):
-        pass
-
-    def empty(self, shape, dtype, device):
-        return self.torch.empty(shape, dtype=getattr(self.torch, dtype))
-
-    def upload(self, values, dtype, device):
-        return self.torch.as_tensor(values).to(dtype=getattr(self.torch, dtype))
-
-    def to_host(self, obj):
-        return obj.detach().numpy()  # a CPU tensor would still pass for a CUDA one here
-
-
 @pytest.fixture
 def emulated(monkeypatch):
     """Routes CPU torch tensors through the CUDA path onto EmulatedCuda; returns the emulator."""
-    lib, emulator = HostTorchLib(), EmulatedCuda()
-    host_device_of = _arrays.device_of
-    monkeypatch.setattr(_arrays, "device_of", lambda o: "cuda:0" if isinstance(o, torch.Tensor) else host_device_of(o))
-    monkeypatch.setattr(ca, "library_of", lambda o: lib if isinstance(o, torch.Tensor) else None)
-    monkeypatch.setattr(ca, "is_device_array", lambda o: isinstance(o, torch.Tensor))
+    emulator = EmulatedCuda()
+    route_cpu_tensors_to_cuda(monkeypatch)
     monkeypatch.setattr(_cuda_api, "_cuda", emulator)
-    monkeypatch.setattr(_fast, "torch_view", lambda o: None)  # CPU tensors here stand for CUDA ones
     return emulator
 
 

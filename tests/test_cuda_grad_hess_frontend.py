@@ -9,12 +9,12 @@ import fastloss
 import numpy as np
 import pytest
 import torch
-from fastloss import _arrays, _fast, _reference_hess
-from fastloss._arrays import device as ca
+from cuda_device import route_cpu_tensors_to_cuda
+from fastloss import _arrays, _reference_hess
 from fastloss._backends import cuda as _cuda_api
 from fastloss._registry import LOSSES
 from problems import CASES, SPECS, assert_close, loss_shape, make_problem
-from test_cuda_frontend import _STORAGE, EmulatedCuda, HostTorchLib, _view, as_tensor, options_from_kernel
+from test_cuda_frontend import _STORAGE, EmulatedCuda, _view, as_tensor, options_from_kernel
 
 
 class EmulatedGradHess(EmulatedCuda):
@@ -66,13 +66,9 @@ class EmulatedGradHess(EmulatedCuda):
 
 @pytest.fixture
 def emulated(monkeypatch):
-    lib, emulator = HostTorchLib(), EmulatedGradHess()
-    host_device_of = _arrays.device_of
-    monkeypatch.setattr(_arrays, "device_of", lambda o: "cuda:0" if isinstance(o, torch.Tensor) else host_device_of(o))
-    monkeypatch.setattr(ca, "library_of", lambda o: lib if isinstance(o, torch.Tensor) else None)
-    monkeypatch.setattr(ca, "is_device_array", lambda o: isinstance(o, torch.Tensor))
+    emulator = EmulatedGradHess()
+    route_cpu_tensors_to_cuda(monkeypatch)
     monkeypatch.setattr(_cuda_api, "_cuda", emulator)
-    monkeypatch.setattr(_fast, "torch_view", lambda o: None)  # CPU tensors here stand for CUDA ones
     return emulator
 
 
