@@ -321,3 +321,138 @@ def test_cupy_arrays():
     e = rng.standard_normal(1000).astype(np.float32)
     assert_close(fastloss.huber_loss(cupy.asarray(y), cupy.asarray(e)).get(),
                  reference("huber_loss", "loss", y, e), LOSS_TOL["float32"])
+
+
+# ---- every form, *_grad_hess, option examples, empty and non-finite inputs ------------------------
+
+
+def _tensors(opts: dict) -> dict:
+    return {k: (to_cuda(v) if isinstance(v, np.ndarray) else v) for k, v in opts.items()}
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("form", ["loss", "grad"])
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_loss_only_and_grad_only_forms(name, form, reduction, rng):
+    rowwise = SPECS[name].rowwise
+    x, target, opts = make_problem(name, (9, 6, 5) if rowwise else (7, 33), rng, {}, dtype="float32",
+                                   axis=1 if rowwise else -1)
+    kwargs = dict(opts, reduction=reduction, **({"axis": 1} if rowwise else {}))
+    want = reference(name, form, x, target, **kwargs)
+    out = torch.full(x.shape, float("nan"), device=DEVICE) if form == "grad" else None
+    got = call(name, form, to_cuda(x), to_cuda(target), **kwargs, **({"out": out} if form == "grad" else {}))
+    if form == "grad":
+        assert got is out
+    assert on_device(got)
+    assert_close(got.cpu(), want, (GRAD_TOL if form == "grad" else LOSS_TOL)["float32"], what=f"{name} {form}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", [n for n in sorted(SPECS) if SPECS[n].native_grad_hess])
+def test_grad_hess_matches_the_reference(name, dtype, rng):
+    rowwise = SPECS[name].rowwise
+    shape, axis = ((3, 5, 4), 1) if rowwise else ((6, 70), -1)
+    tol = {"float64": 1e-9, "float32": 1e-5, "float16": 2e-3, "bfloat16": 1.5e-2}[dtype]
+    for case in CASES[name]:
+        x, target, opts = make_problem(name, shape, rng, case, dtype=dtype, axis=axis)
+        if rowwise:
+            opts["axis"] = axis
+        w = rng.uniform(0.5, 2.0, loss_shape(name, shape, axis))
+        with fastloss.use_backend("numpy"):
+            g0, h0 = getattr(fastloss, f"{name}_grad_hess")(x, target, sample_weight=w, **opts)
+        g, h = getattr(fastloss, f"{name}_grad_hess")(to_cuda(x), to_cuda(target), sample_weight=to_cuda(w),
+                                                       **_tensors(opts))
+        assert on_device(g) and on_device(h) and g.shape == x.shape and h.shape == x.shape
+        assert_close(g.cpu(), g0, tol, what=f"{name} {case} grad")
+        assert_close(h.cpu(), h0, tol, what=f"{name} {case} hess")
+
+
+def _example(spec, option, classes: int, shape: tuple, rng):
+    example = option.spec.example
+    if example == "per-class":
+        return rng.uniform(0.3, 3.0, classes)
+    return example
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_every_option_changes_the_kernels_result(name, rng):
+    """Issue 19 item 3 on the CUDA kernels: each option set from its default to its spec example
+    changes the result (an option a kernel never reads fails here, by name)."""
+    spec = SPECS[name]
+    rowwise = spec.rowwise
+    shape = (16, 7) if rowwise else (6, 7)
+    x, target, _ = make_problem(name, shape, rng, {}, dtype="float64", ignore_fraction=0)
+    if rowwise and target.dtype.kind in "iu":
+        target = target.copy()
+        target.reshape(-1)[:3] = 1  # the example ignore_index=1 must have rows to ignore
+    base_loss, base_grad = call(name, "with_grad", to_cuda(x), to_cuda(target), reduction="none")
+    checked = []
+    for o in spec.options:
+        if o.spec.example is None:
+            continue
+        value = _example(spec, o, shape[-1], shape, rng)
+        dev_value = to_cuda(value) if isinstance(value, np.ndarray) else value
+        loss, grad = call(name, "with_grad", to_cuda(x), to_cuda(target), reduction="none", **{o.name: dev_value})
+        same = torch.equal(loss, base_loss) and torch.equal(grad, base_grad)
+        assert not same, f"{name}: option {o.name}={value!r} (default {o.default!r}) does not change the CUDA result"
+        want_loss, want_grad = reference(name, "with_grad", x, target, reduction="none", **{o.name: value})
+        assert_close(loss.cpu(), want_loss, LOSS_TOL["float64"], what=f"{name} {o.name}")
+        assert_close(grad.cpu(), want_grad, GRAD_TOL["float64"], what=f"{name} {o.name}")
+        checked.append(o.name)
+    assert len(checked) == sum(o.spec.example is not None for o in spec.options)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_empty_inputs_every_loss(name):
+    rowwise = SPECS[name].rowwise
+    shape = (0, 5) if rowwise else (0,)
+    x = np.zeros(shape, np.float32)
+    if rowwise and not SPECS[name].logit_targets:
+        target = np.zeros((0,), np.int64)
+    else:
+        target = np.zeros(shape, np.float32)
+    for reduction in ("none", "mean", "sum"):
+        want_loss, _ = reference(name, "with_grad", x, target, reduction=reduction)
+        loss, grad = call(name, "with_grad", to_cuda(x), to_cuda(target), reduction=reduction)
+        assert tuple(grad.shape) == shape and tuple(loss.shape) == np.shape(want_loss)
+        np.testing.assert_array_equal(loss.cpu().numpy(), np.asarray(want_loss, np.float32))
+    if SPECS[name].native_grad_hess:
+        g, h = getattr(fastloss, f"{name}_grad_hess")(to_cuda(x), to_cuda(target))
+        assert tuple(g.shape) == shape and tuple(h.shape) == shape
+
+
+NON_FINITE = {"nan": np.nan, "+inf": np.inf, "-inf": -np.inf, "max": float(np.finfo(np.float32).max),
+              "-max": -float(np.finfo(np.float32).max)}
+
+
+@pytest.mark.parametrize("value", list(NON_FINITE) + ["all tied at max"])
+@pytest.mark.parametrize(("name", "case"), all_cases(), ids=lambda v: v if isinstance(v, str) else str(v))
+def test_non_finite_inputs_agree_with_the_cpu_kernels(name, case, value, rng):
+    """The fuzzer's adversarial values (tests/fuzz/cases.py) in the input: the CUDA kernels give
+    what the CPU kernels give (NaN where they give NaN, the same infinities, close finite values).
+    Where the CPU kernel's class of value (NaN, +-inf, finite) differs from the float64 NumPy
+    reference's, the CUDA result must have one of the two classes (such elements are CPU findings)."""
+    rowwise = SPECS[name].rowwise
+    shape = (12, 9) if rowwise else (5, 40)
+    x, target, opts = make_problem(name, shape, rng, case, dtype="float32", min_gap=0)
+    flat = x.reshape(-1)
+    if value == "all tied at max":
+        flat[:] = NON_FINITE["max"]
+    else:
+        flat[rng.choice(flat.size, max(2, flat.size // 7), replace=False)] = NON_FINITE[value]
+    for reduction in ("none", "sum"):
+        with fastloss.use_backend("native"):
+            cpu = call(name, "with_grad", x, target, reduction=reduction, **opts)
+        ref = reference(name, "with_grad", x, target, reduction=reduction, **opts)
+        got = call(name, "with_grad", to_cuda(x), to_cuda(target), reduction=reduction, **_tensors(opts))
+        for g, c, r, what in zip(got, cpu, ref, ("loss", "grad")):
+            g, c = g.cpu().numpy().astype(np.float64).reshape(-1), np.asarray(c, np.float64).reshape(-1)
+            r = np.asarray(r, np.float64).reshape(-1)
+            kind = lambda a: np.where(np.isnan(a), 2, np.where(np.isinf(a), np.sign(a) * 3, 0))
+            agree = kind(c) == kind(r)
+            where = f"{name} {case} {what} ({reduction}, x has {value})"
+            np.testing.assert_array_equal(kind(g)[agree], kind(c)[agree], err_msg=f"{where}: NaN/inf positions")
+            assert np.all((kind(g) == kind(c)) | (kind(g) == kind(r))), where
+            finite = agree & np.isfinite(c)
+            np.testing.assert_allclose(g[finite], c[finite], rtol=1e-4,
+                                       atol=1e-5 * (1 + np.abs(c[finite]).max(initial=0)), err_msg=where)
