@@ -189,6 +189,10 @@ PYBIND11_MODULE(_cuda, m) {
   m.attr("emulated") = true;
   m.def("set_emulator_seed", [](unsigned long long seed) { fl_emu::set_seed(seed); }, py::arg("seed"),
         "Seed of the emulator's shuffled thread and block order (default: FASTLOSS_CUDA_EMULATOR_SEED or 0x5eed).");
+  m.def("launch_counts", [] {
+    const fl_emu::LaunchCounts c = fl_emu::launch_counts();
+    return py::make_tuple(c.launches, c.cluster_launches);
+  }, "(kernels launched so far, of which thread-block clusters)");
 #else
   m.attr("emulated") = false;
 #endif

@@ -124,6 +124,12 @@ cudaError_t launch(void (*kernel)(P...), dim3 grid, dim3 block, std::size_t smem
 void set_seed(std::uint64_t seed);
 std::uint64_t seed();
 
+// Kernels launched by this process so far, and how many of them as thread-block clusters.
+struct LaunchCounts {
+  unsigned long long launches, cluster_launches;
+};
+LaunchCounts launch_counts();
+
 }  // namespace fl_emu
 
 // ---- built-in variables and intrinsics ------------------------------------------------------------
@@ -137,7 +143,7 @@ constexpr int warpSize = 32;
 
 #define FL_EMU_SITE (::fl_emu::Site{__FILE__, __LINE__})
 #define __syncthreads() ::fl_emu::syncthreads(FL_EMU_SITE)
-#define __syncwarp(...) ::fl_emu::fl_syncwarp(FL_EMU_SITE, ##__VA_ARGS__)
+#define __syncwarp(...) ::fl_emu::fl_syncwarp(FL_EMU_SITE __VA_OPT__(, ) __VA_ARGS__)
 #define __shfl_sync(...) ::fl_emu::fl_shfl(FL_EMU_SITE, ::fl_emu::Collective::kShflIdx, __VA_ARGS__)
 #define __shfl_up_sync(...) ::fl_emu::fl_shfl(FL_EMU_SITE, ::fl_emu::Collective::kShflUp, __VA_ARGS__)
 #define __shfl_down_sync(...) ::fl_emu::fl_shfl(FL_EMU_SITE, ::fl_emu::Collective::kShflDown, __VA_ARGS__)

@@ -1,6 +1,8 @@
 // The emulated execution of one launch: blocks (or the blocks of a cluster) one after another in a
-// seeded shuffled order; within them every thread a fiber, resumed in a seeded shuffled order
-// each time it can run, switching only where CUDA synchronises. See emulator.h for what fails.
+// seeded shuffled order; within them every thread a fiber, resumed in a seeded random order each
+// time it can run (uniform, or favouring the warp released last), switching only where CUDA
+// synchronises. See emulator.h for what fails.
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -93,6 +95,7 @@ struct Run {
 thread_local Run* t_run = nullptr;
 std::uint64_t g_seed = 0;
 bool g_seed_set = false;
+std::atomic<unsigned long long> g_launches{0}, g_cluster_launches{0};
 
 bool same_site(Site a, Site b) { return a.line == b.line && std::strcmp(a.file, b.file) == 0; }
 
@@ -366,6 +369,8 @@ void* map_shared_rank(void* p, unsigned rank) {
 
 // ---- the host side of a launch ------------------------------------------------------------------
 
+LaunchCounts launch_counts() { return LaunchCounts{g_launches.load(), g_cluster_launches.load()}; }
+
 void set_seed(std::uint64_t seed) {
   g_seed = seed;
   g_seed_set = true;
@@ -421,8 +426,12 @@ std::string run_group(const LaunchSpec& spec, const std::vector<uint3>& ids) {
     }
     r.blocks.push_back(std::move(b));
   }
+  // Half of the groups pick any runnable thread; the other half mostly one of the 32 released last,
+  // so that a warp runs far ahead of the rest of its block (races between warps show).
+  const bool run_ahead = r.rng.below(2) == 1;
   while (!r.runnable.empty() && r.error.empty()) {
-    const std::size_t i = r.rng.below(r.runnable.size());
+    const std::size_t n = r.runnable.size();
+    const std::size_t i = run_ahead && r.rng.below(8) != 0 ? n - 1 - r.rng.below(n < 32 ? n : 32) : r.rng.below(n);
     Fiber* f = r.runnable[i];
     r.runnable[i] = r.runnable.back();
     r.runnable.pop_back();
@@ -476,6 +485,8 @@ cudaError_t run_launch(const LaunchSpec& spec) {
   const unsigned csize = c.x * c.y * c.z;
   if (csize > 1 && (c.y != 1 || c.z != 1 || csize > 8 || spec.grid.x % c.x != 0 || attr.binaryVersion < 90))
     return launch_failed(cudaErrorInvalidValue, "invalid thread-block cluster for this grid");
+  ++g_launches;
+  if (csize > 1) ++g_cluster_launches;
   // Blocks in a seeded shuffled order (a kernel must not depend on block order).
   std::vector<uint3> order;
   order.reserve(blocks / csize);

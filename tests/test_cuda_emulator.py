@@ -1,0 +1,141 @@
+"""The CUDA emulator (csrc/cuda/emu) is strict: it refuses what a GPU leaves undefined, and the
+kernel bugs a GPU would show make tests fail under it.
+
+A small host program (tests/cuda_emulator/driver.cpp) runs cross_entropy through every row plan
+against its own float64 reference. Each mutation check applies one classic CUDA mistake to a copy
+of the real kernel source, builds the driver over the copy and asserts that it fails; the driver's
+deliberately wrong kernels must each be refused with a message that names the mistake. Needs g++
+and a source checkout (the builds are one small translation unit each, a few seconds).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CUDA = ROOT / "csrc" / "cuda"
+EMU = CUDA / "emu"
+DRIVER = Path(__file__).resolve().parent / "cuda_emulator" / "driver.cpp"
+CXX = os.environ.get("CXX", "g++")
+
+pytestmark = pytest.mark.skipif(
+    shutil.which(CXX) is None or not (CUDA / "rowwise.cuh").is_file(),
+    reason=f"needs {CXX} and a source checkout (csrc/cuda)")
+
+FLAGS = ["-std=c++17", "-O1", "-DFASTLOSS_CUDA_EMULATOR=1", "-DFASTLOSS_ISA=cuda_emulated", "-ffp-contract=off",
+         "-Wno-unknown-pragmas"]
+
+
+@pytest.fixture(scope="module")
+def toolchain(tmp_path_factory):
+    """(work dir, generated-table dir, the emulator's object files), built once for the module."""
+    work = tmp_path_factory.mktemp("cuda_emulator")
+    gen = work / "generated"
+    subprocess.run([sys.executable, str(ROOT / "tools" / "gen_losses.py"), str(gen)], check=True)
+    objects = []
+    for src in ("scheduler.cpp", "fiber.cpp", "runtime_api.cpp"):
+        obj = work / (src + ".o")
+        subprocess.run([CXX, *FLAGS, f"-I{EMU / 'include'}", "-c", str(EMU / src), "-o", str(obj)], check=True)
+        objects.append(str(obj))
+    return work, gen, objects
+
+
+def build_driver(toolchain, name: str, mutation: tuple[str, str, str] | None = None) -> Path:
+    """The driver over csrc/cuda, or over a copy with `old` replaced by `new` in `file` (once)."""
+    work, gen, objects = toolchain
+    src = CUDA
+    if mutation is not None:
+        file, old, new = mutation
+        src = work / f"src_{name}"
+        shutil.copytree(CUDA, src, ignore=shutil.ignore_patterns("emu"))
+        text = (src / file).read_text()
+        assert text.count(old) == 1, f"the mutation's text is not (once) in csrc/cuda/{file}: update the test"
+        (src / file).write_text(text.replace(old, new))
+    exe = work / f"driver_{name}"
+    # The copy first: its headers are found before anything else named like them.
+    subprocess.run([CXX, *FLAGS, f"-I{src}", f"-I{EMU / 'include'}", f"-I{ROOT / 'csrc'}", f"-I{gen}", str(DRIVER),
+                    *objects, "-o", str(exe)], check=True)
+    return exe
+
+
+def run(exe: Path, mode: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(exe), mode], capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_the_real_kernels_pass_every_row_plan(toolchain):
+    result = run(build_driver(toolchain, "real"), "rows")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(thread-block cluster plan)" in result.stdout  # the Hopper plan ran too
+
+
+MISTAKES = {
+    # A thread leaves while the others wait at a barrier.
+    "exit_while_others_wait": "thread(s) of its block wait at __syncthreads() at driver.cpp",
+    # Two different barriers for two halves of the block.
+    "divergent_barriers": "while other threads of its block wait at __syncthreads() at",
+    # A shuffle whose mask omits lanes that execute it.
+    "mask_omits_a_participating_lane": "which omits the calling lane",
+    "reads_a_lane_outside_the_mask": "which is not in the mask 0x0000ffff",
+    "full_mask_with_an_exited_lane": "exited while lanes of its warp wait for it at __shfl_down_sync",
+}
+
+
+@pytest.fixture(scope="module")
+def driver(toolchain):
+    return build_driver(toolchain, "real")
+
+
+@pytest.mark.parametrize("mode", sorted(MISTAKES))
+def test_the_emulator_refuses_undefined_behaviour(driver, mode):
+    result = run(driver, mode)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert MISTAKES[mode] in result.stdout, result.stdout
+
+
+def test_shared_memory_starts_as_nan(driver):
+    result = run(driver, "uninitialised_shared_read")
+    assert result.returncode == 3, result.stdout  # exactly the 32 unwritten values read as NaN
+
+
+MUTATIONS = {
+    "a1_block_reduction_without_its_first_syncthreads": (
+        "group_reduce.cuh",
+        "    __syncthreads();  // scratch may still be read by a previous reduction\n",
+        "\n"),
+    "a2_block_reduction_without_its_second_syncthreads": (
+        "group_reduce.cuh",
+        "    if (threadIdx.x % 32 == 0) scratch[warp] = v;\n    __syncthreads();\n    S r = scratch[0];",
+        "    if (threadIdx.x % 32 == 0) scratch[warp] = v;\n    S r = scratch[0];"),
+    "b_row_loop_one_past_the_end": (
+        "row_job.cuh",
+        "    for (long long c = lane; c < len; c += lanes) {\n      const S zm = k.z(xv[c], th) - ms;",
+        "    for (long long c = lane; c <= len; c += lanes) {\n      const S zm = k.z(xv[c], th) - ms;"),
+    "b_grad_loop_stops_one_short": (
+        "row_job.cuh",
+        "  for (long long c = lane; c < len; c += lanes) {\n    const S g = fill",
+        "  for (long long c = lane; c + 1 < len; c += lanes) {\n    const S g = fill"),
+    "c1_shuffle_offset": (
+        "group_reduce.cuh",
+        "for (int k = G / 2; k > 0; k /= 2) v = op(v, __shfl_xor_sync(0xffffffffu, v, k, G));",
+        "for (int k = G / 4; k > 0; k /= 2) v = op(v, __shfl_xor_sync(0xffffffffu, v, k, G));"),
+    "c2_shuffle_width": (
+        "group_reduce.cuh",
+        "for (int k = G / 2; k > 0; k /= 2) v = op(v, __shfl_xor_sync(0xffffffffu, v, k, G));",
+        "for (int k = G / 2; k > 0; k /= 2) v = op(v, __shfl_xor_sync(0xffffffffu, v, k, G / 2));"),
+    "d_row_tile_one_class_short": (
+        "rowwise.cuh",
+        "copy_to_shared(xs, static_cast<const T*>(a.x) + row * C, C, vec, lane, lanes);",
+        "copy_to_shared(xs, static_cast<const T*>(a.x) + row * C, C - 1, vec, lane, lanes);"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MUTATIONS))
+def test_a_mutated_kernel_fails(toolchain, name):
+    result = run(build_driver(toolchain, name, MUTATIONS[name]), "rows")
+    assert result.returncode in (1, 2), f"the mutation {name} went unnoticed:\n{result.stdout}{result.stderr}"
