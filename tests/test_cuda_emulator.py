@@ -139,3 +139,46 @@ MUTATIONS = {
 def test_a_mutated_kernel_fails(toolchain, name):
     result = run(build_driver(toolchain, name, MUTATIONS[name]), "rows")
     assert result.returncode in (1, 2), f"the mutation {name} went unnoticed:\n{result.stdout}{result.stderr}"
+
+
+# ---- a row-wise loss the CUDA kernels do not handle fails the build -------------------------------
+
+NEW_SOFTMAX_LOSS = (
+    '\nLOSSES = LOSSES + (Loss(name="new_softmax_loss", kind=ROWWISE, row_kernel="softmax",'
+    ' input_name="logits", options=(), mean_over="valid_rows", formula="?"),)\n')
+
+
+def _compile_cuda_with_extra_loss(tmp_path: Path, source: Path, files: tuple[str, ...]) -> str:
+    """Compiler messages of the CUDA sources in `source` (host build) over _spec.py plus a new
+    softmax-family loss; asserts that the build fails."""
+    spec_copy = tmp_path / "_spec.py"
+    spec_copy.write_text((ROOT / "python" / "fastloss" / "_spec.py").read_text() + NEW_SOFTMAX_LOSS)
+    gen = tmp_path / "generated"
+    subprocess.run([sys.executable, str(ROOT / "tools" / "gen_losses.py"), str(gen), str(spec_copy)], check=True)
+    errors = ""
+    for file in files:
+        result = subprocess.run([CXX, *FLAGS, "-fsyntax-only", "-Werror=switch", f"-I{source}", f"-I{EMU / 'include'}",
+                                 f"-I{ROOT / 'csrc'}", f"-I{gen}", "-x", "c++", str(source / file)],
+                                capture_output=True, text=True, check=False)
+        assert result.returncode != 0, f"{file} compiled with a row-wise loss it does not handle"
+        errors += result.stderr
+    return errors
+
+
+def test_a_row_loss_missing_from_a_cuda_switch_fails_the_build(tmp_path):
+    errors = _compile_cuda_with_extra_loss(tmp_path, CUDA, ("rowwise_f32.cu", "grad_hess.cu"))
+    assert "LOSS_new_softmax_loss" in errors and "not handled in switch" in errors
+
+
+def test_a_row_loss_added_to_the_switch_alone_fails_the_build(tmp_path):
+    # The round-3 hazard: with only a `case` added, the softmax kernels' finalize fell through to
+    # cross_entropy's. Now the loss's constants and finalize must be written too.
+    src = tmp_path / "cuda"
+    shutil.copytree(CUDA, src, ignore=shutil.ignore_patterns("emu"))
+    text = (src / "rowwise.cuh").read_text()
+    anchor = "    case LOSS_softmax_focal_loss: return launch_rowwise_loss<T, LOSS_softmax_focal_loss>(a, stream);\n"
+    assert text.count(anchor) == 1
+    (src / "rowwise.cuh").write_text(text.replace(
+        anchor, anchor + "    case LOSS_new_softmax_loss: return launch_rowwise_loss<T, LOSS_new_softmax_loss>(a, stream);\n"))
+    errors = _compile_cuda_with_extra_loss(tmp_path, src, ("rowwise_f32.cu",))
+    assert "a new row-wise loss: read its options in RowConsts" in errors

@@ -84,6 +84,7 @@ void rowwise(const py::dict& j) {
   a.soft_target = ptr<const void>(j, "soft_target");
   a.class_weight = ptr<const void>(j, "class_weight");
   a.params = loss_params_from_dict(a.loss_id, get<py::dict>(j, "params"));
+  a.class_weight_fill = class_vector_fill(a.loss_id, a.params);
   a.scale = grad_scale(j);
   a.row_loss = ptr<void>(j, "loss");
   a.errors = device_errors();

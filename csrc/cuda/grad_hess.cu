@@ -68,8 +68,13 @@ __global__ void __launch_bounds__(256) pointwise_grad_hess_kernel(const Pointwis
 template <int kLoss, class S>
 __device__ SoftmaxRowHess<S> softmax_row_hess(const RowConsts<S>& k, const RowInfo<S>& ri, const RowPartial<S>& p) {
   const SoftmaxRowStats<S> st = softmax_stats(p, ri.w_t);
-  if constexpr (kLoss == LOSS_softmax_focal_loss) return softmax_focal_hess(st, k.gamma, ri.scale);
-  else return cross_entropy_hess(st, k.ce, k.soft, ri.scale);
+  if constexpr (kLoss == LOSS_softmax_focal_loss) {
+    return softmax_focal_hess(st, k.gamma, ri.scale);
+  } else if constexpr (kLoss == LOSS_cross_entropy) {
+    return cross_entropy_hess(st, k.ce, k.soft, ri.scale);
+  } else {
+    static_assert(kLoss < 0, "softmax_row_hess: a softmax-family loss without its Hessian (no fall-through)");
+  }
 }
 
 template <class T, int kLoss>
@@ -78,7 +83,7 @@ __global__ void __launch_bounds__(256) rowwise_grad_hess_kernel(const RowwiseArg
   const long long row = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   if (row >= a.outer * a.inner) return;
   const long long C = a.classes, o = row / a.inner, i = row % a.inner, base = o * C * a.inner + i, st = a.inner;
-  const RowConsts<S> k(a);
+  const RowConsts<S> k(a, LossTag<kLoss>{});
   const RowInfo<S> ri = row_info<kLoss>(a, k, row);
   T* g = static_cast<T*>(a.grad) + base;
   T* h = static_cast<T*>(a.hess) + base;

@@ -71,7 +71,7 @@ __global__ void __launch_bounds__(1024) whole_row_kernel(const RowwiseArgs a, lo
   const long long row = (long long)blockIdx.x * (blockDim.x / lanes) + slot;
   if (row >= a.outer) return;  // uniform over the row's lanes: a group is a whole warp or block
   const long long C = a.classes;
-  const RowConsts<S> k(a);
+  const RowConsts<S> k(a, LossTag<kLoss>{});
   const RowInfo<S> ri = row_info<kLoss>(a, k, row);
   T* grad = a.grad ? static_cast<T*>(a.grad) + row * C : nullptr;
   if (ri.skip || ri.bad) {
@@ -99,7 +99,7 @@ __global__ void __launch_bounds__(256) strided_row_kernel(const RowwiseArgs a) {
   const long long row = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   if (row >= a.outer * a.inner) return;
   const long long C = a.classes, o = row / a.inner, i = row % a.inner, base = o * C * a.inner + i;
-  const RowConsts<S> k(a);
+  const RowConsts<S> k(a, LossTag<kLoss>{});
   const RowInfo<S> ri = row_info<kLoss>(a, k, row);
   T* grad = a.grad ? static_cast<T*>(a.grad) + base : nullptr;
   if (ri.skip || ri.bad) {
@@ -125,7 +125,7 @@ __global__ void __launch_bounds__(512) split_stats_kernel(const RowwiseArgs a, l
   FL_SHARED_ARRAY(ArgMax<S>, scratch, 32);
   const long long row = blockIdx.x / chunks, c0 = (blockIdx.x % chunks) * chunk;
   const long long C = a.classes, len = C - c0 < chunk ? C - c0 : chunk;
-  const RowConsts<S> k(a);
+  const RowConsts<S> k(a, LossTag<kLoss>{});
   const RowInfo<S> ri = row_info<kLoss>(a, k, row);
   if (ri.skip || ri.bad) return;
   T* xs = reinterpret_cast<T*>(smem);
@@ -151,7 +151,7 @@ __global__ void __launch_bounds__(512) split_grad_kernel(const RowwiseArgs a, lo
   const long long row = blockIdx.x / chunks, c0 = (blockIdx.x % chunks) * chunk;
   const long long C = a.classes, len = C - c0 < chunk ? C - c0 : chunk;
   const bool owns_loss = blockIdx.x % chunks == 0;
-  const RowConsts<S> k(a);
+  const RowConsts<S> k(a, LossTag<kLoss>{});
   const RowInfo<S> ri = row_info<kLoss>(a, k, row);
   T* grad = a.grad ? static_cast<T*>(a.grad) + row * C + c0 : nullptr;
   if (ri.skip || ri.bad) {
@@ -183,7 +183,7 @@ __global__ void __launch_bounds__(512) cluster_row_kernel(const RowwiseArgs a, l
   cg::cluster_group cluster = cg::this_cluster();
   const long long row = blockIdx.x / chunks, c0 = (long long)cluster.block_rank() * chunk;
   const long long C = a.classes, len = C - c0 < chunk ? C - c0 : chunk;
-  const RowConsts<S> k(a);
+  const RowConsts<S> k(a, LossTag<kLoss>{});
   const RowInfo<S> ri = row_info<kLoss>(a, k, row);
   T* grad = a.grad ? static_cast<T*>(a.grad) + row * C + c0 : nullptr;
   if (ri.skip || ri.bad) {  // the same for every block of the cluster: none reaches cluster.sync

@@ -39,6 +39,7 @@ int check_rows(long long outer, long long C, long long inner, bool cluster) {
   a.inner = inner;
   a.target = t.data();
   a.params.ignore_index = -100;
+  a.class_weight_fill = 1.0;
   a.scale.host = 1.0;
   a.row_loss = loss.data();
   a.allow_cluster = cluster;
