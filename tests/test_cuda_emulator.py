@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,3 +183,29 @@ def test_a_row_loss_added_to_the_switch_alone_fails_the_build(tmp_path):
         anchor, anchor + "    case LOSS_new_softmax_loss: return launch_rowwise_loss<T, LOSS_new_softmax_loss>(a, stream);\n"))
     errors = _compile_cuda_with_extra_loss(tmp_path, src, ("rowwise_f32.cu",))
     assert "a new row-wise loss: read its options in RowConsts" in errors
+
+
+def test_half_and_bfloat16_conversions_round_to_nearest_even(tmp_path):
+    """Every float16 value, random bit patterns and values of every magnitude: the emulator's
+    cuda_fp16/cuda_bf16 conversions give NumPy's and ml_dtypes' results (as CUDA's _rn do)."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    exe = tmp_path / "conversions"
+    subprocess.run([CXX, *FLAGS, f"-I{EMU / 'include'}", str(DRIVER.parent / "conversions.cpp"), "-o", str(exe)],
+                   check=True)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([
+        np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float32),
+        rng.integers(0, 2**32, 200_000, dtype=np.uint64).astype(np.uint32).view(np.float32),
+        (rng.standard_normal(200_000) * 10.0 ** rng.uniform(-9, 6, 200_000)).astype(np.float32),
+        np.array([65504, 65519.99, 65520, 2.9802322e-08, 5.96e-8, np.inf, -np.inf, np.nan], np.float32),
+    ])
+    out = subprocess.run([str(exe)], input=x.tobytes(), capture_output=True, check=True).stdout
+    rec = np.frombuffer(out, dtype=np.dtype([("h", "<u2"), ("b", "<u2"), ("hf", "<f4"), ("bf", "<f4")]))
+    nan = np.isnan(x)
+    with np.errstate(over="ignore", invalid="ignore"):
+        want_h, want_b = x.astype(np.float16), x.astype(ml_dtypes.bfloat16)
+    np.testing.assert_array_equal(rec["h"][~nan], want_h.view(np.uint16)[~nan])
+    np.testing.assert_array_equal(rec["b"][~nan], want_b.view(np.uint16)[~nan])
+    assert np.isnan(rec["h"].view(np.float16)[nan]).all() and np.isnan(rec["bf"][nan]).all()
+    np.testing.assert_array_equal(rec["hf"], rec["h"].view(np.float16).astype(np.float32))
+    np.testing.assert_array_equal(rec["bf"], rec["b"].view(ml_dtypes.bfloat16).astype(np.float32))

@@ -188,28 +188,17 @@ inline float __fmul_rn(float a, float b) { return a * b; }
 
 // Atomics: the threads of a launch never run at the same time (one host thread runs them, switching
 // only at synchronisation points), so a read-modify-write is atomic as written.
-template <class T> inline T atomicAdd(T* p, T v) {
-  T old = *p;
-  *p = old + v;
+namespace fl_emu {
+template <class T, class F> inline T read_modify_write(T* p, F f) {
+  const T old = *p;
+  *p = f(old);
   return old;
 }
-template <class T> inline T atomicMax(T* p, T v) {
-  T old = *p;
-  *p = old > v ? old : v;
-  return old;
-}
-template <class T> inline T atomicMin(T* p, T v) {
-  T old = *p;
-  *p = old < v ? old : v;
-  return old;
-}
-template <class T> inline T atomicExch(T* p, T v) {
-  T old = *p;
-  *p = v;
-  return old;
-}
+}  // namespace fl_emu
+template <class T> inline T atomicAdd(T* p, T v) { return fl_emu::read_modify_write(p, [v](T o) { return o + v; }); }
+template <class T> inline T atomicMax(T* p, T v) { return fl_emu::read_modify_write(p, [v](T o) { return o > v ? o : v; }); }
+template <class T> inline T atomicMin(T* p, T v) { return fl_emu::read_modify_write(p, [v](T o) { return o < v ? o : v; }); }
+template <class T> inline T atomicExch(T* p, T v) { return fl_emu::read_modify_write(p, [v](T) { return v; }); }
 template <class T> inline T atomicCAS(T* p, T compare, T v) {
-  T old = *p;
-  if (old == compare) *p = v;
-  return old;
+  return fl_emu::read_modify_write(p, [compare, v](T o) { return o == compare ? v : o; });
 }

@@ -11,16 +11,10 @@ struct __nv_bfloat16 {
   std::uint16_t bits;  // the high half of an IEEE binary32
 };
 
-inline float __bfloat162float(__nv_bfloat16 h) {
-  const std::uint32_t x = std::uint32_t(h.bits) << 16;
-  float f;
-  std::memcpy(&f, &x, 4);
-  return f;
-}
+inline float __bfloat162float(__nv_bfloat16 h) { return fl_emu::float_of_bits(std::uint32_t(h.bits) << 16); }
 
 inline __nv_bfloat16 __float2bfloat16_rn(float f) {
-  std::uint32_t x;
-  std::memcpy(&x, &f, 4);
+  std::uint32_t x = fl_emu::bits_of_float(f);
   if ((x & 0x7fffffffu) > 0x7f800000u) return __nv_bfloat16{std::uint16_t((x >> 16) | 0x40u)};  // quiet NaN
   x += 0x7fffu + ((x >> 16) & 1u);
   return __nv_bfloat16{std::uint16_t(x >> 16)};
