@@ -8,10 +8,13 @@ It runs on the real ``fastloss._cuda`` with CUDA torch tensors where there is a 
 machine against the test build's emulated module (``FASTLOSS_CUDA_EMULATOR=ON``: the same kernels
 compiled for the host and executed under csrc/cuda/emu's model of the CUDA execution), with CPU
 tensors standing in for CUDA tensors (tests/cuda_device.py). Skipped as a whole, with the reason,
-where neither is available. A few tests need a real GPU (streams, CuPy) and say so.
+where neither is available (FASTLOSS_REQUIRE_CUDA=1, as CI sets it, makes that an error). A few
+tests need a real GPU (streams, CuPy) and say so.
 """
 
 from __future__ import annotations
+
+import os
 
 import fastloss
 import numpy as np
@@ -49,6 +52,8 @@ def _skip_reason() -> str | None:
     return None
 
 
+if os.environ.get("FASTLOSS_REQUIRE_CUDA") == "1" and _skip_reason() is not None:  # CI: never a silent skip
+    pytest.fail(f"FASTLOSS_REQUIRE_CUDA=1 but {_skip_reason()}", pytrace=False)
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))]
 gpu_only = pytest.mark.skipif(EMULATED, reason="needs a real GPU (the emulated module runs work when it is enqueued)")
 
