@@ -106,15 +106,17 @@ def check_against_reference(name, x, target, opts, *, dtype, reduction, axis=Non
     assert_close(grad.cpu(), want_grad, GRAD_TOL[dtype], what=f"{name} grad")
 
 
-# Short rows (11 classes: a thread per row); point-wise arrays of whole 16-byte-vector segments
+# Short rows (11 classes: a thread per row; classes on axis 1 of (5, 11, 7) for "none"); point-wise arrays of whole 16-byte-vector segments
 # (4096 float32 / 8192 16-bit / 2048 float64 elements per block) plus a ragged tail.
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 @pytest.mark.parametrize(("name", "case"), all_cases())
 def test_every_loss_and_option_matches_the_reference(name, case, dtype, reduction, rng):
-    shape = (37, 11) if SPECS[name].rowwise else (5, 4001)
-    x, target, opts = make_problem(name, shape, rng, case, dtype=dtype)
-    check_against_reference(name, x, target, opts, dtype=dtype, reduction=reduction)
+    rowwise = SPECS[name].rowwise
+    axis = 1 if rowwise and reduction == "none" else None  # the (outer, C, inner) layout too
+    shape = ((5, 11, 7) if axis else (37, 11)) if rowwise else (5, 4001)
+    x, target, opts = make_problem(name, shape, rng, case, dtype=dtype, axis=axis or -1)
+    check_against_reference(name, x, target, opts, dtype=dtype, reduction=reduction, axis=axis)
 
 
 # Every row plan: a warp per short row (unaligned at 17 classes, aligned at 128), block per row,
@@ -370,6 +372,13 @@ def test_grad_hess_matches_the_reference(name, dtype, rng):
         assert on_device(g) and on_device(h) and g.shape == x.shape and h.shape == x.shape
         assert_close(g.cpu(), g0, tol, what=f"{name} {case} grad")
         assert_close(h.cpu(), h0, tol, what=f"{name} {case} hess")
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(SPECS) if not SPECS[n].native_grad_hess])
+def test_grad_hess_without_a_kernel_is_refused_on_cuda(name, rng):
+    x, target, _ = make_problem(name, (4, 6), rng, {}, dtype="float32")
+    with pytest.raises(NotImplementedError, match="no CUDA kernel"):
+        getattr(fastloss, f"{name}_grad_hess")(to_cuda(x), to_cuda(target))
 
 
 def _example(spec, option, classes: int, shape: tuple, rng):
