@@ -23,7 +23,6 @@ namespace fl_emu {
 
 namespace {
 
-constexpr unsigned kFullMask = 0xffffffffu;
 constexpr std::size_t kStaticSharedLimit = 48 * 1024;
 constexpr std::size_t kSharedOptin = 227 * 1024;  // per block, as an H100's opt-in limit
 
