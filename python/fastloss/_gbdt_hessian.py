@@ -9,7 +9,7 @@ built-ins replace it:
   ``reg:absoluteerror`` hand the tree a constant Hessian of 1 (times the weight) (LightGBM
   ``src/objective/regression_objective.hpp``, ``RegressionHuberLoss`` / ``RegressionL1loss``;
   XGBoost ``src/objective/regression_obj.cu``, ``MeanAbsoluteError``); smooth-L1 gets its
-  quadratic piece's ``1/beta``, hinge losses 1. For the L1 loss both built-ins then re-fit each
+  quadratic piece's ``1/beta``, hinge losses and log-cosh 1 (its largest curvature). For the L1 loss both built-ins then re-fit each
   leaf to the median of its residuals, a line search the custom-objective interface does not
   offer, so with ``"booster"`` a custom L1 / Huber objective moves each leaf by at most
   ``learning_rate`` (L1) or ``learning_rate * delta`` (Huber) per round. For the softmax family
@@ -24,7 +24,8 @@ built-ins replace it:
   iteratively reweighted least squares (Huber 1981, *Robust Statistics* 7.8; de Leeuw & Lange 2009,
   "Sharp quadratic majorization in one dimension"): ``psi(e) / e`` for a residual ``e``, i.e.
   Huber ``min(1, delta / |e|)``, smooth-L1 ``min(1 / beta, 1 / |e|)``, L1 ``1 / |e|``, hinge
-  ``1 / (2 |margin - y s|)``, with ``|e|`` floored at ``FLOOR_FRACTION`` of its mean (a residual
+  ``1 / (2 |margin - y s|)``, log-cosh ``tanh(e) / e`` (its exact ``1 - tanh(e)**2`` falls as
+  ``4 exp(-2 |e|)``: 1e-9 at a residual of 10, and no split passes ``min_child_weight``), with ``|e|`` floored at ``FLOOR_FRACTION`` of its mean (a residual
   at 0 would pin its leaf). A Newton step on the majoriser cannot increase the loss, and its leaf
   value is a reweighted mean of the residuals that approaches the leaf's median (L1) or Huber
   estimate in a few rounds, which is the built-ins' leaf re-fit done by the boosting rounds. The
@@ -40,7 +41,8 @@ import numpy as np
 
 HESSIANS = ("auto", "exact", "booster")
 SOFTMAX_FAMILY = frozenset({"cross_entropy", "softmax_focal_loss"})
-LINEAR_PIECES = frozenset({"huber_loss", "smooth_l1_loss", "l1_loss", "hinge_loss", "multiclass_hinge_loss"})
+LINEAR_PIECES = frozenset({"huber_loss", "smooth_l1_loss", "l1_loss", "hinge_loss", "multiclass_hinge_loss",
+                           "log_cosh_loss"})  # log-cosh: linear in the limit, its curvature 4 e^-2|e|
 FLOOR_FRACTION = 0.01
 
 
@@ -80,6 +82,10 @@ def majoriser(loss: str, margins: np.ndarray, labels: np.ndarray, opts: dict[str
     e = _floored(margins - labels)
     if loss == "huber_loss":
         return np.minimum(1.0, opts.get("delta", 1.0) / e)
+    if loss == "log_cosh_loss":
+        r = margins - labels
+        small = np.abs(r) < 1e-4
+        return np.where(small, 1.0 - r * r / 3.0, np.tanh(r) / np.where(small, 1.0, r))
     if loss == "smooth_l1_loss" and opts.get("beta", 1.0) > 0:
         return np.minimum(1.0 / opts.get("beta", 1.0), 1.0 / e)
     return 1.0 / e  # l1_loss, smooth_l1_loss with beta = 0

@@ -5,7 +5,8 @@ parameters set for ``fit`` only (``get_params`` must show what the user passed, 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 

@@ -88,8 +88,9 @@ def rowwise(spec: LossSpec, y: np.ndarray, w: np.ndarray | None, n_classes: int,
         opts.get(k) for k in ("weight", "label_smoothing", "z_loss", "softcap"))
     if plain_ce:
         return start
-    import fastloss
     from scipy.optimize import minimize
+
+    import fastloss
 
     loss_fn = getattr(fastloss, spec.name)
     grad_fn = getattr(fastloss, f"{spec.name}_grad_hess")

@@ -40,6 +40,7 @@ def _fit(estimator: Any, parent_fit: Any, obj: LightGBMObjective, start: Any, X:
             sets = eval_set if isinstance(eval_set, list) else [eval_set]
             eval_init_score = [np.tile(np.asarray(start, dtype=np.float64), (len(v[1]), 1)) if np.ndim(start)
                                else np.full(len(v[1]), start) for v in sets]
+    estimator._objective = obj  # LightGBM trains on _objective, copied from objective in __init__ only
     with _gbdt_sklearn.fit_params(estimator, objective=obj):
         parent_fit(X, y, sample_weight=sample_weight, init_score=init_score, eval_set=eval_set,
                    eval_init_score=eval_init_score, **kwargs)

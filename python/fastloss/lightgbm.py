@@ -43,7 +43,7 @@ import numpy as np
 
 from ._gbdt import GradHessObjective
 
-__all__ = ["LGBMClassifier", "LGBMRegressor", "LightGBMObjective", "bake_base_score", "objective"]
+__all__ = ["LGBMClassifier", "LGBMRegressor", "LightGBMObjective", "bake_base_score", "objective"]  # noqa: F822
 
 
 class LightGBMObjective(GradHessObjective):

@@ -41,7 +41,7 @@ import numpy as np
 
 from ._gbdt import GradHessObjective
 
-__all__ = ["XGBClassifier", "XGBRegressor", "XGBoostObjective", "objective"]
+__all__ = ["XGBClassifier", "XGBRegressor", "XGBoostObjective", "objective"]  # noqa: F822 - module __getattr__
 
 XGB_SOFTMAX_FLOOR = 1e-16  # multi:softprob's eps (src/objective/multiclass_obj.cu)
 
