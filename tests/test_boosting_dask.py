@@ -18,8 +18,8 @@ distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
 pytest.importorskip("xgboost.dask")
 
-from fastloss import lightgbm as flgb  # noqa: E402
-from fastloss import xgboost as fxgb  # noqa: E402
+from fastloss import lightgbm as flgb
+from fastloss import xgboost as fxgb
 
 N, CLASSES, ROUNDS = 400, 3, 5
 
