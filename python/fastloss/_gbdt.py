@@ -190,4 +190,7 @@ class GradHessObjective:
         grad, hess = self._fn(margins, y, sample_weight=w, out=self._out(margins), **self.opts)
         if self._replace:
             _gbdt_hessian.pointwise(self.loss, self.hessian, hess, margins, y, w, self.opts)
+        if self.loss == "mse_loss" and self.hessian != "exact":
+            grad *= 0.5  # the boosters' 1/2 e**2 (g = e, h = 1): reg_lambda and min_child_weight are tuned for it
+            hess *= 0.5
         return grad, hess
