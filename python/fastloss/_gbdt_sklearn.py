@@ -31,6 +31,11 @@ def build_objective(cls: type, estimator: Any, losses: tuple[str, ...], parent_o
     return cls(estimator.loss, hessian=estimator.hessian, reuse_outputs=True, **options)
 
 
+def require_y(estimator: Any, y: Any) -> None:
+    if y is None:  # the starting score is computed from y before the parent's own check
+        raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None")
+
+
 def class_indices(y: Any) -> tuple[np.ndarray, int]:
     """Labels as indices into their sorted unique values (the boosters' encoding), and the count."""
     classes, t = np.unique(np.asarray(y).reshape(-1), return_inverse=True)

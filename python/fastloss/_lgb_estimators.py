@@ -34,12 +34,13 @@ def _fit(estimator: Any, parent_fit: Any, obj: LightGBMObjective, start: Any, X:
          sample_weight: Any, init_score: Any, eval_set: Any, eval_init_score: Any, kwargs: dict) -> Any:
     ours = init_score is None
     if ours:
-        n = len(y)
+        n = np.asarray(y).shape[0]
         init_score = np.tile(np.asarray(start, dtype=np.float64), (n, 1)) if np.ndim(start) else np.full(n, start)
         if eval_set is not None and eval_init_score is None:
             sets = eval_set if isinstance(eval_set, list) else [eval_set]
-            eval_init_score = [np.tile(np.asarray(start, dtype=np.float64), (len(v[1]), 1)) if np.ndim(start)
-                               else np.full(len(v[1]), start) for v in sets]
+            sizes = [np.asarray(v[1]).shape[0] for v in sets]
+            eval_init_score = [np.tile(np.asarray(start, dtype=np.float64), (k, 1)) if np.ndim(start)
+                               else np.full(k, start) for k in sizes]
     estimator._objective = obj  # LightGBM trains on _objective, copied from objective in __init__ only
     with _gbdt_sklearn.fit_params(estimator, objective=obj):
         parent_fit(X, y, sample_weight=sample_weight, init_score=init_score, eval_set=eval_set,
@@ -52,7 +53,12 @@ def _fit(estimator: Any, parent_fit: Any, obj: LightGBMObjective, start: Any, X:
 class _BoosterParams:
     def _process_params(self, stage: str) -> dict[str, Any]:
         with _gbdt_sklearn.booster_params_only(self):
-            return super()._process_params(stage)  # type: ignore[misc]
+            params = super()._process_params(stage)  # type: ignore[misc]
+        # LightGBM with a custom objective cannot train once its pre-filter has dropped every feature
+        # (tiny data: "num_features() > 0"); its built-ins can. Unfiltered features never split
+        # either, so the model is the same.
+        params.setdefault("feature_pre_filter", False)
+        return params
 
 
 class LGBMRegressor(_BoosterParams, lgb.LGBMRegressor):
@@ -69,6 +75,7 @@ class LGBMRegressor(_BoosterParams, lgb.LGBMRegressor):
     def fit(self, X: Any, y: Any, sample_weight: Any = None, init_score: Any = None, eval_set: Any = None,
             eval_init_score: Any = None, **kwargs: Any) -> LGBMRegressor:
         """LightGBM's ``fit``, from the best constant of the loss on ``y``, kept in the model."""
+        _gbdt_sklearn.require_y(self, y)
         obj = _gbdt_sklearn.build_objective(LightGBMObjective, self, _gbdt_sklearn.REGRESSOR_LOSSES)
         start = obj.base_score(np.asarray(y, dtype=np.float64).reshape(-1), sample_weight) if init_score is None \
             else None
@@ -92,6 +99,7 @@ class LGBMClassifier(_BoosterParams, lgb.LGBMClassifier):
     def fit(self, X: Any, y: Any, sample_weight: Any = None, init_score: Any = None, eval_set: Any = None,
             eval_init_score: Any = None, **kwargs: Any) -> LGBMClassifier:
         """LightGBM's ``fit``, from the best constant margin(s) of the loss on ``y``, kept in the model."""
+        _gbdt_sklearn.require_y(self, y)
         obj = _gbdt_sklearn.build_objective(LightGBMObjective, self, _gbdt_sklearn.CLASSIFIER_LOSSES)
         start = None
         if init_score is None:

@@ -49,6 +49,7 @@ class XGBRegressor(_BoosterParams, xgb.XGBRegressor):
 
     def fit(self, X: Any, y: Any, *, sample_weight: Any = None, **kwargs: Any) -> XGBRegressor:
         """XGBoost's ``fit``, from the best constant of the loss on ``y`` (weighted by ``sample_weight``)."""
+        _gbdt_sklearn.require_y(self, y)
         obj = _gbdt_sklearn.build_objective(XGBoostObjective, self, _gbdt_sklearn.REGRESSOR_LOSSES,
                                              "reg:squarederror")
         start = self.base_score
@@ -75,6 +76,7 @@ class XGBClassifier(_BoosterParams, xgb.XGBClassifier):
 
     def fit(self, X: Any, y: Any, *, sample_weight: Any = None, **kwargs: Any) -> XGBClassifier:
         """XGBoost's ``fit``, from the best constant margin(s) of the loss on ``y``."""
+        _gbdt_sklearn.require_y(self, y)
         obj = _gbdt_sklearn.build_objective(XGBoostObjective, self, _gbdt_sklearn.CLASSIFIER_LOSSES,
                                              "binary:logistic")
         start = self.base_score
