@@ -31,6 +31,30 @@ def build_objective(cls: type, estimator: Any, losses: tuple[str, ...], parent_o
     return cls(estimator.loss, hessian=estimator.hessian, reuse_outputs=True, **options)
 
 
+HINGE_NOTE = """
+    Hinge losses give no probabilities: ``predict_proba`` is then sigmoid / softmax of the margins,
+    a score whose arg-max is the hinge model's class."""
+
+
+def store_loss_params(estimator: Any, loss: str, loss_options: dict | None, hessian: str) -> None:
+    """The fastloss ``__init__`` arguments, stored unchanged (scikit-learn's rule for ``__init__``)."""
+    estimator.loss = loss
+    estimator.loss_options = loss_options
+    estimator.hessian = hessian
+
+
+def classifier_start(obj: Any, y: Any, sample_weight: Any, loss: str) -> tuple[int, Any]:
+    """(number of classes, best constant): a list of margins for > 2 classes, the one binary
+    margin for 2, 0.0 for a single class."""
+    t, n_classes = class_indices(y)
+    check_classes(loss, n_classes)
+    if n_classes > 2:
+        return n_classes, obj.base_score(t, sample_weight, n_classes=n_classes)
+    if n_classes == 2:
+        return n_classes, obj.binary_base_score(t, sample_weight)
+    return n_classes, 0.0
+
+
 def require_y(estimator: Any, y: Any) -> None:
     if y is None:  # the starting score is computed from y before the parent's own check
         raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None")

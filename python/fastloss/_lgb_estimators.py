@@ -68,9 +68,7 @@ class LGBMRegressor(_BoosterParams, lgb.LGBMRegressor):
     def __init__(self, *, loss: str = "mse_loss", loss_options: dict | None = None, hessian: str = "auto",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.loss = loss
-        self.loss_options = loss_options
-        self.hessian = hessian
+        _gbdt_sklearn.store_loss_params(self, loss, loss_options, hessian)
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None, init_score: Any = None, eval_set: Any = None,
             eval_init_score: Any = None, **kwargs: Any) -> LGBMRegressor:
@@ -85,32 +83,19 @@ class LGBMRegressor(_BoosterParams, lgb.LGBMRegressor):
 
 class LGBMClassifier(_BoosterParams, lgb.LGBMClassifier):
     __doc__ = "LightGBM's ``LGBMClassifier`` trained on a fastloss loss." + _DOC.format(
-        default='"cross_entropy"', losses=_gbdt_sklearn.CLASSIFIER_LOSSES) + """
-    Hinge losses give no probabilities: ``predict_proba`` is then sigmoid / softmax of the margins,
-    a score whose arg-max is the hinge model's class."""
+        default='"cross_entropy"', losses=_gbdt_sklearn.CLASSIFIER_LOSSES) + _gbdt_sklearn.HINGE_NOTE
 
     def __init__(self, *, loss: str = "cross_entropy", loss_options: dict | None = None, hessian: str = "auto",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.loss = loss
-        self.loss_options = loss_options
-        self.hessian = hessian
+        _gbdt_sklearn.store_loss_params(self, loss, loss_options, hessian)
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None, init_score: Any = None, eval_set: Any = None,
             eval_init_score: Any = None, **kwargs: Any) -> LGBMClassifier:
         """LightGBM's ``fit``, from the best constant margin(s) of the loss on ``y``, kept in the model."""
         _gbdt_sklearn.require_y(self, y)
         obj = _gbdt_sklearn.build_objective(LightGBMObjective, self, _gbdt_sklearn.CLASSIFIER_LOSSES)
-        start = None
-        if init_score is None:
-            t, n_classes = _gbdt_sklearn.class_indices(y)
-            _gbdt_sklearn.check_classes(self.loss, n_classes)
-            if n_classes > 2:
-                start = obj.base_score(t, sample_weight, n_classes=n_classes)
-            elif n_classes == 2:
-                start = obj.binary_base_score(t, sample_weight)
-            else:
-                start = 0.0
+        start = None if init_score is not None else _gbdt_sklearn.classifier_start(obj, y, sample_weight, self.loss)[1]
         return _fit(self, super().fit, obj, start, X, y, sample_weight, init_score, eval_set, eval_init_score,
                     kwargs)
 

@@ -43,9 +43,7 @@ class XGBRegressor(_BoosterParams, xgb.XGBRegressor):
     def __init__(self, *, loss: str = "mse_loss", loss_options: dict | None = None, hessian: str = "auto",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.loss = loss
-        self.loss_options = loss_options
-        self.hessian = hessian
+        _gbdt_sklearn.store_loss_params(self, loss, loss_options, hessian)
 
     def fit(self, X: Any, y: Any, *, sample_weight: Any = None, **kwargs: Any) -> XGBRegressor:
         """XGBoost's ``fit``, from the best constant of the loss on ``y`` (weighted by ``sample_weight``)."""
@@ -63,16 +61,12 @@ class XGBRegressor(_BoosterParams, xgb.XGBRegressor):
 
 class XGBClassifier(_BoosterParams, xgb.XGBClassifier):
     __doc__ = "XGBoost's ``XGBClassifier`` trained on a fastloss loss." + _DOC.format(
-        default='"cross_entropy"', losses=_gbdt_sklearn.CLASSIFIER_LOSSES) + """
-    Hinge losses give no probabilities: ``predict_proba`` is then sigmoid / softmax of the margins,
-    a score whose arg-max is the hinge model's class."""
+        default='"cross_entropy"', losses=_gbdt_sklearn.CLASSIFIER_LOSSES) + _gbdt_sklearn.HINGE_NOTE
 
     def __init__(self, *, loss: str = "cross_entropy", loss_options: dict | None = None, hessian: str = "auto",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.loss = loss
-        self.loss_options = loss_options
-        self.hessian = hessian
+        _gbdt_sklearn.store_loss_params(self, loss, loss_options, hessian)
 
     def fit(self, X: Any, y: Any, *, sample_weight: Any = None, **kwargs: Any) -> XGBClassifier:
         """XGBoost's ``fit``, from the best constant margin(s) of the loss on ``y``."""
@@ -81,13 +75,11 @@ class XGBClassifier(_BoosterParams, xgb.XGBClassifier):
                                              "binary:logistic")
         start = self.base_score
         if start is None:
-            t, n_classes = _gbdt_sklearn.class_indices(y)
-            _gbdt_sklearn.check_classes(self.loss, n_classes)
-            if n_classes > 2:
-                start = obj.base_score(t, sample_weight, n_classes=n_classes)
-            elif n_classes == 2:  # binary:logistic keeps base_score as a probability
-                margin = float(np.clip(obj.binary_base_score(t, sample_weight), -CLASSIFICATION_BOUND,
-                                       CLASSIFICATION_BOUND))
+            n_classes, start = _gbdt_sklearn.classifier_start(obj, y, sample_weight, self.loss)
+            if n_classes == 2:  # binary:logistic keeps base_score as a probability
+                margin = float(np.clip(start, -CLASSIFICATION_BOUND, CLASSIFICATION_BOUND))
                 start = 0.5 * (1.0 + np.tanh(0.5 * margin))
+            elif n_classes < 2:
+                start = None  # XGBoost's own handling of a single class
         with _gbdt_sklearn.fit_params(self, objective=obj, base_score=start):
             return super().fit(X, y, sample_weight=sample_weight, **kwargs)
