@@ -70,7 +70,8 @@ class LGBMRegressor(_BoosterParams, lgb.LGBMRegressor):
         super().__init__(**kwargs)
         _gbdt_sklearn.store_loss_params(self, loss, loss_options, hessian)
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None, init_score: Any = None, eval_set: Any = None,
+    def fit(  # type: ignore[override]
+            self, X: Any, y: Any, sample_weight: Any = None, init_score: Any = None, eval_set: Any = None,
             eval_init_score: Any = None, **kwargs: Any) -> LGBMRegressor:
         """LightGBM's ``fit``, from the best constant of the loss on ``y``, kept in the model."""
         _gbdt_sklearn.require_y(self, y)
@@ -90,7 +91,8 @@ class LGBMClassifier(_BoosterParams, lgb.LGBMClassifier):
         super().__init__(**kwargs)
         _gbdt_sklearn.store_loss_params(self, loss, loss_options, hessian)
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None, init_score: Any = None, eval_set: Any = None,
+    def fit(  # type: ignore[override]
+            self, X: Any, y: Any, sample_weight: Any = None, init_score: Any = None, eval_set: Any = None,
             eval_init_score: Any = None, **kwargs: Any) -> LGBMClassifier:
         """LightGBM's ``fit``, from the best constant margin(s) of the loss on ``y``, kept in the model."""
         _gbdt_sklearn.require_y(self, y)
@@ -109,7 +111,7 @@ class LGBMClassifier(_BoosterParams, lgb.LGBMClassifier):
                                     validate_features=validate_features, **kwargs)
         if raw_score or pred_leaf or pred_contrib:
             return out
-        return _gbdt_sklearn.softmax_or_sigmoid(out)
+        return _gbdt_sklearn.softmax_or_sigmoid(np.asarray(out))
 
     def predict(self, X: Any, raw_score: bool = False, start_iteration: int = 0, num_iteration: int | None = None,
                 pred_leaf: bool = False, pred_contrib: bool = False, validate_features: bool = False,
