@@ -69,6 +69,7 @@ def test_xgboost_dask_regression_estimator(client, data):
                                rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:Parameter n_jobs will be ignored")  # LightGBM's Dask sets its own threads
 def test_lightgbm_dask_regression(client, data):
     X, _, y = data
     obj = flgb.objective("huber_loss", delta=1.0)
