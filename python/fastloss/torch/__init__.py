@@ -28,6 +28,7 @@ not from differentiable torch ops, so the backward raises instead of returning a
 silently give a zero second derivative.
 """
 
+from .contrastive import clip_loss, info_nce, nt_xent, siglip_loss
 from .functional import (
     binary_cross_entropy_with_logits,
     cross_entropy,
@@ -85,9 +86,11 @@ __all__ = [
     "SoftmaxKLDivLoss",
     "WassersteinLoss",
     "binary_cross_entropy_with_logits",
+    "clip_loss",
     "cross_entropy",
     "hinge_loss",
     "huber_loss",
+    "info_nce",
     "kl_div",
     "l1_loss",
     "linear_cross_entropy",
@@ -96,7 +99,9 @@ __all__ = [
     "mse_loss",
     "multi_margin_loss",
     "multiclass_hinge_loss",
+    "nt_xent",
     "sigmoid_focal_loss",
+    "siglip_loss",
     "smooth_l1_loss",
     "softmax_focal_loss",
     "softmax_kl_div",

@@ -85,26 +85,39 @@ def _finite_or_zero(x: Tensor) -> Tensor:
     return torch.where(torch.isfinite(x), x, torch.zeros_like(x))
 
 
-def column_lse(t: Tiles, buffer: Tensor) -> Tensor:
-    """Pass 1: the log-sum-exp of every column over all rows of all ranks, (M,)."""
-    m = t.cols.shape[0]
-    col_max = torch.full((m,), -torch.inf, dtype=buffer.dtype, device=buffer.device)
-    col_sum = torch.zeros(m, dtype=buffer.dtype, device=buffer.device)
-    n = t.rows.shape[0]
-    for start in range(0, n, t.chunk):
-        stop = min(n, start + t.chunk)
-        z, _ = _strip(t, start, stop, buffer)
-        new_max = torch.maximum(col_max, z.amax(dim=0))
-        shift = _finite_or_zero(new_max)
-        col_sum.mul_(torch.exp(col_max - shift)).add_(z.sub_(shift).exp_().sum(dim=0))
-        col_max = new_max
-    if t.group is not None:
-        global_max = col_max.clone()
-        dist.all_reduce(global_max, op=dist.ReduceOp.MAX, group=t.group)
-        col_sum.mul_(torch.exp(col_max - _finite_or_zero(global_max)))
-        dist.all_reduce(col_sum, group=t.group)
-        col_max = global_max
-    return _finite_or_zero(col_max) + torch.log(col_sum)
+def column_lse(t: Tiles, storage: Tensor) -> tuple[Tensor, Tensor]:
+    """Pass 1: (log-sum-exp of every column over all rows of all ranks (M,), the column losses of
+    this rank's rows' positives (n,)).
+
+    Strips of the TRANSPOSED matrix (columns as rows, this rank's rows as classes) through the fused
+    cross-entropy kernel (loss only), each column's "target" being its positive row where that row is
+    here (class 0 elsewhere): ``lse_j = loss_j + zT[j, target_j]``. Across ranks the partial
+    log-sum-exps are combined by a max and a sum all-reduction.
+    """
+    m, n = t.cols.shape[0], t.rows.shape[0]
+    device = storage.device
+    positive_row = torch.zeros(m, dtype=torch.int64, device=device)
+    positive_row[t.target] = torch.arange(n, device=device)
+    lse = torch.empty(m, dtype=storage.dtype, device=device)
+    loss = torch.empty(m, dtype=storage.dtype, device=device)
+    for start in range(0, m, t.chunk):
+        stop = min(m, start + t.chunk)
+        zt = torch.mm(t.cols[start:stop] * t.scale, t.rows.T, out=storage[: (stop - start) * n].view(-1, n))
+        if t.bias:
+            zt.add_(t.bias)
+        rows = positive_row[start:stop]
+        loss[start:stop] = fastloss.cross_entropy(zt, rows, reduction="none")
+        lse[start:stop] = loss[start:stop] + zt[torch.arange(stop - start, device=device), rows]
+    if t.group is None:
+        return lse, loss[t.target]  # the kernel's own value: exactly 0 for a lone candidate
+    top = lse.clone()
+    dist.all_reduce(top, op=dist.ReduceOp.MAX, group=t.group)
+    shift = _finite_or_zero(top)
+    total = torch.exp(lse - shift)
+    dist.all_reduce(total, group=t.group)
+    full = shift + torch.log(total)
+    positive_logit = (lse - loss)[t.target]
+    return full, full[t.target] - positive_logit
 
 
 def run(
@@ -114,7 +127,8 @@ def run(
     col_weight,
     need_rows: bool,
     need_cols: bool,
-    need_scalars: bool,
+    need_scale: bool,
+    need_bias: bool,
     grads: bool,
 ) -> tuple[Tensor, Tensor | None, Tensor | None, Grads]:
     """(sum of row losses (float64), row losses (n,) or None, column losses of this rank's rows'
@@ -128,8 +142,10 @@ def run(
     n, m = t.rows.shape[0], t.cols.shape[0]
     dtype, device = t.rows.dtype, t.rows.device
     columns = col_weight is not None
-    buffer = torch.empty(min(t.chunk, n), m, dtype=dtype, device=device)
-    col_lse = column_lse(t, buffer) if columns else None
+    # one allocation serves the (chunk, M) strips and pass 1's (chunk, n) transposed strips
+    storage = torch.empty(min(t.chunk, max(n, m)) * max(n, m), dtype=dtype, device=device)
+    buffer = storage[: min(t.chunk, n) * m].view(-1, m)
+    col_lse, col_loss = column_lse(t, storage) if columns else (None, None)
     extra = torch.empty_like(buffer) if columns and grads else None
     row_loss = torch.empty(n, dtype=dtype, device=device) if t.kind == "softmax" else None
     total = torch.zeros((), dtype=torch.float64, device=device)
@@ -147,8 +163,7 @@ def run(
         rw = row_weight[start:stop] if isinstance(row_weight, Tensor) else row_weight
         e = None
         if extra is not None:
-            e = torch.sub(z, col_lse, out=extra[: stop - start]).exp_().mul_(col_weight)  # w_j * softmax_i
-            e[local, tc] -= col_weight[tc] if isinstance(col_weight, Tensor) else col_weight
+            e = _column_grad(z, col_lse, tc, local, col_weight, extra[: stop - start])
         if t.kind == "softmax":
             row_loss[start:stop] = _softmax_rows(z, tc, rw if grads else None)
             total += row_loss[start:stop].sum(dtype=torch.float64)
@@ -158,12 +173,29 @@ def run(
             continue
         if e is not None:
             z.add_(e)
-        _accumulate(z, scaled, t, start, stop, grads_out, need_scalars)
-    col_loss = None
-    if columns:
-        positive_logit = (t.rows * t.cols[t.target]).sum(dim=1) * t.scale + t.bias
-        col_loss = col_lse[t.target] - positive_logit
+        _accumulate(z, scaled, t, start, stop, grads_out, need_scale, need_bias)
     return total, row_loss, col_loss, grads_out
+
+
+def _column_grad(z: Tensor, col_lse: Tensor, target: Tensor, local: Tensor, weight, out: Tensor) -> Tensor:
+    """``w_j * (exp(z_ij - lse_j) - [j = target_i])`` of a strip, written into ``out``.
+
+    ``x = z - lse`` (broadcast over rows) holds the column softmax in log space; the fused kernel's
+    row softmax of ``x`` is that column softmax divided by the row's sum ``d_i``, so the kernel run with
+    ``grad_output = w * d_i`` (``log d_i`` from a loss-only run) gives ``w * (exp(x) - d_i * onehot)``,
+    and the one-hot entry is then corrected. No exp outside the kernels. A per-column weight (the
+    ``reduction="none"`` backward) cannot be folded into a row scale: that case uses torch's exp.
+    """
+    x = torch.sub(z, col_lse, out=out)
+    if isinstance(weight, Tensor):
+        x.exp_().mul_(weight)
+        x[local, target] -= weight[target]
+        return x
+    log_d = fastloss.cross_entropy(x, target, reduction="none") + x[local, target]
+    d = torch.exp(log_d)
+    fastloss.cross_entropy_with_grad(x, target, reduction="none", grad_output=d * weight, out=x)
+    x[local, target] += (d - 1) * weight
+    return x
 
 
 def _softmax_rows(z: Tensor, target: Tensor, weight) -> Tensor:
@@ -177,7 +209,7 @@ def _softmax_rows(z: Tensor, target: Tensor, weight) -> Tensor:
 
 def _sigmoid_rows(z: Tensor, target: Tensor, local: Tensor, weight) -> Tensor:
     """The strip's summed SigLIP loss (float64); with ``weight`` (a float), its gradient over ``z``."""
-    positive = z[local, target].sum(dtype=torch.float64)  # before the kernel overwrites them
+    positive = z[local, target].to(torch.float64).sum()  # before the kernel overwrites them
     # every pair as a negative (target 0), the positives corrected below: a stride-0 target, no strip
     negatives = torch.zeros((1, 1), dtype=z.dtype, device=z.device).expand(z.shape)
     if weight is None:
@@ -196,13 +228,20 @@ def _per_row(weight, z: Tensor) -> Tensor:
     return torch.full((z.shape[0],), float(weight), dtype=z.dtype, device=z.device)
 
 
-def _accumulate(g: Tensor, scaled: Tensor, t: Tiles, start: int, stop: int, out: Grads, need_scalars: bool):
+def _sum64(x: Tensor) -> Tensor:
+    """The sum of a strip in float64 from per-row sums (``sum(dtype=float64)`` copies the whole strip)."""
+    return x.sum(dim=-1).sum(dtype=torch.float64)
+
+
+def _accumulate(g: Tensor, scaled: Tensor, t: Tiles, start: int, stop: int, out: Grads,
+                need_scale: bool, need_bias: bool):
     """The strip's share of every gradient; ``g`` (n_c, M) is d total / d z of the strip."""
-    if out.rows is not None or need_scalars:
+    if out.rows is not None or need_scale:
         gc = torch.mm(g, t.cols)  # (n_c, D)
-        if need_scalars:
-            out.scale += (gc * t.rows[start:stop]).sum(dtype=torch.float64)
-            out.bias += g.sum(dtype=torch.float64)
+        if need_scale:
+            out.scale += _sum64(gc * t.rows[start:stop])
+        if need_bias:
+            out.bias += _sum64(g)
         if out.rows is not None:
             torch.mul(gc, t.scale, out=out.rows[start:stop])
     if out.cols is not None:

@@ -113,7 +113,8 @@ def _contrastive(rows, cols, logit_scale, scale, logit_bias, kind, layout, symme
         col_weight=col_w,
         need_rows=need_rows,
         need_cols=need_cols or (pg is not None and any(needs)),
-        need_scalars=need_scale or need_bias,
+        need_scale=need_scale,
+        need_bias=need_bias,
         grads=grads,
     )
     grad_rows, grad_cols = out.rows, out.cols
