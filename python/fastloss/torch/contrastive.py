@@ -31,6 +31,7 @@ from torch import Tensor
 
 from . import _contrastive_tiles as tiles
 from . import _shard_math
+from .lm_head import _group_name
 
 __all__ = ["clip_loss", "info_nce", "nt_xent", "siglip_loss"]
 
@@ -224,14 +225,6 @@ _contrastive_op.register_autograd(_backward, setup_context=_setup)
 
 
 # ---- the public functions ----------------------------------------------------------------------
-
-
-def _group_name(process_group) -> str:
-    if process_group is None:
-        return ""
-    if not dist.is_initialized():
-        raise ValueError("process_group was given but torch.distributed is not initialized")
-    return process_group.group_name
 
 
 def _check_pair(a: Tensor, b: Tensor, names: tuple[str, str], same_rows: bool) -> None:
