@@ -283,3 +283,13 @@ def test_bad_input(call, error, pattern):
     q, k = _features((N, D), (M, D), seed=15)
     with pytest.raises(error, match=pattern):
         call(q.detach(), k.detach())
+
+
+def test_empty_batch():
+    """As PyTorch's cross-entropy of no rows: "sum" is 0, "mean" is nan; the gradients are empty."""
+    q, k = (torch.zeros(0, D, requires_grad=True) for _ in range(2))
+    assert flt.info_nce(q, k, reduction="sum", symmetric=True).item() == 0.0
+    assert flt.info_nce(q, k, reduction="none").shape == (0,)
+    for loss in (flt.info_nce(q, k), flt.clip_loss(q, k, 2.0), flt.siglip_loss(q, k, 1.0, 0.0), flt.nt_xent(q, k)):
+        assert math.isnan(loss.item())
+        assert all(g.shape == (0, D) for g in _grads(loss, (q, k)))

@@ -120,3 +120,11 @@ def test_bad_input(call, error, pattern):
     q, k = _arrays((N, D), (M, D), seed=4)
     with pytest.raises(error, match=pattern):
         call(q, k)
+
+
+def test_empty_batch():
+    e = np.zeros((0, D))
+    assert fastloss.info_nce(e, e, reduction="sum", symmetric=True) == 0.0
+    for loss in (fastloss.info_nce(e, e), fastloss.clip_loss(e, e, 1.0), fastloss.siglip_loss(e, e, 1.0, 0.0),
+                 fastloss.nt_xent(e, e)):
+        assert np.isnan(loss)

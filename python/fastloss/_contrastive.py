@@ -64,7 +64,7 @@ def _column_lse(rows, cols, scale, buffer, chunk):
     lse, loss = np.empty(m, rows.dtype), np.empty(m, rows.dtype)
     for start in range(0, m, chunk):
         stop = min(m, start + chunk)
-        zt = buffer.reshape(-1)[: (stop - start) * n].reshape(-1, n)
+        zt = buffer.reshape(-1)[: (stop - start) * n].reshape(stop - start, n)
         np.matmul(cols[start:stop] * scale, rows.T, out=zt)
         target = np.arange(start, stop)
         loss[start:stop] = FUNCTIONS["cross_entropy"](zt, target, reduction="none")
@@ -97,7 +97,7 @@ def _run(rows, cols, target, exclude, scale, bias, kind, row_w, col_w, chunk_siz
     side = max(n, m)
     storage = np.empty(min(chunk, side) * side, dtype=rows.dtype)
     col_lse, col_loss = _column_lse(rows, cols, scale, storage, chunk) if columns else (None, None)
-    buffer = storage[: min(chunk, n) * m].reshape(-1, m)
+    buffer = storage[: min(chunk, n) * m].reshape(min(chunk, n), m)
     extra = np.empty_like(buffer) if columns and need_grad else None
     row_loss = np.empty(n, rows.dtype) if kind == "softmax" else None
     gr = np.empty_like(rows) if need_grad else None

@@ -102,7 +102,7 @@ def column_lse(t: Tiles, storage: Tensor) -> tuple[Tensor, Tensor]:
     loss = torch.empty(m, dtype=storage.dtype, device=device)
     for start in range(0, m, t.chunk):
         stop = min(m, start + t.chunk)
-        zt = torch.mm(t.cols[start:stop] * t.scale, t.rows.T, out=storage[: (stop - start) * n].view(-1, n))
+        zt = torch.mm(t.cols[start:stop] * t.scale, t.rows.T, out=storage[: (stop - start) * n].view(stop - start, n))
         if t.bias:
             zt.add_(t.bias)
         rows = positive_row[start:stop]
@@ -144,7 +144,7 @@ def run(
     columns = col_weight is not None
     # one allocation serves the (chunk, M) strips and pass 1's (chunk, n) transposed strips
     storage = torch.empty(min(t.chunk, max(n, m)) * max(n, m), dtype=dtype, device=device)
-    buffer = storage[: min(t.chunk, n) * m].view(-1, m)
+    buffer = storage[: min(t.chunk, n) * m].view(min(t.chunk, n), m)
     col_lse, col_loss = column_lse(t, storage) if columns else (None, None)
     extra = torch.empty_like(buffer) if columns and grads else None
     row_loss = torch.empty(n, dtype=dtype, device=device) if t.kind == "softmax" else None

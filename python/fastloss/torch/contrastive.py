@@ -31,7 +31,7 @@ from torch import Tensor
 
 from . import _contrastive_tiles as tiles
 from . import _shard_math
-from .lm_head import _group_name
+from .lm_head import _group_name, _scaled
 
 __all__ = ["clip_loss", "info_nce", "nt_xent", "siglip_loss"]
 
@@ -216,7 +216,7 @@ def _backward(ctx, grad_loss, *_grads_of_grads):
         rows, cols, logit_scale, logit_bias = ctx.saved_tensors
         grads = _contrastive_backward_op(rows, cols, logit_scale, ctx.scale, logit_bias, grad_loss, *ctx.options)
     else:
-        grads = tuple(g * grad_loss.to(g.dtype) if g.numel() else g for g in ctx.saved_tensors)
+        grads = tuple(_scaled(g, grad_loss) if g.numel() else g for g in ctx.saved_tensors)
     gr, gc, gs, gb = (g if need else None for g, need in zip(grads, ctx.needs))
     return gr, gc, gs, None, gb, None, None, None, None, None, None, None
 
