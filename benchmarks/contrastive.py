@@ -183,9 +183,10 @@ def run_big(sizes, out):
         _save([row], out)
 
 
-def run_families(n, repeats, out):
+def run_families(n, repeats, out, names):
     rows = []
-    for family, methods in FAMILIES.items():
+    for family in names:
+        methods = FAMILIES[family]
         times = measure_time(family, methods, n, repeats)
         for m in methods:
             rows.append({**measure_memory(family, m, n), "time_s": times[m]})
@@ -253,6 +254,7 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="*", default=[1024, 2048, 4096, 8192, 16384])
     p.add_argument("--big", type=int, nargs="*", default=[], help="fastloss alone at these N (memory, one step)")
     p.add_argument("--families", type=int, default=0, help="also SigLIP, NT-Xent, InfoNCE at this N")
+    p.add_argument("--family-names", nargs="*", default=list(FAMILIES), choices=list(FAMILIES))
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default=str(RESULTS / "contrastive.json"))
     args = p.parse_args()
@@ -263,7 +265,7 @@ def main() -> None:
     if args.big:
         run_big(args.big, out)
     if args.families:
-        run_families(args.families, args.repeats, out)
+        run_families(args.families, args.repeats, out, args.family_names)
     rows = json.loads(out.read_text()) if out.exists() else rows
     report(rows, out.with_suffix(".txt"))
     plot(rows, out.with_name("contrastive_memory.png"))

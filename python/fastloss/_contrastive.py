@@ -93,13 +93,14 @@ def _run(rows, cols, target, exclude, scale, bias, kind, row_w, col_w, chunk_siz
     Same contract as ``torch/_contrastive_tiles.run`` (single process)."""
     n, m = rows.shape[0], cols.shape[0]
     columns = col_w is not None
-    chunk = _strip_rows(n, m, 2 if columns and need_grad else 1, chunk_size)
+    chunk = _strip_rows(n, m, 2 if (columns and need_grad) or kind == "sigmoid" else 1, chunk_size)
     side = max(n, m)
     storage = np.empty(min(chunk, side) * side, dtype=rows.dtype)
     col_lse, col_loss = _column_lse(rows, cols, scale, storage, chunk) if columns else (None, None)
     buffer = storage[: min(chunk, n) * m].reshape(min(chunk, n), m)
     extra = np.empty_like(buffer) if columns and need_grad else None
     row_loss = np.empty(n, rows.dtype) if kind == "softmax" else None
+    zeros = np.zeros_like(buffer) if kind == "sigmoid" else None  # a dense target: the kernel copies a broadcast one
     gr = np.empty_like(rows) if need_grad else None
     gc = np.zeros_like(cols) if need_grad else None
     product = np.empty_like(cols) if need_grad else None
@@ -124,7 +125,7 @@ def _run(rows, cols, target, exclude, scale, bias, kind, row_w, col_w, chunk_siz
             total += float(row_loss[start:stop].sum(dtype=np.float64))
         else:
             positive = float(z[local, tc].sum(dtype=np.float64))
-            negatives = np.broadcast_to(np.zeros((1, 1), z.dtype), z.shape)  # all negative, corrected below
+            negatives = zeros[: stop - start]  # every pair a negative, the positives corrected below
             if need_grad:
                 loss, _ = FUNCTIONS["binary_cross_entropy_with_logits_with_grad"](
                     z, negatives, reduction="sum", grad_output=rw, out=z)

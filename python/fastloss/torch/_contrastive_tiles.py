@@ -39,7 +39,7 @@ _MIN_ROWS = 64
 
 
 def auto_strip_rows(rows: int, columns: int, buffers: int, element: int, device: torch.device) -> int:
-    """Rows per strip so that ``buffers`` (rows, columns) strips fit the budget."""
+    """Rows per strip so that ``buffers`` (rows, columns) strips fit the budget (at least 64 rows)."""
     budget = _CUDA_TILE_BYTES if device.type == "cuda" else _CPU_TILE_BYTES
     chunk = max(_MIN_ROWS, budget // (buffers * element * max(columns, 1)))
     if chunk >= 64:
@@ -148,6 +148,8 @@ def run(
     col_lse, col_loss = column_lse(t, storage) if columns else (None, None)
     extra = torch.empty_like(buffer) if columns and grads else None
     row_loss = torch.empty(n, dtype=dtype, device=device) if t.kind == "softmax" else None
+    # SigLIP's all-negative target: the kernel wants a dense one (a stride-0 view is copied per call)
+    negatives = torch.zeros_like(buffer) if t.kind == "sigmoid" else None
     total = torch.zeros((), dtype=torch.float64, device=device)
     grads_out = Grads(
         torch.empty_like(t.rows) if grads and need_rows else None,
@@ -168,7 +170,7 @@ def run(
             row_loss[start:stop] = _softmax_rows(z, tc, rw if grads else None)
             total += row_loss[start:stop].sum(dtype=torch.float64)
         else:
-            total += _sigmoid_rows(z, tc, local, rw if grads else None)
+            total += _sigmoid_rows(z, negatives[: stop - start], tc, local, rw if grads else None)
         if not grads:
             continue
         if e is not None:
@@ -207,11 +209,12 @@ def _softmax_rows(z: Tensor, target: Tensor, weight) -> Tensor:
     return loss
 
 
-def _sigmoid_rows(z: Tensor, target: Tensor, local: Tensor, weight) -> Tensor:
-    """The strip's summed SigLIP loss (float64); with ``weight`` (a float), its gradient over ``z``."""
+def _sigmoid_rows(z: Tensor, negatives: Tensor, target: Tensor, local: Tensor, weight) -> Tensor:
+    """The strip's summed SigLIP loss (float64); with ``weight`` (a float), its gradient over ``z``.
+
+    Every pair is scored as a negative (``negatives``: zeros of the strip's shape), the positives
+    corrected after: ``softplus(-z) = softplus(z) - z`` and their gradient is 1 lower."""
     positive = z[local, target].to(torch.float64).sum()  # before the kernel overwrites them
-    # every pair as a negative (target 0), the positives corrected below: a stride-0 target, no strip
-    negatives = torch.zeros((1, 1), dtype=z.dtype, device=z.device).expand(z.shape)
     if weight is None:
         loss = fastloss.binary_cross_entropy_with_logits(z, negatives, reduction="sum")
     else:

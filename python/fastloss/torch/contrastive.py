@@ -3,9 +3,10 @@
 All four are one similarity matrix ``z = s * rows @ cols.T (+ b)`` turned into a loss, handled by the
 tiled engine (``_contrastive_tiles``): strips of rows are computed, turned by fastloss's fused kernels
 into their share of the loss and of every gradient (both embedding sets, the scale, the bias), and
-dropped. Extra memory: one (or, for the two-direction CLIP loss, two) strip(s) of ``rows x N`` chosen
-from a 32 MiB budget on CPU (1 GiB on CUDA), plus the gradients themselves; ``chunk_size`` sets the
-rows per strip instead. As in the fused LM head, the forward computes the gradients for
+dropped. Extra memory: one (or, for the two-direction CLIP loss, two) strip(s) of ``rows x N``, the
+rows chosen so the strips fit 32 MiB on CPU (1 GiB on CUDA) but never fewer than 64 (so beyond
+N = 65536 the strips grow as 512 * N bytes), plus the gradients themselves and, with a process group,
+the gathered (N, D) embeddings; ``chunk_size`` sets the rows per strip instead. As in the fused LM head, the forward computes the gradients for
 ``grad_output = 1`` and the backward only scales them (``reduction="none"`` recomputes in the backward).
 
 Distributed (``process_group``): each rank passes its local batch; the loss is the GLOBAL batch's (all
@@ -105,7 +106,7 @@ def _contrastive(rows, cols, logit_scale, scale, logit_bias, kind, layout, symme
         g = grad_loss.reshape(-1).to(compute)
         row_w = g / 2 if symmetric else g
         col_w = (_gather(row_w, pg) if pg is not None else row_w) if symmetric else None
-    buffers = 2 if symmetric and grads else 1
+    buffers = 2 if (symmetric and grads) or kind == "sigmoid" else 1  # the strip and a second one
     chunk = chunk_size or tiles.auto_strip_rows(n, c.shape[0], buffers, c.element_size(), r.device)
     problem = tiles.Tiles(r, c, target, exclude, s, b, kind, chunk, pg)
     total, row_loss, col_loss, out = tiles.run(
