@@ -17,6 +17,11 @@ scalars; never a similarity tile. As with open_clip's ``ClipLoss`` (``gather_wit
 data-parallel wrapper that AVERAGES parameter gradients over P ranks then holds 1/P of the global
 loss's gradient; multiply the loss by P (or sum the gradients) for the exact one.
 
+Speed on CPU: the strips alternate torch's matmuls with fastloss's kernels; with OpenMP's default wait
+policy torch's idle threads spin after every op and take the cores from the kernels, so set
+``OMP_WAIT_POLICY=passive`` before starting Python (measured, N = 8192, D = 512, 2 threads: the CLIP
+step at 2.8x the time of the bare matmuls by default, 1.35x passive; the tiling's own floor is 4/3).
+
 The ops are ``torch.library`` custom ops with fake implementations (``torch.compile(fullgraph=True)``
 traces them). Double backward is not supported.
 """
