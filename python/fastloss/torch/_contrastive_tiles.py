@@ -7,17 +7,19 @@ self-similarity) is masked to -inf. Two kinds:
 - ``softmax``: ``row_i = lse_j(z_ij) - z_i,t(i)`` (fastloss's fused cross-entropy kernel, which
   overwrites the strip with its gradient), and optionally the column direction
   ``col_j = lse_i(z_ij) - z_pos(j),j`` over ALL rows of all ranks. Its gradient needs each column's
-  log-sum-exp before any gradient, so it takes two passes: pass 1 computes the strips and folds them
-  into an online per-column (max, sum of exp), all-reduced across ranks (O(M) numbers); pass 2
-  recomputes each strip (the one extra matmul) and adds ``w_j * (exp(z_ij - lse_j) - [i = pos(j)])``
-  to the row gradient.
+  log-sum-exp before any gradient, so it takes two passes: pass 1 computes strips of the transposed
+  matrix (columns as rows) and takes their log-sum-exps with the same kernel (partial ones per rank,
+  combined by a max and a sum all-reduction of O(M) numbers); pass 2 computes each strip again (the
+  one extra matmul) and adds ``w_j * (exp(z_ij - lse_j) - [i = pos(j)])``, also from the kernel, to
+  the row gradient.
 - ``sigmoid`` (SigLIP): ``sum_ij softplus(-y_ij z_ij)`` with y = +1 at (i, target[i]), -1 elsewhere:
   fastloss's fused BCE-with-logits kernel on the strip with an all-negative target, in place, then the
   positives corrected (``softplus(-z) = softplus(z) - z``; gradient -1 there). One pass.
 
 With the strip's gradient G (n_c, M): ``grad_rows[c] = s * G @ cols``, ``grad_cols += s * G.T @ rows_c``,
 ``grad_scale += sum_i rows_i . (G @ cols)_i``, ``grad_bias += sum G``. The extra memory is one strip
-(two with the column direction), chosen from a byte budget, plus the (M, D) column gradient.
+(two with the column direction's gradient, or SigLIP's dense zero target), its rows chosen from a byte
+budget, plus the (M, D) column gradient.
 """
 
 from __future__ import annotations
