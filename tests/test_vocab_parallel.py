@@ -9,22 +9,14 @@ One spawn per world size runs all cases; a rank's failures come back as text.
 
 from __future__ import annotations
 
-import datetime
-import multiprocessing
-import os
-import socket
-import time
-import traceback
-
 import fastloss.torch as flt
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from gloo_ranks import assert_all_ok, needs_gloo, run_on_ranks
 from lm_head_reference import cross_entropy_reference, linear_cross_entropy_reference
 
 V, H, N = 24, 6, 13  # V divisible by 2 and 4; N rows in chunks of 5 (not dividing N)
-TIMEOUT_S = 60
 
 
 def _problem():
@@ -139,55 +131,13 @@ def _error_cases(rank, world, failures):
     flt.vocab_parallel_cross_entropy(logits[:, :size], t, process_group=None)
 
 
-def _worker(rank, world, port, out_dir):
-    torch.set_num_threads(1)
-    failures = []
-    try:
-        dist.init_process_group(
-            "gloo",
-            init_method=f"tcp://127.0.0.1:{port}",
-            rank=rank,
-            world_size=world,
-            timeout=datetime.timedelta(seconds=TIMEOUT_S),
-        )
-        _vocab_parallel_cases(rank, world, failures)
-        _linear_cases(rank, world, failures)
-        _error_cases(rank, world, failures)
-        dist.destroy_process_group()
-    except Exception:  # noqa: BLE001 - reported to the parent, which fails the test with it
-        failures.append(traceback.format_exc())
-    with open(os.path.join(out_dir, f"rank{rank}.txt"), "w") as f:
-        f.write("\n".join(failures) or "ok")
+def _all_cases(rank, world, failures):
+    _vocab_parallel_cases(rank, world, failures)
+    _linear_cases(rank, world, failures)
+    _error_cases(rank, world, failures)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.mark.skipif(
-    not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed with Gloo"
-)
+@needs_gloo
 @pytest.mark.parametrize("world", [2, 4])
 def test_vocab_parallel_equals_single_process(world, tmp_path, monkeypatch):
-    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")  # loopback only
-    # forkserver: the ranks fork from one server that imported torch, its compiler stack (the first
-    # custom-op call imports torch._dynamo) and fastloss once, but never ran a torch op, so no
-    # OpenMP state is inherited; plain spawn pays ~6 s of imports per rank on this 2-core machine.
-    multiprocessing.set_forkserver_preload(["torch", "torch._dynamo", "fastloss.torch", __name__])
-    context = mp.start_processes(
-        _worker,
-        args=(world, _free_port(), str(tmp_path)),
-        nprocs=world,
-        join=False,
-        start_method="forkserver",
-    )
-    deadline = time.monotonic() + 2 * TIMEOUT_S
-    while not context.join(timeout=max(0.0, deadline - time.monotonic())):  # True once all have exited
-        if time.monotonic() >= deadline:
-            for p in context.processes:
-                p.kill()
-            pytest.fail(f"ranks did not finish within {2 * TIMEOUT_S} s")
-    reports = {rank: (tmp_path / f"rank{rank}.txt").read_text() for rank in range(world)}
-    assert all(r == "ok" for r in reports.values()), "\n".join(f"rank {k}: {v}" for k, v in reports.items())
+    assert_all_ok(run_on_ranks(_all_cases, world, tmp_path, monkeypatch))

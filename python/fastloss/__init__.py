@@ -8,6 +8,16 @@ from ._api import FUNCTIONS as _FUNCTIONS
 from ._backends import get_num_threads, set_num_threads, use_backend
 from ._backends.cuda import check_errors as cuda_check_errors
 from ._config import backend, show_config
+from ._contrastive import (
+    clip_loss,
+    clip_loss_with_grad,
+    info_nce,
+    info_nce_with_grad,
+    nt_xent,
+    nt_xent_with_grad,
+    siglip_loss,
+    siglip_loss_with_grad,
+)
 from ._include import get_include
 from ._linear_ce import linear_cross_entropy, linear_cross_entropy_with_grad
 from ._registry import LOSSES
@@ -19,13 +29,21 @@ globals().update(_FUNCTIONS)
 __all__ = sorted(_FUNCTIONS) + [  # noqa: PLE0605
     "LOSSES",
     "backend",
+    "clip_loss",
+    "clip_loss_with_grad",
     "cuda_check_errors",
     "get_include",
     "get_num_threads",
+    "info_nce",
+    "info_nce_with_grad",
     "linear_cross_entropy",
     "linear_cross_entropy_with_grad",
+    "nt_xent",
+    "nt_xent_with_grad",
     "set_num_threads",
     "show_config",
+    "siglip_loss",
+    "siglip_loss_with_grad",
     "use_backend",
 ]
 

@@ -30,6 +30,7 @@ silently give a zero second derivative.
 
 from . import functional as _functional
 from . import modules as _modules
+from .contrastive import clip_loss, info_nce, nt_xent, siglip_loss
 from .functional import (
     binary_cross_entropy_with_logits,
     cross_entropy,
@@ -73,14 +74,18 @@ __all__ = [
     "SigmoidFocalLoss",
     "SmoothL1Loss",
     "binary_cross_entropy_with_logits",
+    "clip_loss",
     "cross_entropy",
     "huber_loss",
+    "info_nce",
     "kl_div",
     "l1_loss",
     "linear_cross_entropy",
     "margin_ranking_loss",
     "mse_loss",
     "multi_margin_loss",
+    "nt_xent",
+    "siglip_loss",
     "sigmoid_focal_loss",
     "smooth_l1_loss",
     "vocab_parallel_cross_entropy",
