@@ -30,11 +30,13 @@ inline typename V::scalar distill_row(const RowContext<typename V::scalar>& k, c
     my.get(tag, j) = fl_max(my.get(tag, j), W::load(y + c));
   });
   const S ms = softmax_safe_max(mx.max() * it), mt = softmax_safe_max(my.max() * it);
+  const S mxu = softmax_safe_max(mx.max()), myu = softmax_safe_max(my.max());
+  const bool small_t = it > S(1);  // T < 1: (x - max) / T, see softmax_kl_div.h
   Dual<V> ss(0), st(0), acc(0);
   vector_loop2<V>(0, C, [&](int64_t c, auto tag, int j) {
     using W = decltype(tag);
-    const W s = W::load(x + c) * W(it) - W(ms);
-    const W u = W::load(y + c) * W(it) - W(mt);
+    const W s = small_t ? softmax_kl_div_small_t_shift(W::load(x + c), W(mxu), W(it)) : W::load(x + c) * W(it) - W(ms);
+    const W u = small_t ? softmax_kl_div_small_t_shift(W::load(y + c), W(myu), W(it)) : W::load(y + c) * W(it) - W(mt);
     const W es = fl_exp_nonpos(s), et = fl_exp_nonpos(u);
     if (g) {
       es.store(ebuf + c);
@@ -44,15 +46,14 @@ inline typename V::scalar distill_row(const RowContext<typename V::scalar>& k, c
     st.get(tag, j) = st.get(tag, j) + et;
     acc.get(tag, j) = acc.get(tag, j) + softmax_kl_div_term(et, u, s);
   });
-  // A finite scale is folded into the coefficients; inf or nan multiplies the gradient afterwards,
-  // so the result is IEEE's grad_output * dl/dx (inf * a - inf * b would be nan where p != q).
-  const bool fold = scale - scale == S(0);
-  const KlDivRow<S> r = softmax_kl_div_finalize(acc.sum(), ss.sum(), st.sum(), it, fold ? scale : S(1));
+  const bool fold = scale - scale == S(0) && it - it == S(0);
+  const KlGradScale<S> gs = softmax_kl_div_grad_scale(it, scale, fold);
+  const KlDivRow<S> r = softmax_kl_div_finalize(acc.sum(), ss.sum(), st.sum(), gs.inv_t, gs.scale);
   if (g) {
     vector_loop<V>(0, C, [&](int64_t c, auto tag) {
       using W = decltype(tag);
       W val = softmax_kl_div_grad(W::load(ebuf + c), W::load(tbuf + c), W(r.a), W(r.a_minus_b));
-      if (!fold) val = val * W(scale);
+      if (!fold) val = softmax_kl_div_rescale(val, W(gs.keep_zero), W(gs.ieee));
       val.store(g + c);
     });
   }
@@ -77,15 +78,16 @@ inline void distill_tile(const RowContext<typename V::scalar>& k, const T* x, co
   S ms[NL], mt[NL];
   mx.lanes_to(ms);
   my.lanes_to(mt);
+  const bool small_t = k.inv_temperature > S(1);  // T < 1: (x - max) / T, see softmax_kl_div.h
   for (int j = 0; j < NL; ++j) {
-    ms[j] = softmax_safe_max(ms[j] * k.inv_temperature);
-    mt[j] = softmax_safe_max(mt[j] * k.inv_temperature);
+    ms[j] = softmax_safe_max(small_t ? ms[j] : ms[j] * k.inv_temperature);
+    mt[j] = softmax_safe_max(small_t ? mt[j] : mt[j] * k.inv_temperature);
   }
   const V msv = V::from_lanes(ms), mtv = V::from_lanes(mt);
   V ss(0), st(0), acc(0);
   for (int64_t c = 0; c < C; ++c) {
-    const V s = V::load(x + c * in) * it - msv;
-    const V u = V::load(y + c * in) * it - mtv;
+    const V s = small_t ? softmax_kl_div_small_t_shift(V::load(x + c * in), msv, it) : V::load(x + c * in) * it - msv;
+    const V u = small_t ? softmax_kl_div_small_t_shift(V::load(y + c * in), mtv, it) : V::load(y + c * in) * it - mtv;
     const V es = fl_exp_nonpos(s), et = fl_exp_nonpos(u);
     if (g) {
       es.store(ebuf + c * estride);
@@ -99,23 +101,27 @@ inline void distill_tile(const RowContext<typename V::scalar>& k, const T* x, co
   ss.lanes_to(ssl);
   st.lanes_to(stl);
   acc.lanes_to(accl);
-  S SC[NL];
-  bool fold = true;  // every lane's scale finite: folded into the coefficients, as in distill_row
+  S SC[NL], KZ[NL], IE[NL];
+  // every lane's scale and 1/T finite: folded into the coefficients, as in distill_row
+  bool fold = k.inv_temperature - k.inv_temperature == S(0);
   for (int j = 0; j < NL; ++j) {
     SC[j] = rs ? k.grad_scale * rs[j] : k.grad_scale;
     fold = fold && SC[j] - SC[j] == S(0);
   }
   for (int j = 0; j < NL; ++j) {
-    const KlDivRow<S> r = softmax_kl_div_finalize(accl[j], ssl[j], stl[j], k.inv_temperature, fold ? SC[j] : S(1));
+    const KlGradScale<S> gs = softmax_kl_div_grad_scale(k.inv_temperature, SC[j], fold);
+    const KlDivRow<S> r = softmax_kl_div_finalize(accl[j], ssl[j], stl[j], gs.inv_t, gs.scale);
     loss[j] = r.loss;
     A[j] = r.a;
     B[j] = r.a_minus_b;
+    KZ[j] = gs.keep_zero;
+    IE[j] = gs.ieee;
   }
   if (!g) return;
-  const V av = V::from_lanes(A), bv = V::from_lanes(B), scv = V::from_lanes(SC);
+  const V av = V::from_lanes(A), bv = V::from_lanes(B), kzv = V::from_lanes(KZ), iev = V::from_lanes(IE);
   for (int64_t c = 0; c < C; ++c) {
     V val = softmax_kl_div_grad(V::load(ebuf + c * estride), V::load(tbuf + c * NL), av, bv);
-    if (!fold) val = val * scv;
+    if (!fold) val = softmax_kl_div_rescale(val, kzv, iev);
     val.store(g + c * in);
   }
 }

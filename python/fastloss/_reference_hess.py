@@ -17,13 +17,6 @@ import numpy as np
 from . import _reference
 
 
-def _softmax_rows(z):
-    m = np.max(z, axis=1, keepdims=True)
-    m = np.where(m == -np.inf, 0.0, m)
-    lse = m + np.log(np.sum(np.exp(z - m), axis=1, keepdims=True))
-    return lse, np.exp(z - lse)
-
-
 def _softcap(x, softcap):
     """(z, dz/dx, d2z/dx2) of z = cap*tanh(x/cap), or of z = x."""
     if softcap is None:
@@ -41,7 +34,8 @@ def cross_entropy(x, target, *, weight, ignore_index, label_smoothing, z_loss, s
     w = np.ones(C) if weight is None else weight
     eps = label_smoothing
     z, dz, d2z = _softcap(x, softcap)
-    lse, p = _softmax_rows(z)
+    m, log_s, p = _reference._softmax_stats(z)
+    lse = m + log_s
     rows = np.arange(M)
     if target.dtype.kind == "f":
         wq = w * ((1.0 - eps) * target + eps / C)
@@ -71,7 +65,7 @@ def softmax_focal_loss(x, target, *, alpha, gamma, ignore_index):
     r_c = ([c=t] - p_c) / om (|r_c| <= 1): finite for every gamma >= 0, and 0 in the limit
     p_t = 1 (where r_c is 0/0 and is taken as 0)."""
     M = x.shape[0]
-    lse, p = _softmax_rows(x)
+    m, log_s, p = _reference._softmax_stats(x)
     valid, t = target != ignore_index, np.where(target != ignore_index, target, 0)
     rows = np.arange(M)
     if alpha is None:
@@ -80,7 +74,7 @@ def softmax_focal_loss(x, target, *, alpha, gamma, ignore_index):
         a = np.full(M, float(alpha))
     else:
         a = alpha[t]
-    u = x[rows, t] - lse[:, 0]
+    u = (x[rows, t] - m[:, 0]) - log_s[:, 0]  # log p_t; x_t - (m + log s) would round log s away
     p_t = np.exp(u)
     om = -np.expm1(u)
     mod = om**gamma
@@ -202,10 +196,11 @@ def kl_div(x, y, *, log_target):
 
 
 def softmax_kl_div(x, target, *, temperature):
-    """l = sum_c q_c (log q_c - log p_c), p = softmax(x/T): dl/dx = (p - q)/T, d2l/dx_c2 = p_c(1-p_c)/T**2."""
+    """l = sum_c q_c (log q_c - log p_c), p = softmax(x/T): dl/dx = (p - q)/T, d2l/dx_c2 = p_c(1-p_c)/T**2
+    (divided by T twice: T**2 overflows a Python float for T > 1e154, where the Hessian is just tiny)."""
     _, grad = _reference.softmax_kl_div(x, target, temperature=temperature)
-    _, p = _softmax_rows(x / temperature)
-    return grad, p * (1.0 - p) / temperature**2
+    _, _, p = _reference._softmax_stats(x / temperature)
+    return grad, p * (1.0 - p) / temperature / temperature
 
 
 def wasserstein_loss(x, target, *, p, ignore_index):
@@ -216,7 +211,7 @@ def wasserstein_loss(x, target, *, p, ignore_index):
     """
     _, grad = _reference.wasserstein_loss(x, target, p=p, ignore_index=ignore_index)
     M, C = x.shape
-    _, prob = _softmax_rows(x)
+    _, _, prob = _reference._softmax_stats(x)
     F = np.cumsum(prob, axis=1)
     if target.dtype.kind == "f":
         valid = np.ones(M, dtype=bool)

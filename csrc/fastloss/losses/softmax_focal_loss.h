@@ -13,8 +13,17 @@
 
 FL_NAMESPACE_BEGIN
 
+// gamma in the math type, finite: a float64 gamma beyond float32's range (1e308) arrives as inf in
+// float32 math, and gamma * (1-p_t)^gamma is then inf * 0 = NaN where the limit is 0. Any gamma
+// >= 1e18 gives (1-p_t)^gamma = 0 in float32 wherever 1 - p_t < 1 (log(1 - p_t) <= -6e-8 there), so
+// 1e18 stands for all of them. Float64 math is left alone (its gamma is always finite).
+template <class S> FL_HD S focal_finite_gamma(S gamma) {
+  return sizeof(S) == 4 && gamma > S(1e18) ? S(1e18) : gamma;
+}
+
 template <class S>
 FL_HD SoftmaxRowResult<S> softmax_focal_finalize(const SoftmaxRowStats<S>& st, S gamma, S scale) {
+  gamma = focal_finite_gamma(gamma);
   S logp_t = st.zt_m - fl_log(st.s);
   S p_t = fl_exp(logp_t);
   S one_minus = -fl_expm1(logp_t);
@@ -38,6 +47,7 @@ FL_HD SoftmaxRowResult<S> softmax_focal_finalize(const SoftmaxRowStats<S>& st, S
 // and r_c = p_c / om <= 1 (c != t), r_t = 1. Where om = 0 (p_t rounds to 1) r_c is taken as 0,
 // the limit of G r_c^2 there. So h_c = e (-k/s + e k/s^2) + G (e / (s om))^2, h_t = G - k p_t om.
 template <class S> FL_HD SoftmaxRowHess<S> softmax_focal_hess(const SoftmaxRowStats<S>& st, S gamma, S scale) {
+  gamma = focal_finite_gamma(gamma);
   const S u = st.zt_m - fl_log(st.s);
   const S p_t = fl_exp(u);
   const S om = -fl_expm1(u);
