@@ -16,27 +16,41 @@
 
 FL_NAMESPACE_BEGIN
 
+// A's sum again, its terms scaled by softmax_kl_div_rescue_scale: the rare row whose A overflowed
+// (logits near the dtype's maximum) although A / St does not.
+template <class V, class T>
+inline typename V::scalar distill_rescued_A(const T* x, const T* y, int64_t C, int64_t stride, typename V::scalar mxh,
+                                            typename V::scalar myh, typename V::scalar it2) {
+  using S = typename V::scalar;
+  const S k = softmax_kl_div_rescue_scale<S>();
+  S A = 0;
+  for (int64_t c = 0; c < C; ++c) {
+    const S s = softmax_kl_div_shift(load_scalar<S>(x + c * stride), mxh, it2);
+    const S u = softmax_kl_div_shift(load_scalar<S>(y + c * stride), myh, it2);
+    A += softmax_kl_div_term(fl_exp_nonpos(u), u * k, s * k);
+  }
+  return A;
+}
+
 template <class V, class T>
 inline typename V::scalar distill_row(const RowContext<typename V::scalar>& k, const T* x, const T* y, T* g,
                                       typename V::scalar scale, typename V::scalar* ebuf,
                                       typename V::scalar* tbuf) {
   using S = typename V::scalar;
   const int64_t C = k.classes;
-  const S it = k.inv_temperature;
+  const S it = k.inv_temperature, it2 = it + it;
   Dual<V> mx(-__builtin_inf()), my(-__builtin_inf());
   vector_loop2<V>(0, C, [&](int64_t c, auto tag, int j) {
     using W = decltype(tag);
     mx.get(tag, j) = fl_max(mx.get(tag, j), W::load(x + c));
     my.get(tag, j) = fl_max(my.get(tag, j), W::load(y + c));
   });
-  const S ms = softmax_safe_max(mx.max() * it), mt = softmax_safe_max(my.max() * it);
-  const S mxu = softmax_safe_max(mx.max()), myu = softmax_safe_max(my.max());
-  const bool small_t = it > S(1);  // T < 1: (x - max) / T, see softmax_kl_div.h
+  const S mxh = softmax_safe_max(mx.max()) * S(0.5), myh = softmax_safe_max(my.max()) * S(0.5);
   Dual<V> ss(0), st(0), acc(0);
   vector_loop2<V>(0, C, [&](int64_t c, auto tag, int j) {
     using W = decltype(tag);
-    const W s = small_t ? softmax_kl_div_small_t_shift(W::load(x + c), W(mxu), W(it)) : W::load(x + c) * W(it) - W(ms);
-    const W u = small_t ? softmax_kl_div_small_t_shift(W::load(y + c), W(myu), W(it)) : W::load(y + c) * W(it) - W(mt);
+    const W s = softmax_kl_div_shift(W::load(x + c), W(mxh), W(it2));
+    const W u = softmax_kl_div_shift(W::load(y + c), W(myh), W(it2));
     const W es = fl_exp_nonpos(s), et = fl_exp_nonpos(u);
     if (g) {
       es.store(ebuf + c);
@@ -46,9 +60,14 @@ inline typename V::scalar distill_row(const RowContext<typename V::scalar>& k, c
     st.get(tag, j) = st.get(tag, j) + et;
     acc.get(tag, j) = acc.get(tag, j) + softmax_kl_div_term(et, u, s);
   });
+  S A = acc.sum(), A_scale = 1;
+  if (A - A != S(0) && A == A) {  // overflowed (or a genuine inf term, which the rescue keeps)
+    A = distill_rescued_A<V>(x, y, C, 1, mxh, myh, it2);
+    A_scale = softmax_kl_div_rescue_scale<S>();
+  }
   const bool fold = scale - scale == S(0) && it - it == S(0);
   const KlGradScale<S> gs = softmax_kl_div_grad_scale(it, scale, fold);
-  const KlDivRow<S> r = softmax_kl_div_finalize(acc.sum(), ss.sum(), st.sum(), gs.inv_t, gs.scale);
+  const KlDivRow<S> r = softmax_kl_div_finalize(A, ss.sum(), st.sum(), gs.inv_t, gs.scale, A_scale);
   if (g) {
     vector_loop<V>(0, C, [&](int64_t c, auto tag) {
       using W = decltype(tag);
@@ -69,7 +88,7 @@ inline void distill_tile(const RowContext<typename V::scalar>& k, const T* x, co
   using S = typename V::scalar;
   constexpr int NL = V::lanes;
   const int64_t C = k.classes, in = k.inner;
-  const V it(k.inv_temperature);
+  const V it2(k.inv_temperature + k.inv_temperature);
   V mx(-__builtin_inf()), my(-__builtin_inf());
   for (int64_t c = 0; c < C; ++c) {
     mx = fl_max(mx, V::load(x + c * in));
@@ -78,16 +97,15 @@ inline void distill_tile(const RowContext<typename V::scalar>& k, const T* x, co
   S ms[NL], mt[NL];
   mx.lanes_to(ms);
   my.lanes_to(mt);
-  const bool small_t = k.inv_temperature > S(1);  // T < 1: (x - max) / T, see softmax_kl_div.h
   for (int j = 0; j < NL; ++j) {
-    ms[j] = softmax_safe_max(small_t ? ms[j] : ms[j] * k.inv_temperature);
-    mt[j] = softmax_safe_max(small_t ? mt[j] : mt[j] * k.inv_temperature);
+    ms[j] = softmax_safe_max(ms[j]) * S(0.5);
+    mt[j] = softmax_safe_max(mt[j]) * S(0.5);
   }
   const V msv = V::from_lanes(ms), mtv = V::from_lanes(mt);
   V ss(0), st(0), acc(0);
   for (int64_t c = 0; c < C; ++c) {
-    const V s = small_t ? softmax_kl_div_small_t_shift(V::load(x + c * in), msv, it) : V::load(x + c * in) * it - msv;
-    const V u = small_t ? softmax_kl_div_small_t_shift(V::load(y + c * in), mtv, it) : V::load(y + c * in) * it - mtv;
+    const V s = softmax_kl_div_shift(V::load(x + c * in), msv, it2);
+    const V u = softmax_kl_div_shift(V::load(y + c * in), mtv, it2);
     const V es = fl_exp_nonpos(s), et = fl_exp_nonpos(u);
     if (g) {
       es.store(ebuf + c * estride);
@@ -97,10 +115,17 @@ inline void distill_tile(const RowContext<typename V::scalar>& k, const T* x, co
     st = st + et;
     acc = acc + softmax_kl_div_term(et, u, s);
   }
-  S ssl[NL], stl[NL], accl[NL], A[NL], B[NL];
+  S ssl[NL], stl[NL], accl[NL], AS[NL], A[NL], B[NL];
   ss.lanes_to(ssl);
   st.lanes_to(stl);
   acc.lanes_to(accl);
+  for (int j = 0; j < NL; ++j) {
+    AS[j] = 1;
+    if (accl[j] - accl[j] != S(0) && accl[j] == accl[j]) {  // overflowed: as in distill_row
+      accl[j] = distill_rescued_A<V>(x + j, y + j, C, in, ms[j], mt[j], k.inv_temperature + k.inv_temperature);
+      AS[j] = softmax_kl_div_rescue_scale<S>();
+    }
+  }
   S SC[NL], KZ[NL], IE[NL];
   // every lane's scale and 1/T finite: folded into the coefficients, as in distill_row
   bool fold = k.inv_temperature - k.inv_temperature == S(0);
@@ -110,7 +135,7 @@ inline void distill_tile(const RowContext<typename V::scalar>& k, const T* x, co
   }
   for (int j = 0; j < NL; ++j) {
     const KlGradScale<S> gs = softmax_kl_div_grad_scale(k.inv_temperature, SC[j], fold);
-    const KlDivRow<S> r = softmax_kl_div_finalize(accl[j], ssl[j], stl[j], gs.inv_t, gs.scale);
+    const KlDivRow<S> r = softmax_kl_div_finalize(accl[j], ssl[j], stl[j], gs.inv_t, gs.scale, AS[j]);
     loss[j] = r.loss;
     A[j] = r.a;
     B[j] = r.a_minus_b;

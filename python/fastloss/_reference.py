@@ -184,8 +184,14 @@ def smooth_l1_loss(x, y, *, beta):
 
 
 def mse_loss(x, y):
+    """l = e**2; the gradient 2 e comes back as e, its factor in ``mse_loss.grad_factor``: the backend
+    folds the factor into the gradient's scale, as the native kernel does (2 e overflows for
+    |e| > max / 2 where 2 e / n, the "mean" gradient, does not)."""
     e = x - y
-    return e * e, 2.0 * e
+    return e * e, e
+
+
+mse_loss.grad_factor = 2.0  # type: ignore[attr-defined]
 
 
 def l1_loss(x, y):
@@ -229,10 +235,20 @@ def kl_div(x, y, *, log_target):
         return p * (y - x), -p
     ylogy = np.where(y == 0, 0.0, y * np.log(np.where(y == 0, 1.0, y)))  # 0 log 0 = 0; NaN stays NaN
     return ylogy - y * x, -y
+def _divided_by_temperature(z, T):
+    """z / T shifted by its row maximum m (softmax is shift-invariant), as (z/2 - m/2) (2/T): z / T
+    overflows for a large finite logit and T < 1, z - m for logits of both signs near the maximum;
+    the maximum's own value is exactly 0, even where 2/T overflows (T < 1.2e-308)."""
+    m = np.max(z, axis=1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)  # a row with inf or nan keeps PyTorch's nan/inf semantics
+    d = z * 0.5 - m * 0.5
+    return np.where(d == 0, 0.0, d * (2.0 / T))
+
+
 def softmax_kl_div(x, target, *, temperature):
     """Distillation KL: target holds the teacher's logits (M, C); no T**2 factor."""
     T = temperature
-    zs, zt = x / T, target / T
+    zs, zt = _divided_by_temperature(x, T), _divided_by_temperature(target, T)
     ms, log_ss, p = _softmax_stats(zs)
     mt, log_st, q = _softmax_stats(zt)
     # log q - log p in log space, each as (z - m) - log s: m + log s would round back to m near the

@@ -166,9 +166,8 @@ def smooth_l1_loss(x, y, *, beta):
 
 
 def mse_loss(x, y):
-    _, grad = _reference.mse_loss(x, y)
     e = x - y
-    return grad, np.where(np.isnan(e), e, 2.0)
+    return 2.0 * e, np.where(np.isnan(e), e, 2.0)
 
 
 def l1_loss(x, y):

@@ -1,27 +1,34 @@
 // softmax_kl_div: knowledge distillation between student logits x and teacher logits y, both
 // divided by the temperature T (no T**2 factor):
-//   s_c = x_c/T - ms, u_c = y_c/T - mt   (ms, mt: the row maxima of x/T and y/T)
+//   s_c = (x_c - mx)/T, u_c = (y_c - my)/T   (mx, my: the row maxima of x and y)
 //   es_c = exp(s_c), et_c = exp(u_c), Ss = sum es, St = sum et, A = sum_c et_c (u_c - s_c)
 //   l = sum_c q_c (log q_c - log p_c) = A/St - log St + log Ss     (log q - log p = u - s + log Ss - log St)
 //   dl/dx_c = (p_c - q_c)/T = es_c/(T Ss) - et_c/(T St)
 // Every term stays finite for any finite logits and any T > 0 (exponents <= 0, Ss, St >= 1); a
 // class the teacher gives probability 0 (et_c = 0, e.g. a -inf logit) adds 0 (0 log 0 = 0).
-// For T < 1 the shift is taken as (x - max x) / T (softmax_kl_div_small_t_shift): x / T overflows
-// for a large finite logit (3e38 / 0.5 in float32) where the difference does not, and a 1/T beyond
-// the math type's range (T < 3e-39 in float32 math) is inf, where the maximum's own term is 0, not
-// 0 * inf. The gradient's scale is then applied after the difference p - q (KlGradScale).
+// The shift is taken as s = (x/2 - m/2) (2/T) (softmax_kl_div_shift): x / T overflows for a large
+// finite logit and T < 1 (3e38 / 0.5 in float32), x - m for logits of both signs near the maximum,
+// and x/T - m/T leaves the maximum's own s at +-1 rounding error of x/T once a compiler contracts it
+// into an FMA (~1e291 for float64 logits of 1e307: exp(s) = inf). The halves are exact, s is 0 at the
+// maximum, and an infinite 2/T (T below ~6e-39 in float32 math) leaves the maximum's s at 0, not
+// 0 * inf. A near the maximum may overflow while A / St does not: the kernels then sum A again
+// scaled by softmax_kl_div_rescue_scale. The gradient's scale is applied after the difference p - q
+// where the scale or 1/T
+// is not finite (KlGradScale).
 #pragma once
 
 #include "../math_ops.h"
 
 FL_NAMESPACE_BEGIN
 
-// s = (x - m) / T for T < 1 (it = 1/T > 1, m the row maximum): exactly 0 at the maximum even for an
-// infinite it; elsewhere x - m <= 0 may overflow to -inf only where the true s is below -max anyway.
-template <class V> FL_HD V softmax_kl_div_small_t_shift(V x, V m, V it) {
-  const V d = x - m;
-  return select(d == V(0), V(0), d * it);
+// s = (x - m) / T from x, m_half = m / 2 and it2 = 2 / T, m the row maximum (see above).
+template <class V> FL_HD V softmax_kl_div_shift(V x, V m_half, V it2) {
+  const V d = x * V(0.5) - m_half;
+  return select(d == V(0), V(0), d * it2);
 }
+
+// A's terms scaled by this when A overflowed (its terms are at most 2 max each, St <= C of them).
+template <class S> FL_HD S softmax_kl_div_rescue_scale() { return S(5.421010862427522e-20); }  // 2^-64
 
 // The term of class c in A (0 where the teacher's probability is 0).
 template <class V> FL_HD V softmax_kl_div_term(V et, V u, V s) { return select(et == V(0), V(0), et * (u - s)); }
@@ -31,9 +38,10 @@ template <class S> struct KlDivRow {
   S loss, a, a_minus_b;
 };
 
-template <class S> FL_HD KlDivRow<S> softmax_kl_div_finalize(S A, S Ss, S St, S inv_t, S scale) {
+// A_scale: A was summed multiplied by it (1, or softmax_kl_div_rescue_scale after an overflow).
+template <class S> FL_HD KlDivRow<S> softmax_kl_div_finalize(S A, S Ss, S St, S inv_t, S scale, S A_scale = S(1)) {
   KlDivRow<S> r;
-  r.loss = A / St - fl_log(St) + fl_log(Ss);
+  r.loss = (A / St) / A_scale - fl_log(St) + fl_log(Ss);
   r.a = scale * inv_t / Ss;
   r.a_minus_b = r.a - scale * inv_t / St;
   return r;
