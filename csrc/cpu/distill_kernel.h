@@ -25,9 +25,10 @@ inline typename V::scalar distill_rescued_A(const T* x, const T* y, int64_t C, i
   const S k = softmax_kl_div_rescue_scale<S>();
   S A = 0;
   for (int64_t c = 0; c < C; ++c) {
-    const S s = softmax_kl_div_shift(load_scalar<S>(x + c * stride), mxh, it2);
+    const S xc = load_scalar<S>(x + c * stride);
+    const S s = softmax_kl_div_shift(xc, mxh, it2);
     const S u = softmax_kl_div_shift(load_scalar<S>(y + c * stride), myh, it2);
-    A += softmax_kl_div_term(fl_exp_nonpos(u), u * k, s * k);
+    A += softmax_kl_div_term(fl_exp_nonpos(u), u * k, s * k, xc);
   }
   return A;
 }
@@ -49,7 +50,8 @@ inline typename V::scalar distill_row(const RowContext<typename V::scalar>& k, c
   Dual<V> ss(0), st(0), acc(0);
   vector_loop2<V>(0, C, [&](int64_t c, auto tag, int j) {
     using W = decltype(tag);
-    const W s = softmax_kl_div_shift(W::load(x + c), W(mxh), W(it2));
+    const W xc = W::load(x + c);
+    const W s = softmax_kl_div_shift(xc, W(mxh), W(it2));
     const W u = softmax_kl_div_shift(W::load(y + c), W(myh), W(it2));
     const W es = fl_exp_nonpos(s), et = fl_exp_nonpos(u);
     if (g) {
@@ -58,7 +60,7 @@ inline typename V::scalar distill_row(const RowContext<typename V::scalar>& k, c
     }
     ss.get(tag, j) = ss.get(tag, j) + es;
     st.get(tag, j) = st.get(tag, j) + et;
-    acc.get(tag, j) = acc.get(tag, j) + softmax_kl_div_term(et, u, s);
+    acc.get(tag, j) = acc.get(tag, j) + softmax_kl_div_term(et, u, s, xc);
   });
   S A = acc.sum(), A_scale = 1;
   if (A - A != S(0) && A == A) {  // overflowed (or a genuine inf term, which the rescue keeps)
@@ -104,7 +106,8 @@ inline void distill_tile(const RowContext<typename V::scalar>& k, const T* x, co
   const V msv = V::from_lanes(ms), mtv = V::from_lanes(mt);
   V ss(0), st(0), acc(0);
   for (int64_t c = 0; c < C; ++c) {
-    const V s = softmax_kl_div_shift(V::load(x + c * in), msv, it2);
+    const V xc = V::load(x + c * in);
+    const V s = softmax_kl_div_shift(xc, msv, it2);
     const V u = softmax_kl_div_shift(V::load(y + c * in), mtv, it2);
     const V es = fl_exp_nonpos(s), et = fl_exp_nonpos(u);
     if (g) {
@@ -113,7 +116,7 @@ inline void distill_tile(const RowContext<typename V::scalar>& k, const T* x, co
     }
     ss = ss + es;
     st = st + et;
-    acc = acc + softmax_kl_div_term(et, u, s);
+    acc = acc + softmax_kl_div_term(et, u, s, xc);
   }
   S ssl[NL], stl[NL], accl[NL], AS[NL], A[NL], B[NL];
   ss.lanes_to(ssl);

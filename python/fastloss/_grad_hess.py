@@ -79,6 +79,10 @@ def run_host(spec: LossSpec, args: dict[str, Any], x: _arrays.HostArray, t: _arr
     kernel_checks_classes = native and backend.checks_class_targets
     kernel_checks_floats = native and backend.checks_float_targets
     x3 = np.ascontiguousarray(x.data).reshape((lay.outer, lay.classes, lay.inner) if spec.rowwise else (-1,))
+    # the arguments before the target values: every backend names the same first mistake (the native
+    # kernels check targets in their pass, after these)
+    weights = sample_weights(args["sample_weight"], lay, x.dtype)
+    outs = destinations(args["out"], x, t)
     if soft:
         target = np.ascontiguousarray(
             t.data if t.dtype == x.dtype else _arrays.from_float64(_arrays.to_float64(t.data, t.dtype), x.dtype)
@@ -87,8 +91,6 @@ def run_host(spec: LossSpec, args: dict[str, Any], x: _arrays.HostArray, t: _arr
         target = _problem.class_target(t.data, lay, opts["ignore_index"], not kernel_checks_classes)
     else:
         target = _problem.elementwise_target(spec, t, x.dtype, not kernel_checks_floats, opts)
-    weights = sample_weights(args["sample_weight"], lay, x.dtype)
-    outs = destinations(args["out"], x, t)
     direct = outs is not None and all(o.data.flags.c_contiguous for o in outs)
     grad = outs[0].data.reshape(x3.shape) if direct else np.empty_like(x3)
     hess = outs[1].data.reshape(x3.shape) if direct else np.empty_like(x3)

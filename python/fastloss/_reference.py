@@ -224,8 +224,9 @@ def binary_cross_entropy_with_logits(x, y, *, weight, pos_weight):
     e = np.exp(-np.abs(x))
     sp = np.maximum(x, 0.0) + np.log1p(e)  # softplus(x); softplus(-x) = sp - x
     p = np.where(x >= 0, 1.0, e) / (1.0 + e)  # sigmoid(x) without cancellation
+    q = np.where(x >= 0, e, 1.0) / (1.0 + e)  # sigmoid(-x)
     loss = w * ((1.0 - y) * sp + pw * y * (sp - x))
-    grad = w * (p * (pw * y + 1.0 - y) - pw * y)
+    grad = w * ((1.0 - y) * p - pw * y * q)  # p (pw y + 1 - y) - pw y cancels to noise as p -> 1
     return loss, grad
 
 
@@ -235,6 +236,8 @@ def kl_div(x, y, *, log_target):
         return p * (y - x), -p
     ylogy = np.where(y == 0, 0.0, y * np.log(np.where(y == 0, 1.0, y)))  # 0 log 0 = 0; NaN stays NaN
     return ylogy - y * x, -y
+
+
 def _divided_by_temperature(z, T):
     """z / T shifted by its row maximum m (softmax is shift-invariant), as (z/2 - m/2) (2/T): z / T
     overflows for a large finite logit and T < 1, z - m for logits of both signs near the maximum;
@@ -254,7 +257,11 @@ def softmax_kl_div(x, target, *, temperature):
     # log q - log p in log space, each as (z - m) - log s: m + log s would round back to m near the
     # float64 maximum. A class with q = 0 adds 0 (0 log 0 = 0).
     log_ratio = ((zt - mt) - log_st) - ((zs - ms) - log_ss)
-    loss = np.sum(np.where(q == 0, 0.0, q * log_ratio), axis=1)
+    # The student's probability exactly 0 (a -inf logit) where the teacher's is positive (a finite
+    # logit): q_c > 0 in exact arithmetic makes the divergence inf, even where q_c underflows (a
+    # student row of nothing but -inf stays nan, as log_softmax gives).
+    student_zero = (x == -np.inf) & (zt - mt > -np.inf) & np.isfinite(log_ss)
+    loss = np.sum(np.where(student_zero, np.inf, np.where(q == 0, 0.0, q * log_ratio)), axis=1)
     return loss, (p - q) / T
 
 
