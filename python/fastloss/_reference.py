@@ -233,7 +233,8 @@ def binary_cross_entropy_with_logits(x, y, *, weight, pos_weight):
 def kl_div(x, y, *, log_target):
     if log_target:
         p = np.exp(y)
-        return p * (y - x), -p
+        d = y - x
+        return np.where(d == 0, d, p * d), -p  # 0 at t = x even where exp(t) overflows
     ylogy = np.where(y == 0, 0.0, y * np.log(np.where(y == 0, 1.0, y)))  # 0 log 0 = 0; NaN stays NaN
     return ylogy - y * x, -y
 
