@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import _ops
+from . import _errors, _ops
 
 
 def cross_entropy(
@@ -413,3 +413,8 @@ def wasserstein_loss(
     """
     return _ops.apply("wasserstein_loss", input, target, reduction, axis=_ops.class_dim(input),
                       p=p, ignore_index=ignore_index)
+
+
+# A mistake raises PyTorch's exception type too, at every input size (_errors.py).
+for _name in _errors.COUNTERPARTS:
+    globals()[_name] = _errors.like_torch(globals()[_name], _name)
