@@ -160,8 +160,9 @@ def hinge_loss(s, y, *, margin, squared):
     y = np.where(y == 0, -1.0, y)
     h = margin - y * s
     active = h > 0
-    loss = np.where(active, h**2 if squared else h, 0.0)
-    grad = np.where(active, -y * (2.0 * h if squared else 1.0), 0.0)
+    off = np.where(np.isnan(h), h, 0.0)  # a NaN score or target propagates
+    loss = np.where(active, h**2 if squared else h, off)
+    grad = np.where(active, -y * (2.0 * h if squared else 1.0), off)
     return loss, grad
 
 

@@ -119,7 +119,8 @@ def hinge_loss(s, y, *, margin, squared):
     _, grad = _reference.hinge_loss(s, y, margin=margin, squared=squared)
     yy = np.where(y == 0, -1.0, y)
     active = margin - yy * s > 0
-    return grad, (np.where(active, 2.0 * yy * yy, 0.0) if squared else np.zeros_like(s))
+    hess = np.where(active, 2.0 * yy * yy, 0.0) if squared else np.zeros_like(s)
+    return grad, np.where(np.isnan(grad), grad, hess)
 
 
 def multiclass_hinge_loss(x, target, *, margin, squared, variant, weight, ignore_index):

@@ -194,7 +194,10 @@ def _jax_call(r, ep, dtype, notes):
 # ---- comparing -------------------------------------------------------------------------------
 
 
-def _agree(got, want, dtype: str, what: str) -> str | None:
+def _agree(got, want, dtype: str, what: str, scale: float = 1.0) -> str | None:
+    """Within the dtype's tolerance of max(scale, max |want|): scale is the size of the terms a
+    value sums (an LM head's input gradient sums (p - y) W over the classes: its rounding is
+    relative to max |W|, not to the gradient, which may cancel to 0)."""
     g = np.asarray(got, np.float64)
     w = np.asarray(want, np.float64)
     if g.shape != w.shape:
@@ -206,7 +209,7 @@ def _agree(got, want, dtype: str, what: str) -> str | None:
         return f"{what}: inf differs: {g[inf][:6]} vs reference {w[inf][:6]}"
     fin = np.isfinite(w) & np.isfinite(g)
     if fin.any():
-        scale = max(1.0, float(np.max(np.abs(w[fin]))))
+        scale = max(1.0, scale, float(np.max(np.abs(w[fin]))))
         err = float(np.max(np.abs(g[fin] - w[fin]))) / scale
         if err > TOLERANCE[dtype]:
             return f"{what}: error {err:.3g} > {TOLERANCE[dtype]}"
@@ -259,7 +262,8 @@ def _lm_head_outcome(case: Case) -> tuple[str, str]:
     want = want if isinstance(want, tuple) else (want,)
     dtype = case.dtype if _noise_free(case.build()[1]) else "float64"
     problems = []
-    for what, g, w in zip(("loss", "grad_input", "grad_weight", "grad_bias"), got, want):
+    scales = _term_scales(case, case.build()[0])
+    for what, g, w, scale in zip(("loss", "grad_input", "grad_weight", "grad_bias"), got, want, scales):
         if (g is None) != (w is None):
             problems.append(f"{what}: None on one side")
         elif g is not None:
@@ -267,7 +271,7 @@ def _lm_head_outcome(case: Case) -> tuple[str, str]:
             if dtype == "float64" and case.dtype != "float64":  # inf/nan either side, as compare.py
                 either = ~np.isfinite(g) | ~np.isfinite(w)
                 g, w = np.where(either, 0, g), np.where(either, 0, w)
-            p = _agree(g, w, case.dtype, what)
+            p = _agree(g, w, case.dtype, what, scale)
             if p:
                 problems.append(p)
     return (FINDING, "; ".join(problems)) if problems else (SAME, "")
@@ -324,18 +328,35 @@ def _torch_outcome(case: Case) -> tuple[str, str]:
     return _compare_torch(case, got, want)
 
 
+def _term_scales(case, args) -> list[float]:
+    """Per output (loss, then gradients): the magnitude of the terms it sums (see _agree)."""
+    if case.kind not in ("lm_head", "torch_lm_head"):
+        return [1.0] * 4
+
+    def big(a):
+        a = np.abs(np.asarray(a, np.float64))
+        a = a[np.isfinite(a)]
+        return float(a.max()) if a.size else 1.0
+
+    x, w = args[0], args[1]
+    return [1.0, big(w), big(x), 1.0]
+
+
 def _compare_torch(case, got, want) -> tuple[str, str]:
     problems = []
     args, _ = case.build()
+    scales = _term_scales(case, args)
     for what, g, w in [("loss", got[0], want[0])] + [(f"grad[{i}]", a, b) for i, (a, b) in
                                                      enumerate(zip(got[1], want[1]))]:
-        if what.startswith("grad") and case.spec.loss == "l1_loss":
-            # a NaN residual: fastloss's gradient is NaN (NaN propagates, sign(nan) = nan as NumPy's),
-            # PyTorch's is 0 (its sign(nan) = 0); the loss is NaN on both sides
+        if what.startswith("grad") and case.spec.loss in ("l1_loss", "margin_ranking_loss"):
+            # a NaN element: fastloss's gradient is NaN (NaN propagates; sign(nan) = nan as NumPy's),
+            # PyTorch's is 0 (its sign(nan) = 0, clamp_min's backward masks nan); the loss is NaN on both
             nan_e = np.isnan(np.asarray(args[0], np.float64) - np.asarray(args[1], np.float64))
+            if len(args) == 3:
+                nan_e = nan_e | np.isnan(np.asarray(args[2], np.float64))
             if nan_e.shape == np.shape(g):
                 g, w = np.where(nan_e, 0.0, g), np.where(nan_e, 0.0, w)
-        p = _agree(g, w, case.dtype, what)
+        p = _agree(g, w, case.dtype, what, scales[0 if what == "loss" else 1 + int(what[5:-1])])
         if p:
             problems.append(p)
     return (FINDING, "; ".join(problems)) if problems else (SAME, "")
