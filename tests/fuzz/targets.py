@@ -46,10 +46,10 @@ def entry_points() -> tuple[EntryPoint, ...]:
         eps.append(EntryPoint("linear_cross_entropy" + form, "lm_head", None, form, 1.0))
     # the adapters cost 10-100x a core call (autograd, jax tracing): fewer cases each
     for name in TORCH_COUNTERPARTS:
-        eps.append(EntryPoint("torch." + name, "torch", name, "", 0.12))
-    eps.append(EntryPoint("torch.linear_cross_entropy", "torch_lm_head", None, "", 0.12))
+        eps.append(EntryPoint("torch." + name, "torch", name, "", 0.08))
+    eps.append(EntryPoint("torch.linear_cross_entropy", "torch_lm_head", None, "", 0.08))
     for spec in fastloss.LOSSES:
-        eps.append(EntryPoint("jax." + spec.name, "jax", spec.name, "", 0.015))
+        eps.append(EntryPoint("jax." + spec.name, "jax", spec.name, "", 0.01))
     return tuple(eps)
 
 
