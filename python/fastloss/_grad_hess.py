@@ -100,7 +100,7 @@ def run_host(spec: LossSpec, args: dict[str, Any], x: _arrays.HostArray, t: _arr
     )
     try:
         if native:
-            _native(prob, hess)
+            _native_with_weights(prob, hess)
         else:
             _numpy(prob, hess, ref)
     except _problem.ClassTargetOutOfRange:
@@ -142,6 +142,28 @@ def _numpy(prob: _problem.Problem, hess_out: np.ndarray, ref) -> None:
                 grad, hess = grad * w, hess * w
         prob.grad_out[...] = _arrays.from_float64(grad, prob.dtype)
         hess_out[...] = _arrays.from_float64(hess, prob.dtype)
+
+
+def _native_with_weights(prob: _problem.Problem, hess_out: np.ndarray) -> None:
+    """The native kernels fold a row's weight into their coefficients, where an infinite weight makes
+    inf - inf = NaN of a finite product; a non-finite weight is therefore applied afterwards, as
+    IEEE's w * grad and w * hess (ignored rows stay exactly 0, as in the NumPy path)."""
+    w = prob.row_scale
+    if w is None or np.all(np.isfinite(w)):
+        _native(prob, hess_out)
+        return
+    bad = ~np.isfinite(w)
+    prob.row_scale = np.where(bad, 1.0, w).astype(w.dtype)
+    _native(prob, hess_out)
+    factor = np.where(bad, w, 1.0).astype(np.float64)
+    factor = factor[:, None, :] if prob.spec.rowwise else factor
+    ignored = prob.ignored
+    for out in (prob.grad_out, hess_out):
+        with np.errstate(all="ignore"):
+            scaled = _arrays.to_float64(out, prob.dtype) * factor
+            if ignored is not None:
+                scaled = np.where(ignored[:, None, :], 0.0, scaled)
+        out[...] = _arrays.from_float64(scaled, prob.dtype)
 
 
 def _native(prob: _problem.Problem, hess_out: np.ndarray) -> None:

@@ -75,6 +75,16 @@ def cross_entropy(x, target, *, weight, ignore_index, label_smoothing, z_loss, s
     return loss, grad
 
 
+def _focal_modulator(u, om, gamma):
+    """(1 - p_t)**gamma from u = log p_t: exp(gamma log(1 - p_t)) with log1p(-p_t) for a small p_t,
+    where 1 - p_t rounds to 1 (and 1**gamma = 1) though (1 - 1e-20)**1e30 is 0."""
+    if gamma == 0:
+        return np.ones_like(u)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_om = np.where(u < -np.log(2.0), np.log1p(-np.exp(np.minimum(u, 0.0))), np.log(om))
+        return np.exp(gamma * log_om)
+
+
 def softmax_focal_loss(x, target, *, alpha, gamma, ignore_index):
     M = x.shape[0]
     m, log_s, p = _softmax_stats(x)
@@ -89,7 +99,7 @@ def softmax_focal_loss(x, target, *, alpha, gamma, ignore_index):
     logp_t = (x[rows, t] - m[:, 0]) - log_s[:, 0]
     p_t = np.exp(logp_t)
     one_minus = -np.expm1(logp_t)  # 1 - p_t without cancellation as p_t -> 1
-    mod = one_minus**gamma
+    mod = _focal_modulator(logp_t, one_minus, gamma)
     loss = -a * mod * logp_t
     # d loss / d logp_t = a*(gamma*(1-p)**gamma * p*log p/(1-p) - (1-p)**gamma); the ratio
     # p*log p/(1-p) tends to -1 as p -> 1, which keeps gamma < 1 finite.

@@ -77,7 +77,7 @@ def softmax_focal_loss(x, target, *, alpha, gamma, ignore_index):
     u = (x[rows, t] - m[:, 0]) - log_s[:, 0]  # log p_t; x_t - (m + log s) would round log s away
     p_t = np.exp(u)
     om = -np.expm1(u)
-    mod = om**gamma
+    mod = _reference._focal_modulator(u, om, gamma)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(om > 0, p_t * u / om, -1.0)
         d1 = a * (gamma * mod * ratio - mod)  # f'(u)
@@ -141,11 +141,11 @@ def multiclass_hinge_loss(x, target, *, margin, squared, variant, weight, ignore
             others = x.copy()
             others[rows, t] = -np.inf
             j = np.argmax(others, axis=1)
-            active = margin + others[rows, j] - s_t > 0
+            active = margin + (others[rows, j] - s_t) > 0  # as the loss: exactly margin for a tie
             hess[rows, j] += np.where(active, 2.0 * wt, 0.0)
             hess[rows, t] += np.where(active, 2.0 * wt, 0.0)
     else:
-        active = margin + x - s_t[:, None] > 0
+        active = margin + (x - s_t[:, None]) > 0
         active[rows, t] = False
         hess = np.where(active, 2.0 * wt[:, None], 0.0)
         hess[rows, t] = 2.0 * wt * np.sum(active, axis=1)

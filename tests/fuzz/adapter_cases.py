@@ -245,6 +245,14 @@ def _noise_free(kw) -> bool:
     return not any(isinstance(v, float) and v != 0 and (abs(v) > 3.4e38 or abs(v) < 1.2e-38) for v in kw.values())
 
 
+def _largest(args, kw) -> float:
+    vals = [np.abs(np.asarray(a, np.float64)) for a in list(args) + list(kw.values())
+            if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+    vals += [np.abs(np.float64(v)) for v in kw.values() if isinstance(v, float)]
+    fin = [v[np.isfinite(v)] for v in vals]
+    return max([float(v.max()) for v in fin if v.size] + [0.0])
+
+
 def _lm_head_outcome(case: Case) -> tuple[str, str]:
     import fastloss
 
@@ -260,9 +268,14 @@ def _lm_head_outcome(case: Case) -> tuple[str, str]:
         return err
     got = got if isinstance(got, tuple) else (got,)
     want = want if isinstance(want, tuple) else (want,)
-    dtype = case.dtype if _noise_free(case.build()[1]) else "float64"
+    args, kw = case.build()
+    # logits beyond float32's reach (an input, weight or bias above 1e30) or an option float32 cannot
+    # hold: where either side is inf or nan the two float32 computations may differ (compare.py)
+    dtype = case.dtype if _noise_free(kw) and _largest(args, kw) <= 1e30 else "float64"
     problems = []
-    scales = _term_scales(case, case.build()[0])
+    # the gradients' unit is |grad_output| (the tolerance floor of 1 scales with it)
+    unit = abs(float(kw.get("grad_output", 1.0))) or 1.0
+    scales = [sc * (unit if i else 1.0) for i, sc in enumerate(_term_scales(case, args))]
     for what, g, w, scale in zip(("loss", "grad_input", "grad_weight", "grad_bias"), got, want, scales):
         if (g is None) != (w is None):
             problems.append(f"{what}: None on one side")

@@ -45,9 +45,10 @@ def _raised_by(torch_fn: Callable, args: tuple, kwargs: dict[str, Any]) -> type 
     return None
 
 
-def like_torch(fn: Callable, name: str) -> Callable:
-    """fn, raising an exception that is also PyTorch's type where F.<name> raises another one."""
-    torch_fn = getattr(F, name)
+def like_torch(fn: Callable, counterpart: str | Callable) -> Callable:
+    """fn, raising an exception that is also PyTorch's type where its counterpart (F.<name>, or a
+    function of the same signature built from PyTorch ops) raises another one."""
+    torch_fn = getattr(F, counterpart) if isinstance(counterpart, str) else counterpart
 
     @functools.wraps(fn)
     def drop_in(*args, **kwargs):
@@ -62,3 +63,11 @@ def like_torch(fn: Callable, name: str) -> Callable:
             raise _both(type(exc), theirs)(str(exc)) from None
 
     return drop_in
+
+
+def linear_cross_entropy_reference(input, linear_weight, target, *, linear_bias=None, weight=None,
+                                   reduction="mean", ignore_index=-100, label_smoothing=0.0, **_):
+    """fastloss.torch.linear_cross_entropy's PyTorch counterpart (for its exception types)."""
+    return F.cross_entropy(F.linear(input, linear_weight, linear_bias), target, weight=weight, reduction=reduction,
+                           ignore_index=-100 if ignore_index is None else ignore_index,
+                           label_smoothing=label_smoothing)
