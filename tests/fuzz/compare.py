@@ -155,7 +155,8 @@ def _compare_values(got, want, dtype: str, what: str, float32_range: bool | str 
         spilt = ~np.isfinite(g) | ~np.isfinite(w)
         g, w = np.where(spilt, 0.0, g), np.where(spilt, 0.0, w)
     elif float32_range:  # a non-finite native value where the reference is finite: float32 overflow
-        spilt = ~np.isfinite(g) & np.isfinite(w)
+        # (or nan where the reference is +-inf: two overflowed float32 terms of opposite signs)
+        spilt = ~np.isfinite(g) & (np.isfinite(w) | (np.isnan(g) & np.isinf(w)))
         g, w = np.where(spilt, 0.0, g), np.where(spilt, 0.0, w)
     if loose is not None and loose.shape == g.shape:  # a non-finite scale times a value ~ 0 (_scale_noise)
         either = loose & (~np.isfinite(g) | ~np.isfinite(w))
