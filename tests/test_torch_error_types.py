@@ -8,10 +8,9 @@ from __future__ import annotations
 import pytest
 
 torch = pytest.importorskip("torch")
-import torch.nn.functional as F  # noqa: E402
-
-import fastloss.torch as ft  # noqa: E402
-from fastloss.torch import _ops  # noqa: E402
+import fastloss.torch as ft
+import torch.nn.functional as F
+from fastloss.torch import _ops
 
 N_SMALL, N_LARGE, C = 4, _ops.TORCH_FASTER_BELOW // 16 + 8, 16  # N_LARGE * C is above the threshold
 

@@ -305,9 +305,14 @@ def _torch_tensors(args, kw, grad: bool):
 
 def _torch_run(fn, args, kw, g_seed: int):
     """(value, input gradients) of fn, or the exception it raised."""
+    targs, tkw = _torch_tensors(args, kw, grad=True)
+    return _forward_backward(fn, targs, tkw, g_seed)
+
+
+def _forward_backward(fn, targs, tkw, g_seed: int):
+    """fn's value and the gradients of its differentiated tensor arguments for a random cotangent."""
     import torch
 
-    targs, tkw = _torch_tensors(args, kw, grad=True)
     try:
         out = fn(*targs, **tkw)
         g = torch.from_numpy(np.random.default_rng(g_seed).standard_normal(tuple(out.shape))).to(out.dtype)
@@ -319,11 +324,10 @@ def _torch_run(fn, args, kw, g_seed: int):
 
 
 def _torch_outcome(case: Case) -> tuple[str, str]:
+    import fastloss.torch as ft
     import torch
     import torch.nn.functional as F
     from fastloss.torch import _ops
-
-    import fastloss.torch as ft
 
     args, kw = case.build()
     below = _ops.TORCH_FASTER_BELOW
@@ -376,9 +380,8 @@ def _compare_torch(case, got, want) -> tuple[str, str]:
 
 
 def _torch_lm_head_outcome(case: Case) -> tuple[str, str]:
-    import torch.nn.functional as F
-
     import fastloss.torch as ft
+    import torch.nn.functional as F
 
     args, kw = case.build()
     x, w, t = args
@@ -410,13 +413,7 @@ def _torch_run_all(fn, args, kw, g_seed):
     targs = tuple(torch.from_numpy(a.copy()).requires_grad_() if a.dtype.kind == "f" else torch.from_numpy(a.copy())
                   for a in args)
     tkw = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
-    try:
-        out = fn(*targs, **tkw)
-        g = torch.from_numpy(np.random.default_rng(g_seed).standard_normal(tuple(out.shape))).to(out.dtype)
-        out.backward(g)
-    except Exception as exc:  # noqa: BLE001 - compared, not handled
-        return None, exc
-    return (out.detach().numpy(), tuple(a.grad.numpy() for a in targs if a.requires_grad)), None
+    return _forward_backward(fn, targs, tkw, g_seed)
 
 
 def _jax_outcome(case: Case) -> tuple[str, str]:

@@ -35,7 +35,7 @@ class EntryPoint:
     weight: float
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def entry_points() -> tuple[EntryPoint, ...]:
     eps = []
     for spec in fastloss.LOSSES:

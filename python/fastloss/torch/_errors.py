@@ -24,7 +24,7 @@ COUNTERPARTS = ("cross_entropy", "huber_loss", "smooth_l1_loss", "mse_loss", "l1
                 "binary_cross_entropy_with_logits", "kl_div", "multi_margin_loss", "margin_ranking_loss")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _both(ours: type, theirs: type) -> type:
     try:
         return type(theirs.__name__, (ours, theirs), {"__module__": "fastloss.torch"})

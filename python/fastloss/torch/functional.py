@@ -381,7 +381,7 @@ def margin_ranking_loss(
     return loss
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _clamp_min_passes_gradient_at_zero() -> bool:
     """Whether this PyTorch's ``clamp_min(0)`` backward passes the gradient at exactly 0 (it did
     before torch 2.14), asked of PyTorch itself so the drop-in follows whichever version is installed."""

@@ -28,9 +28,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import _errors
+from . import _errors, _shard_math
 from . import _head_chunks as chunks
-from . import _shard_math
 
 __all__ = ["LinearCrossEntropyLoss", "linear_cross_entropy", "vocab_parallel_cross_entropy"]
 
