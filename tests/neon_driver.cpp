@@ -3,12 +3,15 @@
 // Cross-compiled for aarch64 and run under qemu-aarch64 there: no Python on that side.
 //
 //   neon_driver ISA THREADS IN OUT
+//   neon_driver vmath ISA IN OUT   (the vector math hook, csrc/cpu/vector_math_hook.h)
 //
 // IN: int64 count, then per case: int64 kind (0 rowwise, 1 pointwise), loss_id, dtype, outer,
 // classes, inner (pointwise: n, 1, 1), flags (FLAG_*), double grad_scale, int64 param count and per
 // param (blob name, double value, converted to the LossParams field's type), then blobs (int64 size, bytes): x, target, weight if
 // FLAG_WEIGHT, row_scale if FLAG_ROW_SCALE. OUT: per case int64 rc, double total, blob error text,
 // blob loss_out, blob grad_out (empty when not asked for). All little-endian, as both ends are.
+// vmath IN: int64 function id, dtype (FL_FLOAT32 / FL_FLOAT64), n, operand count k, then k arrays
+// of n values; OUT: the n results.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -18,6 +21,7 @@
 #include <vector>
 
 #include "dispatch.h"
+#include "vector_math_hook.h"
 
 #ifndef FL_PARAM_FIELDS
 #error "compile with -DFL_PARAM_FIELDS='X(field) X(field) ...': the LossParams keys the Python side sends"
@@ -142,9 +146,38 @@ void run_case(Reader& in, Writer& out) {
   out.blob(grad_copy.data(), grad_out ? grad_copy.size() : 0);
 }
 
+int run_vmath(const char* isa_name, const char* in_path, const char* out_path) {
+  set_isa(isa_name);
+  FILE* fi = std::fopen(in_path, "rb");
+  FILE* fo = std::fopen(out_path, "wb");
+  if (!fi || !fo) throw std::runtime_error("cannot open the input or output file");
+  Reader in{fi};
+  const int64_t f = in.get<int64_t>(), dtype = in.get<int64_t>(), n = in.get<int64_t>(), k = in.get<int64_t>();
+  const size_t bytes = size_t(n) * math_size(dtype);
+  std::vector<std::vector<char>> ops(3);
+  for (int64_t i = 0; i < k; ++i) {
+    ops[i].resize(bytes);
+    if (bytes && std::fread(ops[i].data(), 1, bytes, fi) != bytes) throw std::runtime_error("truncated input");
+  }
+  std::vector<char> out(bytes);
+  auto op = [&](int i) -> const void* { return ops[i].empty() ? nullptr : ops[i].data(); };
+  vector_math(int(f), int(dtype), op(0), op(1), op(2), out.data(), n);
+  std::fwrite(out.data(), 1, out.size(), fo);
+  std::fclose(fi);
+  return std::fclose(fo) != 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 5 && std::string(argv[1]) == "vmath") {
+    try {
+      return run_vmath(argv[2], argv[3], argv[4]);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "neon_driver: %s\n", e.what());
+      return 1;
+    }
+  }
   if (argc != 5) {
     std::fprintf(stderr, "usage: %s ISA THREADS IN OUT\n", argv[0]);
     return 2;

@@ -113,6 +113,15 @@ CASES: dict[str, list[dict]] = {
         {"target": "soft"},
         {"target": "soft", "p": 2},
     ],
+    "pseudo_huber_loss": [{}, {"delta": 0.5}, {"delta": 3.0}],
+}
+
+# Point-wise losses whose PyTorch-written reference lives here, beside their option grid (so a new
+# point-wise loss's tests are one entry in CASES and one here): formula(T, x, y, **options) -> the
+# unreduced loss, written with the array module T; tests/torch_reference.py calls it with T = torch
+# (float64, gradients and Hessians by torch.autograd). It must not call fastloss.
+TORCH_FORMULAS: dict = {
+    "pseudo_huber_loss": lambda T, x, y, delta=1.0: delta**2 * (T.sqrt(1 + ((x - y) / delta) ** 2) - 1),
 }
 
 

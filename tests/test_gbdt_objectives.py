@@ -142,7 +142,7 @@ def test_xgboost_train(data, task, loss, opts, reference, weights):
         z = predt.astype(np.float64)
         return weighted(reference, z, y.astype(np.int64) if task == "multi" else y, w)
 
-    ours = xgb.train(params, xgb.DMatrix(X, y, weight=w), ROUNDS, obj=fxgb.objective(loss, **opts))
+    ours = xgb.train(params, xgb.DMatrix(X, y, weight=w), ROUNDS, obj=fxgb.objective(loss, hessian="exact", **opts))
     theirs = xgb.train(params, xgb.DMatrix(X, y, weight=w), ROUNDS, obj=numpy_obj)
     dm = xgb.DMatrix(X)
     assert_same_model(ours.predict(dm, output_margin=True), theirs.predict(dm, output_margin=True))
@@ -162,7 +162,7 @@ def test_xgboost_sklearn(data, task, loss, opts, reference):
         t = y_true.astype(np.int64) if task == "multi" else y_true
         return weighted(reference, y_pred.astype(np.float64), t, sample_weight)
 
-    ours = kind(objective=fxgb.objective(loss, **opts), **params).fit(X, y, sample_weight=w)
+    ours = kind(objective=fxgb.objective(loss, hessian="exact", **opts), **params).fit(X, y, sample_weight=w)
     theirs = kind(objective=numpy_obj, **params).fit(X, y, sample_weight=w)
     assert_same_model(ours.predict(X, output_margin=True), theirs.predict(X, output_margin=True))
 
@@ -183,7 +183,7 @@ def test_lightgbm_train(data, task, loss, opts, reference, weights):
     def numpy_obj(preds, train_data):
         return weighted(reference, preds.astype(np.float64), y.astype(np.int64) if task == "multi" else y, w)
 
-    ours = lgb.train(dict(params, objective=flgb.objective(loss, **opts)), lgb.Dataset(X, y, weight=w), ROUNDS)
+    ours = lgb.train(dict(params, objective=flgb.objective(loss, hessian="exact", **opts)), lgb.Dataset(X, y, weight=w), ROUNDS)
     theirs = lgb.train(dict(params, objective=numpy_obj), lgb.Dataset(X, y, weight=w), ROUNDS)
     assert_same_model(ours.predict(X, raw_score=True), theirs.predict(X, raw_score=True))
     assert np.ptp(ours.predict(X, raw_score=True)) > 0.1
@@ -200,7 +200,7 @@ def test_lightgbm_sklearn(data, task, loss, opts, reference):
         t = y_true.astype(np.int64) if task == "multi" else y_true
         return weighted(reference, y_pred.astype(np.float64), t, weight)
 
-    ours = kind(objective=flgb.objective(loss, **opts), **params).fit(X, y, sample_weight=w)
+    ours = kind(objective=flgb.objective(loss, hessian="exact", **opts), **params).fit(X, y, sample_weight=w)
     theirs = kind(objective=numpy_obj, **params).fit(X, y, sample_weight=w)
     assert_same_model(ours.predict(X, raw_score=True), theirs.predict(X, raw_score=True))
 
@@ -214,12 +214,12 @@ def test_flat_layouts(data):
     z = rng.standard_normal((N, CLASSES))
     y = data["multi"]
     g_ref, h_ref = np_cross_entropy(z, y)
-    g, h = fxgb.objective("cross_entropy")(y.astype(np.float32), z.reshape(-1))
+    g, h = fxgb.objective("cross_entropy", hessian="exact")(y.astype(np.float32), z.reshape(-1))
     np.testing.assert_allclose(h.reshape(N, CLASSES), h_ref, rtol=1e-12, atol=1e-15)
-    g, h = flgb.objective("cross_entropy")(z.T.reshape(-1), _Labels(y))
+    g, h = flgb.objective("cross_entropy", hessian="exact")(z.T.reshape(-1), _Labels(y))
     np.testing.assert_allclose(g.reshape(CLASSES, N).T, g_ref, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(h.reshape(CLASSES, N).T, h_ref, rtol=1e-12, atol=1e-15)
-    g, h = flgb.objective("cross_entropy")(np.asfortranarray(z), _Labels(y))
+    g, h = flgb.objective("cross_entropy", hessian="exact")(np.asfortranarray(z), _Labels(y))
     assert h.shape == (N, CLASSES) and h.flags.f_contiguous  # LightGBM ravels it in F order for free
     np.testing.assert_allclose(h, h_ref, rtol=1e-12, atol=1e-15)
 
@@ -246,7 +246,11 @@ def test_errors():
         fxgb.objective("huber_loss", reduction="sum")
     obj = fxgb.objective("cross_entropy")
     with pytest.raises(ValueError, match="set num_class"):
-        obj(np.zeros(10, np.float32), _Labels(np.zeros(10)))
+        obj(np.zeros(15, np.float32), _Labels(np.zeros(10)))
+    with pytest.raises(ValueError, match="set num_class for a multi-class model"):  # one margin, labels 0..2
+        obj(np.zeros(10, np.float32), _Labels(np.arange(10) % 3))
+    with pytest.raises(ValueError, match="hessian must be one of"):
+        flgb.objective("huber_loss", hessian="diagonal")
     with pytest.raises(ValueError, match="class indices"):
         obj(np.zeros((3, 2), np.float32), _Labels(np.array([0.0, 0.5, 1.0])))
     with pytest.raises(ValueError, match="sample weights"):
@@ -265,3 +269,22 @@ def test_outputs_are_reused_unless_asked_not_to():
     fresh = flgb.objective("cross_entropy", reuse_outputs=False)
     a, b = fresh(z, labels), fresh(z, labels)
     assert a[1] is not b[1] and np.array_equal(a[1], b[1])
+
+
+def test_pseudo_huber_trains_what_xgboosts_own_pseudohubererror_trains():
+    """pseudo_huber_loss_grad_hess as a custom objective against XGBoost's built-in
+    reg:pseudohubererror (huber_slope = delta): the same trees, so the same predictions."""
+    import fastloss
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(N, FEATURES))
+    y = 3 * X[:, 0] + rng.standard_t(2, size=N)  # heavy tails: both regimes of the loss
+    data = xgb.DMatrix(X, label=y)
+    params = {"max_depth": 3, "eta": 0.3, "base_score": 0.0}
+    builtin = xgb.train({**params, "objective": "reg:pseudohubererror", "huber_slope": 0.7}, data, ROUNDS)
+
+    def objective(pred, dmatrix):
+        return fastloss.pseudo_huber_loss_grad_hess(pred, dmatrix.get_label(), delta=0.7)
+
+    ours = xgb.train(params, data, ROUNDS, obj=objective)
+    np.testing.assert_allclose(ours.predict(data), builtin.predict(data), rtol=0, atol=1e-5)

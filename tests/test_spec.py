@@ -150,3 +150,70 @@ def test_spec_facts_reach_the_registry():
         assert spec.difference == loss.difference and spec.domain_unless == loss.domain_unless
         assert spec.reductions == _registry.REDUCTIONS + loss.extra_reductions
         assert spec.broadcast_names == tuple(o.name for o in _spec.broadcast_options(loss))
+
+
+@needs_source
+@needs_compiler
+def test_a_row_kernel_reads_only_the_active_loss_options(tmp_path):
+    """Unused LossParams fields are 0 (or whatever a caller left there); the row kernels' switches
+    ("softcap on", "label smoothing on", ignore_index) come from the active loss's own generated view,
+    so another loss's field can never route a loss through cross_entropy's math."""
+    gen = tmp_path / "generated"
+    subprocess.run([sys.executable, str(GENERATOR), str(gen)], check=True)
+    src = tmp_path / "probe.cpp"
+    src.write_text("""#include <cstdio>
+#include "row_context.h"
+using namespace fastloss;
+int main() {
+  LossParams p{};
+  p.softcap = 2.0;          // cross_entropy's options, set while another loss runs
+  p.label_smoothing = 0.3;
+  p.z_loss = 0.5;
+  p.ignore_index = 0;
+  p.gamma = 0.5;
+  FlRowwiseArgs a{};
+  a.classes = 4;
+  a.params = p;
+  a.loss_id = LOSS_softmax_focal_loss;
+  const RowContext<double> focal(a, nullptr, 4.0);
+  a.loss_id = LOSS_softmax_kl_div;
+  const RowContext<double> distill(a, nullptr, 4.0);
+  a.loss_id = LOSS_cross_entropy;
+  const RowContext<double> ce(a, nullptr, 4.0);
+  std::printf("%g %g %g %d %g | %d %d | %g %g %d\\n", focal.cap, double(focal.ce.eps), double(focal.ce.z_loss),
+              int(int64_t(0) == focal.ignore_index), focal.gamma, int(int64_t(0) == distill.ignore_index),
+              int(int64_t(-100) == distill.ignore_index), ce.cap, double(ce.ce.eps), int(int64_t(0) == ce.ignore_index));
+}
+""")
+    exe = tmp_path / "probe"
+    subprocess.run(["g++", "-std=c++17", "-DFASTLOSS_ISA=scalar", f"-I{gen}", f"-I{ROOT / 'csrc' / 'cpu'}",
+                    f"-I{ROOT / 'csrc'}", str(src), "-o", str(exe)], check=True)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
+    # focal: no softcap, no smoothing, no z-loss, its own ignore_index (0) and gamma
+    assert out[:5] == ["0", "0", "0", "1", "0.5"]
+    # softmax_kl_div has no ignore_index: no class index is ignored, not even an unset 0 or -100
+    assert out[6:8] == ["0", "0"]
+    # cross_entropy reads its own
+    assert out[9:] == ["2", "0.3", "1"]
+
+
+@needs_source
+@needs_compiler
+def test_a_loss_header_built_from_the_shared_params_fails_the_build(tmp_path):
+    """A loss struct takes its generated view (only its own options), never the shared LossParams
+    whose other fields belong to other losses (or are unset zeroes)."""
+    gen = tmp_path / "generated"
+    subprocess.run([sys.executable, str(GENERATOR), str(gen)], check=True)
+    csrc = tmp_path / "csrc"
+    shutil.copytree(ROOT / "csrc" / "fastloss", csrc / "fastloss")
+    header = csrc / "fastloss" / "losses" / "huber_loss.h"
+    own = "explicit FL_HD huber_loss(const huber_loss_params& p)"
+    assert own in header.read_text()  # the line this test alters; update both together
+    header.write_text(header.read_text().replace(own, "explicit FL_HD huber_loss(const LossParams& p)"))
+    source = tmp_path / "tu.cpp"
+    source.write_text('#include "fastloss_generated/pointwise_losses.h"\n')
+    result = subprocess.run(["g++", "-std=c++17", "-fsyntax-only", f"-I{gen}", f"-I{csrc}", str(source)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode != 0
+    assert ("csrc/fastloss/losses/huber_loss.h: construct huber_loss from its generated huber_loss_params "
+            "(its own options), not from LossParams") in result.stderr, result.stderr[-2000:]

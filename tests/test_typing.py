@@ -1,5 +1,6 @@
-"""Type checkers see the real signatures (python/fastloss/__init__.pyi, generated from the spec): a
-misspelled option or a wrong reduction is caught by mypy, correct calls pass."""
+"""Type checkers see the real signatures (python/fastloss/__init__.pyi and torch/__init__.pyi, written
+from the spec by the build, never by hand or committed): a misspelled option or a wrong reduction is
+caught by mypy, correct calls pass."""
 
 from __future__ import annotations
 
@@ -34,13 +35,32 @@ def test_the_package_is_typed_and_the_stub_is_installed_with_it():
     assert (PACKAGE / "__init__.pyi").is_file()
 
 
-@pytest.mark.skipif(not (ROOT / "tools" / "gen_stubs.py").is_file(), reason="needs the source tree")
-def test_the_stub_matches_the_spec():
+def _gen_stubs():
     spec = importlib.util.spec_from_file_location("gen_stubs", ROOT / "tools" / "gen_stubs.py")
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
-    assert (PACKAGE / "__init__.pyi").read_text() == gen.stub_text(), (
-        "python/fastloss/__init__.pyi is stale: run `python tools/gen_stubs.py`")
+    return gen
+
+
+STALE = "is stale: rebuild (cmake --build build, or pip install .: the build runs tools/gen_stubs.py)"
+
+
+@pytest.mark.skipif(not (ROOT / "tools" / "gen_stubs.py").is_file(), reason="needs the source tree")
+def test_the_stub_matches_the_spec():
+    assert (PACKAGE / "__init__.pyi").read_text() == _gen_stubs().stub_text(), f"{PACKAGE / '__init__.pyi'} {STALE}"
+
+
+@pytest.mark.skipif(not (ROOT / "tools" / "gen_stubs.py").is_file(), reason="needs the source tree")
+def test_the_torch_stub_matches_the_spec():
+    pytest.importorskip("torch")
+    stub = PACKAGE / "torch" / "__init__.pyi"
+    assert stub.is_file() and stub.read_text() == _gen_stubs().torch_stub_text(), f"{stub} {STALE}"
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the git checkout")
+def test_no_stub_is_committed():
+    tracked = subprocess.run(["git", "ls-files", "*.pyi"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert tracked.stdout.strip() == "", f"generated stubs must not be committed: {tracked.stdout}"
 
 
 def _mypy(tmp_path: Path, source: str) -> subprocess.CompletedProcess:
@@ -64,3 +84,23 @@ def test_mypy_accepts_correct_calls_and_rejects_misspelled_options(tmp_path):
     assert bad.returncode != 0
     assert 'Unexpected keyword argument "reductoin"' in bad.stdout, bad.stdout
     assert "Literal['avg']" in bad.stdout, bad.stdout
+
+
+TORCH_GOOD = """
+import torch
+import fastloss.torch as ft
+
+x = torch.zeros(4, 3)
+t = torch.zeros(4, dtype=torch.long)
+loss: torch.Tensor = ft.softmax_focal_loss(x, t, gamma=1.0, reduction="sum")
+ft.cross_entropy(x, t, label_smoothing=0.1)
+module = ft.WassersteinLoss(p=2)
+"""
+
+
+def test_mypy_sees_the_torch_drop_ins_derived_from_the_spec(tmp_path):
+    pytest.importorskip("torch")
+    good = _mypy(tmp_path, TORCH_GOOD)
+    assert good.returncode == 0, good.stdout + good.stderr
+    bad = _mypy(tmp_path, TORCH_GOOD + 'ft.softmax_focal_loss(x, t, gama=1.0)\n')
+    assert 'Unexpected keyword argument "gama"' in bad.stdout, bad.stdout

@@ -4,6 +4,9 @@ Where PyTorch has the loss we call it (F.cross_entropy, F.huber_loss, F.smooth_l
 F.multi_margin_loss); the rest is written out from DESIGN.md 1.2 (torchvision's sigmoid focal loss,
 softmax focal, Crammer-Singer and binary hinge). Gradients come from torch.autograd.
 
+A point-wise loss may instead write its formula in tests/problems.py's ``TORCH_FORMULAS``, beside
+its option grid (one file for a new loss's tests); it is evaluated here with torch.
+
 ``REFERENCES[name](x, target, reduction=..., **opts)`` takes torch tensors with fastloss's layout
 (class axis ``axis``, default -1) and returns the reduced loss tensor. ``loss_and_grad`` wraps it for
 NumPy callers: float64 loss and d(loss)/dx * grad_output.
@@ -16,6 +19,7 @@ import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
+from problems import TORCH_FORMULAS
 
 
 def _classes_at_dim1(x, target, axis, soft):
@@ -197,6 +201,19 @@ REFERENCES = {
     "softmax_kl_div": softmax_kl_div,
     "wasserstein_loss": wasserstein_loss,
 }
+
+
+def _pointwise(formula):
+    """The reference of a point-wise loss whose formula is written in tests/problems.py's
+    TORCH_FORMULAS (beside its option grid): called here with torch, "mean" over the elements."""
+    def reference(x, target, *, reduction="mean", **opts):
+        loss = formula(torch, x, target.to(x.dtype), **opts)
+        return _reduce(loss, reduction, loss.numel())
+
+    return reference
+
+
+REFERENCES.update({name: _pointwise(formula) for name, formula in TORCH_FORMULAS.items()})
 
 
 def torch_target(target: np.ndarray) -> torch.Tensor:

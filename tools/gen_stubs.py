@@ -1,9 +1,14 @@
-"""Write python/fastloss/__init__.pyi: the real signatures of fastloss's public functions for type
-checkers and IDEs. The loss functions are generated at import from the spec, so without this stub
-mypy sees them as ``Any`` and a misspelled option type-checks.
+"""Write fastloss's type stubs: ``__init__.pyi`` (the real signatures of the public functions) and,
+where torch is importable, ``torch/__init__.pyi`` (the drop-ins derived from the spec, beside the
+hand-written ones re-exported from their modules). The loss functions are generated at import from
+the spec, so without these stubs mypy sees them as ``Any`` (or not at all) and a misspelled option
+type-checks.
 
-Run after changing python/fastloss/_spec.py or a public function: ``python tools/gen_stubs.py``
-(tests/test_typing.py fails while the committed stub is stale, and says so).
+The build runs it (CMakeLists.txt: into the build tree, installed with the package, and into the
+source tree's python/fastloss/, git-ignored): the stubs are never written or committed by hand.
+tests/test_typing.py checks that the stub in use matches the code.
+
+Usage: python tools/gen_stubs.py [PACKAGE_DIR]   (default: python/fastloss of this checkout)
 """
 
 from __future__ import annotations
@@ -95,11 +100,91 @@ def stub_text() -> str:
     return "".join(out)
 
 
-def main() -> int:
-    STUB.write_text(stub_text())
-    print(f"wrote {STUB.relative_to(ROOT)}")
+def _torch_option_type(opt) -> str:
+    if opt.type == "class_vector":
+        return "float | Tensor | None" if opt.vector_or_scalar else "Tensor | None"
+    if opt.type == "broadcast_vector":
+        return "float | Tensor | None"
+    if opt.type == "choice":
+        return "Literal[" + ", ".join(repr(c) for c in opt.choices) + "]"
+    kind = _KERNEL_TYPES[opt.type]
+    return f"{kind} | None" if opt.default is None else kind
+
+
+def _torch_params(loss) -> str:
+    """The derived drop-in's parameters after ``input, target`` (torch/_derived.py's order)."""
+    params = [f"{o.name}: {_torch_option_type(o)} = {o.default!r}" for o in loss.options]
+    reductions = ", ".join(repr(r) for r in ("none", "mean", "sum", *loss.extra_reductions))
+    return ", ".join([*params, f"reduction: Literal[{reductions}] = 'mean'"])
+
+
+def _torch_function_stub(loss) -> str:
+    return f"def {loss.name}(input: Tensor, target: Tensor, {_torch_params(loss)}) -> Tensor: ...\n"
+
+
+def _torch_module_stub(name: str, loss) -> str:
+    return (f"class {name}(nn.modules.loss._Loss):\n"
+            f"    def __init__(self, {_torch_params(loss)}) -> None: ...\n"
+            "    def forward(self, input: Tensor, target: Tensor) -> Tensor: ...\n")
+
+
+def torch_stub_text() -> str:
+    """fastloss.torch's stub: the spec-derived drop-ins written out, the rest re-exported."""
+    sys.path.insert(0, str(ROOT / "python"))
+    import fastloss.torch as ft
+    from fastloss.torch import functional
+    from fastloss.torch._derived import class_name
+
+    functions = {loss.name: loss for loss in functional.DERIVED}
+    classes = {class_name(loss): loss for loss in functional.DERIVED}
+    derived = set(functions) | set(classes)
+    out = [HEADER.split("\n", 1)[0] + "\n", "from typing import Literal\n\nfrom torch import Tensor, nn\n\n"]
+    for name in ft.__all__:
+        if name not in derived:
+            module = getattr(ft, name).__module__
+            out.append(f"from {module} import {name} as {name}\n")
+    out.append("\n")
+    for name in ft.__all__:
+        if name in classes:
+            out.append(_torch_module_stub(name, classes[name]))
+        elif name in functions:
+            out.append(_torch_function_stub(functions[name]))
+    out.append(f"\n__all__ = {list(ft.__all__)!r}\n")
+    return "".join(out)
+
+
+def _torch_importable() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def main(argv: list[str]) -> int:
+    package = Path(argv[1]) if len(argv) > 1 else STUB.parent
+    # The signatures do not depend on the compiled modules, and the source tree may hold a stale
+    # one while the build that runs this makes the new one: the NumPy fallback is enough here.
+    sys.modules.setdefault("fastloss._C", None)
+    sys.modules.setdefault("fastloss._cuda", None)
+    try:
+        text = stub_text()
+    except ImportError as exc:
+        print(f"tools/gen_stubs.py: cannot import fastloss to read its signatures ({exc}); the build environment "
+              "needs numpy (pyproject.toml [build-system] requires)", file=sys.stderr)
+        return 1
+    package.mkdir(parents=True, exist_ok=True)
+    written = [_write(package / "__init__.pyi", text)]
+    if _torch_importable():
+        written.append(_write(package / "torch" / "__init__.pyi", torch_stub_text()))
+    print("gen_stubs:", ", ".join(str(p) for p in written))
     return 0
 
 
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text() != text:  # unchanged files keep their timestamps
+        path.write_text(text)
+    return path
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv))

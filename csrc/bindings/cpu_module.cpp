@@ -16,6 +16,7 @@
 #include "sigint_watch.h"
 
 #include "../cpu/dispatch.h"
+#include "../cpu/vector_math_hook.h"
 #include "../fastloss/kernels.h"
 #include "fastloss_generated/params_parser.h"
 
@@ -216,16 +217,40 @@ PYBIND11_MODULE(_C, m) {
     set_num_threads(n);
   });
   m.def("get_num_threads", &get_num_threads);
-  m.def("_vector_math", [](const std::string& fn, const py::array_t<float, py::array::c_style | py::array::forcecast>& in) {
-    static const char* const names[] = {"exp", "log", "log1p", "tanh", "log1p_unit"};
+  m.def("_vector_math", [](const std::string& fn, const py::array& a, const py::object& b, const py::object& c) {
+    static const char* const names[] = {
+#define FL_VM_NAME(name, arity, expr) #name,
+        FL_VECTOR_MATH_FUNCTIONS(FL_VM_NAME)
+#undef FL_VM_NAME
+    };
+    static const int arities[] = {
+#define FL_VM_ARITY(name, arity, expr) arity,
+        FL_VECTOR_MATH_FUNCTIONS(FL_VM_ARITY)
+#undef FL_VM_ARITY
+    };
     int f = -1;
-    for (int i = 0; i < 5; ++i)
+    for (int i = 0; i < FL_VM_COUNT; ++i)
       if (fn == names[i]) f = i;
-    FL_CHECK(f >= 0, "function must be exp, log, log1p, tanh or log1p_unit");
-    py::array_t<float> out(in.size());
-    vector_math(f, in.data(), out.mutable_data(), in.size());
+    FL_CHECK(f >= 0, "function '" + fn + "' is not in the vector math vocabulary (csrc/cpu/vector_math_hook.h)");
+    const bool f64 = a.dtype().is(py::dtype::of<double>());
+    FL_CHECK(f64 || a.dtype().is(py::dtype::of<float>()), "a must be float32 or float64");
+    FL_CHECK(b.is_none() == (arities[f] < 2) && c.is_none() == (arities[f] < 3),
+             fn + " takes " + std::to_string(arities[f]) + " operand(s)");
+    auto operand = [&](const py::object& o) -> py::array {
+      if (o.is_none()) return py::array();
+      py::array arr = f64 ? py::array(py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(o))
+                          : py::array(py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(o));
+      FL_CHECK(arr.size() == a.size(), "operands must have the same size");
+      return arr;
+    };
+    const py::array xa = operand(a), xb = operand(b), xc = operand(c);
+    py::array out = f64 ? py::array(py::array_t<double>(a.size())) : py::array(py::array_t<float>(a.size()));
+    vector_math(f, f64 ? FL_FLOAT64 : FL_FLOAT32, xa.data(), b.is_none() ? nullptr : xb.data(),
+                c.is_none() ? nullptr : xc.data(), out.mutable_data(), a.size());
     return out;
-  }, "Test hook: the current ISA's float32 vector exp/log/log1p/tanh/log1p_unit, elementwise.");
+  }, py::arg("fn"), py::arg("a"), py::arg("b") = py::none(), py::arg("c") = py::none(),
+  "Test hook: the current ISA's vector math (csrc/cpu/vector_math_hook.h) elementwise, float32 or float64 "
+  "(select(a > 0, b, c)).");
   m.attr("loss_table_signature") = FL_LOSS_TABLE_SIGNATURE;
   SigintWatch::init();
   m.attr("_kernel_table") = py::capsule(static_cast<const void*>(&kernel_table), FL_KERNEL_TABLE_CAPSULE);

@@ -84,6 +84,7 @@ void rowwise(const py::dict& j) {
   a.soft_target = ptr<const void>(j, "soft_target");
   a.class_weight = ptr<const void>(j, "class_weight");
   a.params = loss_params_from_dict(a.loss_id, get<py::dict>(j, "params"));
+  a.class_weight_fill = class_vector_fill(a.loss_id, a.params);
   a.scale = grad_scale(j);
   a.row_loss = ptr<void>(j, "loss");
   a.errors = device_errors();
@@ -183,4 +184,17 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("take_error", &take_error,
         "(loss_id, flat index) of a bad target reported by a finished kernel since the last call, else None.");
   m.def("synchronize", &synchronize, py::arg("device"), "cudaDeviceSynchronize on `device`.");
+#ifdef FASTLOSS_CUDA_EMULATOR
+  // The test build's module: the kernels run on the host CPU (csrc/cuda/emu), host memory standing in
+  // for device memory.
+  m.attr("emulated") = true;
+  m.def("set_emulator_seed", [](unsigned long long seed) { fl_emu::set_seed(seed); }, py::arg("seed"),
+        "Seed of the emulator's shuffled thread and block order (default: FASTLOSS_CUDA_EMULATOR_SEED or 0x5eed).");
+  m.def("launch_counts", [] {
+    const fl_emu::LaunchCounts c = fl_emu::launch_counts();
+    return py::make_tuple(c.launches, c.cluster_launches);
+  }, "(kernels launched so far, of which thread-block clusters)");
+#else
+  m.attr("emulated") = false;
+#endif
 }

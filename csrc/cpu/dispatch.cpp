@@ -219,7 +219,9 @@ void set_num_threads(int n) {
 
 int get_num_threads() { return g_threads.load(); }
 
-void vector_math(int f, const float* in, float* out, int64_t n) { isa()->vector_math(f, in, out, n); }
+void vector_math(int f, int dtype, const void* a, const void* b, const void* c, void* out, int64_t n) {
+  isa()->vector_math(f, dtype, a, b, c, out, n);
+}
 
 extern "C" int fastloss_rowwise(const FlRowwiseArgs* a, double* total, char* error, size_t error_size) {
   try {
@@ -239,7 +241,8 @@ extern "C" int fastloss_rowwise(const FlRowwiseArgs* a, double* total, char* err
     if (!a->x || (!soft && !a->target)) return fail(error, error_size, "x and target are required");
     FlRowwiseArgs args = *a;
     if (!soft) {
-      const int64_t n = a->outer * a->inner, ignore = a->params.ignore_index;
+      const int64_t n = a->outer * a->inner;
+      const IgnoreIndex ignore = ignore_index_of(a->loss_id, a->params);  // the loss's own, or none
       int64_t valid = 0;
       for (int64_t i = 0; i < n; ++i) {
         int64_t t;

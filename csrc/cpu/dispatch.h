@@ -18,7 +18,7 @@ void set_num_threads(int n);
 int get_num_threads();
 
 // Test hook: the current ISA's vector math on float32 (f: 0 exp, 1 log, 2 log1p, 3 tanh, 4 log1p_unit).
-void vector_math(int f, const float* in, float* out, int64_t n);
+void vector_math(int f, int dtype, const void* a, const void* b, const void* c, void* out, int64_t n);
 
 extern "C" int fastloss_rowwise(const FlRowwiseArgs* args, double* total, char* error, size_t error_size);
 extern "C" int fastloss_pointwise(const FlPointwiseArgs* args, double* total, char* error, size_t error_size);

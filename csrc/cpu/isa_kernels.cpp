@@ -13,6 +13,7 @@
 
 #include "pointwise_kernel.h"
 #include "rowwise_kernel.h"
+#include "vector_math_hook.h"
 #include "workspace.h"
 
 FL_NAMESPACE_BEGIN
@@ -41,18 +42,47 @@ static double pointwise_entry(const FlPointwiseArgs& a, const Workspace& ws) {
   }
 }
 
-static void vector_math_entry(int f, const float* in, float* out, int64_t n) {
-  auto apply = [f](Vf v) {
-    return f == 0 ? fl_exp(v) : f == 1 ? fl_log(v) : f == 2 ? fl_log1p(v) : f == 3 ? fl_tanh(v) : fl_log1p_unit(v);
+// out[i] = f(a[i], b[i], c[i]) with this ISA's vector math (f: vector_math_hook.h), float32 or
+// float64 (dtype FL_FLOAT32 / FL_FLOAT64); b and c may be null for functions that do not take them.
+template <class V>
+static void vector_math_run(int f, const typename V::scalar* a, const typename V::scalar* b,
+                            const typename V::scalar* c, typename V::scalar* out, int64_t n) {
+  using S = typename V::scalar;
+  auto apply = [f](V a, V b, V c) {
+    using W = V;
+    switch (static_cast<VectorMathId>(f)) {
+#define FL_VM_CASE(name, arity, expr) \
+  case FL_VM_##name: return W(expr);
+      FL_VECTOR_MATH_FUNCTIONS(FL_VM_CASE)
+#undef FL_VM_CASE
+      case FL_VM_COUNT: break;
+    }
+    return a;
   };
+  auto at = [](const S* p, int64_t i, const S* fallback) { return p ? p + i : fallback + i; };
   int64_t i = 0;
-  for (; i + Vf::lanes <= n; i += Vf::lanes) apply(Vf::load(in + i)).store(out + i);
+  for (; i + V::lanes <= n; i += V::lanes)
+    apply(V::load(a + i), V::load(at(b, i, a)), V::load(at(c, i, a))).store(out + i);
   if (i < n) {  // the tail through a padded vector, so every value sees the vector code
-    float pad[Vf::lanes], res[Vf::lanes];
-    for (int j = 0; j < Vf::lanes; ++j) pad[j] = i + j < n ? in[i + j] : 1.0f;
-    apply(Vf::load(pad)).store(res);
+    S pa[V::lanes], pb[V::lanes], pc[V::lanes], res[V::lanes];
+    for (int j = 0; j < V::lanes; ++j) {
+      const bool in = i + j < n;
+      pa[j] = in ? a[i + j] : S(1);
+      pb[j] = in ? *at(b, i + j, a) : S(1);
+      pc[j] = in ? *at(c, i + j, a) : S(1);
+    }
+    apply(V::load(pa), V::load(pb), V::load(pc)).store(res);
     for (int j = 0; i + j < n; ++j) out[i + j] = res[j];
   }
+}
+
+static void vector_math_entry(int f, int dtype, const void* a, const void* b, const void* c, void* out, int64_t n) {
+  if (dtype == FL_FLOAT64)
+    vector_math_run<Vd>(f, static_cast<const double*>(a), static_cast<const double*>(b), static_cast<const double*>(c),
+                        static_cast<double*>(out), n);
+  else
+    vector_math_run<Vf>(f, static_cast<const float*>(a), static_cast<const float*>(b), static_cast<const float*>(c),
+                        static_cast<float*>(out), n);
 }
 
 FL_NAMESPACE_END

@@ -1,4 +1,8 @@
 // Per-call constants of a rowwise kernel, in the math type S, built once from FlRowwiseArgs.
+// Every loss-specific constant comes from the active loss's own options (the generated
+// RowOptions: every other loss's view holds its spec defaults), so a switch such as "softcap on"
+// or "label smoothing on" can never be turned on by a field another loss shares a name with.
+// A new row-wise loss reads its options as k.o.<loss name>.<option> in its family's switch case.
 #pragma once
 
 #include <stdint.h>
@@ -13,16 +17,17 @@ template <class S> struct RowContext {
   int loss_id;
   int64_t classes, inner;
   bool soft;
-  int64_t ignore_index;
+  RowOptions o;               // the active loss's options (generated from _spec.py)
+  IgnoreIndex ignore_index;   // the active loss's, or none: compares false with every class index
   S grad_scale;
-  S cap, inv_cap;       // softcap (cap == 0: off)
+  S cap, inv_cap;             // cross_entropy's softcap (cap == 0: off)
   CrossEntropyConsts<S> ce;
-  S gamma;
+  S gamma;                    // softmax_focal_loss
   HingeConsts<S> hinge;
   bool weston_watkins;
-  S inv_temperature;    // softmax_kl_div: 1/T
-  bool square;          // wasserstein_loss: p == 2
-  const S* weights;     // (classes,): class weights, focal alpha, or ones
+  S inv_temperature;          // softmax_kl_div: 1/T
+  bool square;                // wasserstein_loss: p == 2
+  const S* weights;           // (classes,): class weights, focal alpha, or ones
   S sum_w;
 
   RowContext(const FlRowwiseArgs& a, const S* w, double weight_sum)
@@ -30,16 +35,17 @@ template <class S> struct RowContext {
         classes(a.classes),
         inner(a.inner),
         soft(a.soft_target != nullptr),
-        ignore_index(a.params.ignore_index),
+        o(a.loss_id, a.params),
+        ignore_index(o.ignore_index),
         grad_scale(S(a.grad_scale)),
-        cap(S(a.params.softcap)),
-        inv_cap(a.params.softcap > 0 ? S(1.0 / a.params.softcap) : S(0)),
-        ce(a.params, a.classes),
-        gamma(S(a.params.gamma)),
-        hinge(a.params),
-        weston_watkins(a.params.variant == FL_VARIANT_WESTON_WATKINS),
-        inv_temperature(a.params.temperature > 0 ? S(1.0 / a.params.temperature) : S(1)),
-        square(a.params.p == 2),
+        cap(S(o.cross_entropy.softcap)),
+        inv_cap(o.cross_entropy.softcap > 0 ? S(1.0 / o.cross_entropy.softcap) : S(0)),
+        ce(o.cross_entropy, a.classes),
+        gamma(S(o.softmax_focal_loss.gamma)),
+        hinge(o.multiclass_hinge_loss),
+        weston_watkins(o.multiclass_hinge_loss.variant == FL_VARIANT_WESTON_WATKINS),
+        inv_temperature(o.softmax_kl_div.temperature > 0 ? S(1.0 / o.softmax_kl_div.temperature) : S(1)),
+        square(o.wasserstein_loss.p == 2),
         weights(w),
         sum_w(S(weight_sum)) {}
 };

@@ -41,9 +41,9 @@ struct IsaKernels {
   double (*rowwise)(const FlRowwiseArgs&, const Workspace&);
   WorkPlan (*pointwise_plan)(const FlPointwiseArgs&);
   double (*pointwise)(const FlPointwiseArgs&, const Workspace&);
-  // Test hook: out[i] = f(in[i]) with the ISA's vector math, f = 0 exp, 1 log, 2 log1p, 3 tanh,
-  // 4 log1p_unit.
-  void (*vector_math)(int f, const float* in, float* out, int64_t n);
+  // Test hook: out[i] = f(a[i], b[i], c[i]) with the ISA's vector math (f: vector_math_hook.h),
+  // dtype FL_FLOAT32 or FL_FLOAT64; b, c may be null.
+  void (*vector_math)(int f, int dtype, const void* a, const void* b, const void* c, void* out, int64_t n);
 };
 
 }  // namespace fastloss

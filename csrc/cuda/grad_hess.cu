@@ -8,6 +8,7 @@
 #include "dtype.cuh"
 #include "fastloss_generated/pointwise_losses.h"
 #include "launch.h"
+#include "portable.cuh"
 #include "row_job.cuh"
 #include "scale_and_errors.cuh"
 
@@ -67,8 +68,13 @@ __global__ void __launch_bounds__(256) pointwise_grad_hess_kernel(const Pointwis
 template <int kLoss, class S>
 __device__ SoftmaxRowHess<S> softmax_row_hess(const RowConsts<S>& k, const RowInfo<S>& ri, const RowPartial<S>& p) {
   const SoftmaxRowStats<S> st = softmax_stats(p, ri.w_t);
-  if constexpr (kLoss == LOSS_softmax_focal_loss) return softmax_focal_hess(st, k.gamma, ri.scale);
-  else return cross_entropy_hess(st, k.ce, k.soft, ri.scale);
+  if constexpr (kLoss == LOSS_softmax_focal_loss) {
+    return softmax_focal_hess(st, k.gamma, ri.scale);
+  } else if constexpr (kLoss == LOSS_cross_entropy) {
+    return cross_entropy_hess(st, k.ce, k.soft, ri.scale);
+  } else {
+    static_assert(kLoss < 0, "softmax_row_hess: a softmax-family loss without its Hessian (no fall-through)");
+  }
 }
 
 template <class T, int kLoss>
@@ -77,7 +83,7 @@ __global__ void __launch_bounds__(256) rowwise_grad_hess_kernel(const RowwiseArg
   const long long row = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   if (row >= a.outer * a.inner) return;
   const long long C = a.classes, o = row / a.inner, i = row % a.inner, base = o * C * a.inner + i, st = a.inner;
-  const RowConsts<S> k(a);
+  const RowConsts<S> k(a, LossTag<kLoss>{});
   const RowInfo<S> ri = row_info<kLoss>(a, k, row);
   T* g = static_cast<T*>(a.grad) + base;
   T* h = static_cast<T*>(a.hess) + base;
@@ -144,7 +150,7 @@ template <class T> static cudaError_t launch_pointwise_grad_hess(const Pointwise
   const unsigned blocks = unsigned(want < 65536 ? (want > 0 ? want : 1) : 65536);
   switch (static_cast<LossId>(a.loss_id)) {
 #define FL_LAUNCH(name) \
-  case LOSS_##name: pointwise_grad_hess_kernel<T, LOSS_##name><<<blocks, 256, 0, stream>>>(a); break;
+  case LOSS_##name: return launch_kernel(pointwise_grad_hess_kernel<T, LOSS_##name>, blocks, 256, 0, stream, a);
     FL_LOSSES_POINTWISE(FL_LAUNCH)
 #undef FL_LAUNCH
 #define FL_NOT_HERE(name) case LOSS_##name:
@@ -152,27 +158,26 @@ template <class T> static cudaError_t launch_pointwise_grad_hess(const Pointwise
 #undef FL_NOT_HERE
     return cudaErrorInvalidValue;
   }
-  return cudaGetLastError();
+  return cudaErrorInvalidValue;
 }
 
 template <class T> static cudaError_t launch_rowwise_grad_hess(const RowwiseArgs& a, cudaStream_t stream) {
   const long long rows = a.outer * a.inner;
   const unsigned blocks = unsigned((rows + 255) / 256);
   switch (static_cast<LossId>(a.loss_id)) {
-    case LOSS_cross_entropy: rowwise_grad_hess_kernel<T, LOSS_cross_entropy><<<blocks, 256, 0, stream>>>(a); break;
+    case LOSS_cross_entropy:
+      return launch_kernel(rowwise_grad_hess_kernel<T, LOSS_cross_entropy>, blocks, 256, 0, stream, a);
     case LOSS_softmax_focal_loss:
-      rowwise_grad_hess_kernel<T, LOSS_softmax_focal_loss><<<blocks, 256, 0, stream>>>(a);
-      break;
+      return launch_kernel(rowwise_grad_hess_kernel<T, LOSS_softmax_focal_loss>, blocks, 256, 0, stream, a);
     case LOSS_multiclass_hinge_loss:
-      rowwise_grad_hess_kernel<T, LOSS_multiclass_hinge_loss><<<blocks, 256, 0, stream>>>(a);
-      break;
+      return launch_kernel(rowwise_grad_hess_kernel<T, LOSS_multiclass_hinge_loss>, blocks, 256, 0, stream, a);
 #define FL_NOT_HERE(name) case LOSS_##name:
     FL_LOSSES_POINTWISE(FL_NOT_HERE)
     FL_LOSSES_WITHOUT_NATIVE_HESS(FL_NOT_HERE)  // the front end computes theirs with the NumPy reference
 #undef FL_NOT_HERE
     return cudaErrorInvalidValue;
   }
-  return cudaGetLastError();
+  return cudaErrorInvalidValue;
 }
 
 const char* run_grad_hess_pointwise(PointwiseArgs a, cudaStream_t stream) {

@@ -41,13 +41,19 @@ __device__ __forceinline__ S group_allreduce(S v, Op op, S* scratch) {
 }
 
 // (value, index) maximum where ties go to the smaller index: the first maximiser, as torch.max.
+// A NaN is greater than every number (the first NaN wins), as the CPU kernels and the reference
+// propagate a NaN score (csrc/cpu/hinge_kernel.h first_nan_of).
 template <class S> struct ArgMax {
   S value;
   long long index;
 };
+template <class S> __device__ __forceinline__ bool argmax_before(S bv, long long bi, S av, long long ai) {
+  const bool an = av != av, bn = bv != bv;
+  if (an || bn) return bn && (!an || bi < ai);
+  return bv > av || (bv == av && bi < ai);
+}
 template <class S> __device__ __forceinline__ ArgMax<S> argmax_combine(ArgMax<S> a, ArgMax<S> b) {
-  if (b.value > a.value || (b.value == a.value && b.index < a.index)) return b;
-  return a;
+  return argmax_before(b.value, b.index, a.value, a.index) ? b : a;
 }
 
 template <int G, class S>

@@ -48,6 +48,7 @@ struct RowwiseArgs {
   const long long* target;    // class indices (outer*inner), or null with soft targets
   const void* soft_target;    // (outer, C, inner) in x's dtype, or null
   const void* class_weight;   // (C,) in the math type or null: weight, or focal alpha per class
+  double class_weight_fill;   // its value where class_weight is null (class_vector_fill: 1, focal alpha)
   LossParams params;
   GradScale scale;
   void* row_loss;             // (outer*inner) in the math type, or null

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "group_reduce.cuh"
+#include "portable.cuh"
 
 namespace fastloss::cuda {
 
@@ -12,7 +13,7 @@ constexpr int kSumSegment = kSumThreads * 16;  // values per block of the first 
 
 // Sum over the block of one double per thread; every thread gets the same result.
 __device__ __forceinline__ double block_sum(double v) {
-  __shared__ double scratch[32];
+  FL_SHARED_ARRAY(double, scratch, 32);
   return group_allreduce<0>(v, SumOp{}, scratch);
 }
 

@@ -8,6 +8,7 @@
 #include "launch.h"
 #include "ordered_sum.cuh"
 #include "pointwise.cuh"
+#include "portable.cuh"
 #include "scale_and_errors.cuh"
 
 namespace fastloss::cuda {
@@ -127,10 +128,8 @@ cudaError_t launch_pointwise_typed(const PointwiseArgs& a, double* partials, cud
   const bool vec = aligned16(a.x) && aligned16(a.target) && (a.grad == nullptr || aligned16(a.grad));
   const unsigned blocks = unsigned(pointwise_blocks<T>(a.n));
   switch (static_cast<LossId>(a.loss_id)) {
-#define FASTLOSS_LAUNCH(name)                                                                          \
-  case LOSS_##name:                                                                                    \
-    pointwise_kernel<T, LOSS_##name><<<blocks, kPointwiseThreads, 0, stream>>>(a, vec, partials);      \
-    break;
+#define FASTLOSS_LAUNCH(name) \
+  case LOSS_##name: return launch_kernel(pointwise_kernel<T, LOSS_##name>, blocks, kPointwiseThreads, 0, stream, a, vec, partials);
     FL_LOSSES_POINTWISE(FASTLOSS_LAUNCH)
 #undef FASTLOSS_LAUNCH
 #define FL_NOT_POINTWISE(name) case LOSS_##name:
@@ -138,7 +137,7 @@ cudaError_t launch_pointwise_typed(const PointwiseArgs& a, double* partials, cud
 #undef FL_NOT_POINTWISE
       return cudaErrorInvalidValue;
   }
-  return cudaGetLastError();
+  return cudaErrorInvalidValue;
 }
 
 static cudaError_t launch_pointwise(const PointwiseArgs& a, double* partials, cudaStream_t stream) {
@@ -176,14 +175,11 @@ const char* run_pointwise(PointwiseArgs a, Reduction red, cudaStream_t stream) {
   if (reduce) {
     const double denominator = red.kind == 2 ? red.host_denominator : 1.0;
     if (e == cudaSuccess) {
-      if (a.dtype == FL_FLOAT64) {
-        finish_sum_kernel<double><<<1, kSumThreads, 0, stream>>>(partials, blocks, nullptr, denominator,
-                                                                  static_cast<double*>(red.total));
-      } else {
-        finish_sum_kernel<float><<<1, kSumThreads, 0, stream>>>(partials, blocks, nullptr, denominator,
-                                                                 static_cast<float*>(red.total));
-      }
-      e = cudaGetLastError();
+      e = a.dtype == FL_FLOAT64
+              ? launch_kernel(finish_sum_kernel<double>, 1, kSumThreads, 0, stream, partials, blocks, nullptr,
+                              denominator, static_cast<double*>(red.total))
+              : launch_kernel(finish_sum_kernel<float>, 1, kSumThreads, 0, stream, partials, blocks, nullptr,
+                              denominator, static_cast<float*>(red.total));
     }
     cudaError_t freed = cudaFreeAsync(partials, stream);
     if (e == cudaSuccess) e = freed;

@@ -24,23 +24,41 @@ template <class T> struct RowView {
   __device__ __forceinline__ math_t<T> operator[](long long c) const { return to_math(p[c * stride]); }
 };
 
+template <int kLoss> struct LossTag {};
+
+// The losses of the softmax-family and hinge row kernels (generated from _spec.py's row_kernel).
+#define FL_IS(name) || id == LOSS_##name
+constexpr bool softmax_row_loss(int id) { return false FL_LOSSES_ROW_SOFTMAX(FL_IS); }
+constexpr bool hinge_row_loss(int id) { return false FL_LOSSES_ROW_HINGE(FL_IS); }
+#undef FL_IS
+
+// The row constants of loss kLoss, read from that loss's own options only: the fields of another
+// loss keep neutral values (no softcap, no smoothing), whatever LossParams holds for them.
 template <class S> struct RowConsts {
   CrossEntropyConsts<S> ce;
   HingeConsts<S> hinge;
   S cap, inv_cap, gamma;
   bool soft, smoothing, weston_watkins;
   const S* weight;  // class weights (cross_entropy, hinge) or focal alpha per class; may be null
-  __device__ explicit RowConsts(const RowwiseArgs& a)
-      : ce(a.params, a.classes),
-        hinge(a.params),
-        cap(S(a.params.softcap)),
-        inv_cap(a.params.softcap > 0 ? S(1.0 / a.params.softcap) : S(0)),
-        gamma(S(a.params.gamma)),
+  S weight_fill;    // the class vector's value where the caller gave none (focal: the scalar alpha)
+  template <int kLoss>
+  __device__ RowConsts(const RowwiseArgs& a, LossTag<kLoss>)
+      : ce(kLoss == LOSS_cross_entropy ? a.params : LossParams{}, a.classes),
+        hinge(hinge_row_loss(kLoss) ? a.params : LossParams{}),
+        cap(kLoss == LOSS_cross_entropy ? S(a.params.softcap) : S(0)),
+        inv_cap(kLoss == LOSS_cross_entropy && a.params.softcap > 0 ? S(1.0 / a.params.softcap) : S(0)),
+        gamma(kLoss == LOSS_softmax_focal_loss ? S(a.params.gamma) : S(0)),
         soft(a.soft_target != nullptr),
-        smoothing(a.params.label_smoothing != 0.0),
-        weston_watkins(a.params.variant == FL_VARIANT_WESTON_WATKINS),
-        weight(static_cast<const S*>(a.class_weight)) {}
-  __device__ __forceinline__ S w(long long c) const { return weight ? weight[c] : S(1); }
+        smoothing(kLoss == LOSS_cross_entropy && a.params.label_smoothing != 0.0),
+        weston_watkins(hinge_row_loss(kLoss) && a.params.variant == FL_VARIANT_WESTON_WATKINS),
+        weight(static_cast<const S*>(a.class_weight)),
+        weight_fill(S(a.class_weight_fill)) {
+    static_assert(softmax_row_loss(kLoss) || hinge_row_loss(kLoss),
+                  "RowConsts serves the softmax and hinge row kernels only");
+    static_assert(kLoss == LOSS_cross_entropy || kLoss == LOSS_softmax_focal_loss || hinge_row_loss(kLoss),
+                  "a new row-wise loss: read its options in RowConsts (and add it to finalize_row)");
+  }
+  __device__ __forceinline__ S w(long long c) const { return weight ? weight[c] : weight_fill; }
   __device__ __forceinline__ S z(S x, S& th) const {
     th = S(0);
     return cap > S(0) ? softcap_z(x, cap, inv_cap, th) : x;
@@ -64,10 +82,8 @@ __device__ RowInfo<S> row_info(const RowwiseArgs& a, const RowConsts<S>& k, long
       r.skip = true;
     } else if (r.t < 0 || r.t >= a.classes) {
       r.bad = true;
-    } else if (k.weight) {
-      r.w_t = k.weight[r.t];
-    } else if (kLoss == LOSS_softmax_focal_loss) {
-      r.w_t = S(a.params.alpha);
+    } else {
+      r.w_t = k.w(r.t);
     }
   }
   double scale = grad_scale(a.scale);
@@ -168,9 +184,11 @@ __device__ RowCoef<S> finalize_row(const RowConsts<S>& k, const RowInfo<S>& ri, 
     SoftmaxRowResult<S> res;
     if constexpr (kLoss == LOSS_softmax_focal_loss) {
       res = softmax_focal_finalize(st, k.gamma, ri.scale);
-    } else {
+    } else if constexpr (kLoss == LOSS_cross_entropy) {
       res = k.soft ? cross_entropy_finalize_soft(st, k.ce, ri.scale)
                    : cross_entropy_finalize_hard(st, k.ce, ri.scale);
+    } else {
+      static_assert(kLoss < 0, "finalize_row: a row-wise loss without its finalize (no fall-through to another loss)");
     }
     r.loss = res.loss;
     r.a = res.a;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "fastloss/softmax_row.h"
+#include "group_reduce.cuh"
 
 namespace fastloss::cuda {
 
@@ -42,7 +43,7 @@ __device__ __forceinline__ RowPartial<S> combine_hinge(const RowPartial<S>& a, c
   if (weston_watkins) {
     r.s = a.s + b.s;
     r.sum_w = a.sum_w + b.sum_w;
-  } else if (b.m > a.m || (b.m == a.m && b.arg < a.arg)) {
+  } else if (argmax_before(b.m, b.arg, a.m, a.arg)) {
     r.m = b.m;
     r.arg = b.arg;
   }

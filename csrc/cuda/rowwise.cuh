@@ -24,6 +24,7 @@
 
 #include <algorithm>
 
+#include "portable.cuh"
 #include "row_job.cuh"
 #include "rowwise_distill_emd.cuh"
 
@@ -63,14 +64,14 @@ __device__ void write_skipped(const RowwiseArgs& a, const RowConsts<math_t<T>>& 
 template <class T, int kLoss, int G>
 __global__ void __launch_bounds__(1024) whole_row_kernel(const RowwiseArgs a, long long slot_elems, bool vec) {
   using S = math_t<T>;
-  extern __shared__ __align__(16) unsigned char smem[];
-  __shared__ ArgMax<S> scratch[32];
+  FL_DYNAMIC_SHARED(unsigned char, smem);
+  FL_SHARED_ARRAY(ArgMax<S>, scratch, 32);
   const int lanes = G > 0 ? G : int(blockDim.x);
   const int lane = int(threadIdx.x) % lanes, slot = int(threadIdx.x) / lanes;
   const long long row = (long long)blockIdx.x * (blockDim.x / lanes) + slot;
   if (row >= a.outer) return;  // uniform over the row's lanes: a group is a whole warp or block
   const long long C = a.classes;
-  const RowConsts<S> k(a);
+  const RowConsts<S> k(a, LossTag<kLoss>{});
   const RowInfo<S> ri = row_info<kLoss>(a, k, row);
   T* grad = a.grad ? static_cast<T*>(a.grad) + row * C : nullptr;
   if (ri.skip || ri.bad) {
@@ -98,7 +99,7 @@ __global__ void __launch_bounds__(256) strided_row_kernel(const RowwiseArgs a) {
   const long long row = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   if (row >= a.outer * a.inner) return;
   const long long C = a.classes, o = row / a.inner, i = row % a.inner, base = o * C * a.inner + i;
-  const RowConsts<S> k(a);
+  const RowConsts<S> k(a, LossTag<kLoss>{});
   const RowInfo<S> ri = row_info<kLoss>(a, k, row);
   T* grad = a.grad ? static_cast<T*>(a.grad) + base : nullptr;
   if (ri.skip || ri.bad) {
@@ -120,11 +121,11 @@ template <class T, int kLoss>
 __global__ void __launch_bounds__(512) split_stats_kernel(const RowwiseArgs a, long long chunk, int chunks, bool vec,
                                                           RowPartial<math_t<T>>* parts) {
   using S = math_t<T>;
-  extern __shared__ __align__(16) unsigned char smem[];
-  __shared__ ArgMax<S> scratch[32];
+  FL_DYNAMIC_SHARED(unsigned char, smem);
+  FL_SHARED_ARRAY(ArgMax<S>, scratch, 32);
   const long long row = blockIdx.x / chunks, c0 = (blockIdx.x % chunks) * chunk;
   const long long C = a.classes, len = C - c0 < chunk ? C - c0 : chunk;
-  const RowConsts<S> k(a);
+  const RowConsts<S> k(a, LossTag<kLoss>{});
   const RowInfo<S> ri = row_info<kLoss>(a, k, row);
   if (ri.skip || ri.bad) return;
   T* xs = reinterpret_cast<T*>(smem);
@@ -150,7 +151,7 @@ __global__ void __launch_bounds__(512) split_grad_kernel(const RowwiseArgs a, lo
   const long long row = blockIdx.x / chunks, c0 = (blockIdx.x % chunks) * chunk;
   const long long C = a.classes, len = C - c0 < chunk ? C - c0 : chunk;
   const bool owns_loss = blockIdx.x % chunks == 0;
-  const RowConsts<S> k(a);
+  const RowConsts<S> k(a, LossTag<kLoss>{});
   const RowInfo<S> ri = row_info<kLoss>(a, k, row);
   T* grad = a.grad ? static_cast<T*>(a.grad) + row * C + c0 : nullptr;
   if (ri.skip || ri.bad) {
@@ -173,16 +174,16 @@ __global__ void __launch_bounds__(512) split_grad_kernel(const RowwiseArgs a, lo
 // Long rows on Hopper: the cluster's blocks are the row's chunks (block rank = chunk index).
 template <class T, int kLoss>
 __global__ void __launch_bounds__(512) cluster_row_kernel(const RowwiseArgs a, long long chunk, int chunks, bool vec) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900) || defined(FASTLOSS_CUDA_EMULATOR)
   namespace cg = cooperative_groups;
   using S = math_t<T>;
-  extern __shared__ __align__(16) unsigned char smem[];
-  __shared__ ArgMax<S> scratch[32];
-  __shared__ RowPartial<S> partial;
+  FL_DYNAMIC_SHARED(unsigned char, smem);
+  FL_SHARED_ARRAY(ArgMax<S>, scratch, 32);
+  FL_SHARED_VAR(RowPartial<S>, partial);
   cg::cluster_group cluster = cg::this_cluster();
   const long long row = blockIdx.x / chunks, c0 = (long long)cluster.block_rank() * chunk;
   const long long C = a.classes, len = C - c0 < chunk ? C - c0 : chunk;
-  const RowConsts<S> k(a);
+  const RowConsts<S> k(a, LossTag<kLoss>{});
   const RowInfo<S> ri = row_info<kLoss>(a, k, row);
   T* grad = a.grad ? static_cast<T*>(a.grad) + row * C + c0 : nullptr;
   if (ri.skip || ri.bad) {  // the same for every block of the cluster: none reaches cluster.sync
@@ -268,8 +269,7 @@ cudaError_t launch_rowwise_loss(const RowwiseArgs& a, cudaStream_t stream) {
   // shared, so each line still comes from HBM once (chosen by reasoning, not yet timed on a GPU).
   constexpr long long kThreadPerRowMaxClasses = 16;
   if (a.inner > 1 || C <= kThreadPerRowMaxClasses) {
-    strided_row_kernel<T, kLoss><<<unsigned((rows + 255) / 256), 256, 0, stream>>>(a);
-    return cudaGetLastError();
+    return launch_kernel(strided_row_kernel<T, kLoss>, unsigned((rows + 255) / 256), 256, 0, stream, a);
   }
   const bool soft = a.soft_target != nullptr;
   const bool vec = C % V == 0 && aligned16(a.x) && (!soft || aligned16(a.soft_target)) &&
@@ -287,8 +287,8 @@ cudaError_t launch_rowwise_loss(const RowwiseArgs& a, cudaStream_t stream) {
     const size_t bytes = row_bytes * kRowsPerBlock;
     auto kernel = whole_row_kernel<T, kLoss, 32>;
     if (cudaError_t e = allow_shared(kernel, bytes)) return e;
-    kernel<<<unsigned((rows + kRowsPerBlock - 1) / kRowsPerBlock), 32 * kRowsPerBlock, bytes, stream>>>(a, slot, vec);
-    return cudaGetLastError();
+    return launch_kernel(kernel, unsigned((rows + kRowsPerBlock - 1) / kRowsPerBlock), 32 * kRowsPerBlock, bytes,
+                         stream, a, slot, vec);
   }
   int major = 0;
   cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
@@ -304,8 +304,7 @@ cudaError_t launch_rowwise_loss(const RowwiseArgs& a, cudaStream_t stream) {
     const int threads = std::min(1024, std::max(128, pow2_at_least((vectors + 1) / 2)));
     auto kernel = whole_row_kernel<T, kLoss, 0>;
     if (cudaError_t e = allow_shared(kernel, row_bytes)) return e;
-    kernel<<<unsigned(rows), threads, row_bytes, stream>>>(a, slot, vec);
-    return cudaGetLastError();
+    return launch_kernel(kernel, unsigned(rows), threads, row_bytes, stream, a, slot, vec);
   }
   // Split rows: 32 KiB chunks keep several blocks per multiprocessor.
   const long long chunk = std::max<long long>(V, (32 * 1024 / (long long)(sizeof(T) * arrays)) / V * V);
@@ -316,9 +315,10 @@ cudaError_t launch_rowwise_loss(const RowwiseArgs& a, cudaStream_t stream) {
   auto stats = split_stats_kernel<T, kLoss>;
   if (cudaError_t e = allow_shared(stats, chunk_bytes)) return e;
   const unsigned blocks = unsigned(rows * chunks);
-  stats<<<blocks, 512, chunk_bytes, stream>>>(a, chunk, chunks, vec, parts);
-  split_grad_kernel<T, kLoss><<<blocks, 512, 0, stream>>>(a, chunk, chunks, vec, parts);
-  cudaError_t launched = cudaGetLastError();
+  cudaError_t launched = launch_kernel(stats, blocks, 512, chunk_bytes, stream, a, chunk, chunks, vec, parts);
+  if (launched == cudaSuccess)
+    launched = launch_kernel(split_grad_kernel<T, kLoss>, blocks, 512, 0, stream, a, chunk, chunks, vec,
+                             static_cast<const RowPartial<S>*>(parts));
   cudaError_t freed = cudaFreeAsync(parts, stream);
   return launched != cudaSuccess ? launched : freed;
 }

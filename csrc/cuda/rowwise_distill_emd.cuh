@@ -21,6 +21,7 @@
 #include "fastloss/softmax_row.h"
 #include "group_reduce.cuh"
 #include "launch.h"
+#include "portable.cuh"
 #include "scale_and_errors.cuh"
 
 namespace fastloss::cuda {
@@ -38,7 +39,7 @@ __device__ __forceinline__ double row_grad_scale(const RowwiseArgs& a, long long
 template <class T, int G>
 __global__ void __launch_bounds__(256) distill_kernel(const RowwiseArgs a) {
   using S = math_t<T>;
-  __shared__ S scratch[32];
+  FL_SHARED_ARRAY(S, scratch, 32);
   const long long row = G == 0 ? (long long)blockIdx.x : (long long)blockIdx.x * blockDim.x + threadIdx.x;
   if (row >= a.outer * a.inner) return;  // G == 0: the same for the whole block
   const int lane = G == 0 ? int(threadIdx.x) : 0, lanes = G == 0 ? int(blockDim.x) : 1;
@@ -138,18 +139,15 @@ template <class T> cudaError_t launch_distill(const RowwiseArgs& a, cudaStream_t
   if (rows == 0) return cudaSuccess;
   if (a.inner == 1 && a.classes > 32) {
     const int threads = a.classes >= 4096 ? 256 : 128;
-    distill_kernel<T, 0><<<unsigned(rows), threads, 0, stream>>>(a);
-  } else {
-    distill_kernel<T, 1><<<unsigned((rows + 255) / 256), 256, 0, stream>>>(a);
+    return launch_kernel(distill_kernel<T, 0>, unsigned(rows), threads, 0, stream, a);
   }
-  return cudaGetLastError();
+  return launch_kernel(distill_kernel<T, 1>, unsigned((rows + 255) / 256), 256, 0, stream, a);
 }
 
 template <class T> cudaError_t launch_wasserstein(const RowwiseArgs& a, cudaStream_t stream) {
   const long long rows = a.outer * a.inner;
   if (rows == 0) return cudaSuccess;
-  wasserstein_kernel<T><<<unsigned((rows + 255) / 256), 256, 0, stream>>>(a);
-  return cudaGetLastError();
+  return launch_kernel(wasserstein_kernel<T>, unsigned((rows + 255) / 256), 256, 0, stream, a);
 }
 
 }  // namespace fastloss::cuda

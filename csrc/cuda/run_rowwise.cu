@@ -3,6 +3,7 @@
 #include "dtype.cuh"
 #include "launch.h"
 #include "ordered_sum.cuh"
+#include "portable.cuh"
 
 namespace fastloss::cuda {
 
@@ -30,23 +31,21 @@ template <class S> struct Values {
 template <class F> cudaError_t ordered_sum(F value, long long n, double* partials, const double* device_den,
                                            double host_den, void* out, bool out_double, cudaStream_t stream) {
   if (n <= kSmallSum) {
-    if (out_double) {
-      small_sum_kernel<<<1, kSmallSumThreads, 0, stream>>>(value, n, device_den, host_den, static_cast<double*>(out));
-    } else {
-      small_sum_kernel<<<1, kSmallSumThreads, 0, stream>>>(value, n, device_den, host_den, static_cast<float*>(out));
-    }
-    return cudaGetLastError();
+    return out_double ? launch_kernel(small_sum_kernel<F, double>, 1, kSmallSumThreads, 0, stream, value, n,
+                                      device_den, host_den, static_cast<double*>(out))
+                      : launch_kernel(small_sum_kernel<F, float>, 1, kSmallSumThreads, 0, stream, value, n,
+                                      device_den, host_den, static_cast<float*>(out));
   }
   const long long segments = sum_segments(n);
-  if (segments > 0) segment_sum_kernel<<<unsigned(segments), kSumThreads, 0, stream>>>(value, n, partials);
-  if (out_double) {
-    finish_sum_kernel<double><<<1, kSumThreads, 0, stream>>>(partials, segments, device_den, host_den,
-                                                              static_cast<double*>(out));
-  } else {
-    finish_sum_kernel<float><<<1, kSumThreads, 0, stream>>>(partials, segments, device_den, host_den,
-                                                             static_cast<float*>(out));
+  if (segments > 0) {
+    if (cudaError_t e = launch_kernel(segment_sum_kernel<F>, unsigned(segments), kSumThreads, 0, stream, value, n,
+                                      partials))
+      return e;
   }
-  return cudaGetLastError();
+  return out_double ? launch_kernel(finish_sum_kernel<double>, 1, kSumThreads, 0, stream, partials, segments,
+                                    device_den, host_den, static_cast<double*>(out))
+                    : launch_kernel(finish_sum_kernel<float>, 1, kSumThreads, 0, stream, partials, segments,
+                                    device_den, host_den, static_cast<float*>(out));
 }
 
 template <class S> cudaError_t run(RowwiseArgs a, const Reduction& red, char* ws, cudaStream_t stream) {

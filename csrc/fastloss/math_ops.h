@@ -1,13 +1,35 @@
-// The operations every loss formula may use, for V = float and V = double. SIMD vector types
-// (csrc/cpu/simd) provide the same names for their own types, found by argument-dependent lookup,
-// so a formula written once against V runs on scalars (CPU reference path, CUDA threads) and on
-// whole vectors alike.
+// The math vocabulary of loss headers: one set of names for V = float, V = double (CPU reference
+// path, CUDA threads), the one-lane tail type and every SIMD vector type (csrc/cpu/simd provide the
+// same names for their own types, found by argument-dependent lookup), so a formula written once
+// against V runs on scalars and on whole vectors alike, on every ISA and on CUDA.
 //
-// Conventions shared with the vector types:
-//   fl_min(a, b) / fl_max(a, b) return b when either is NaN (x86 minps/maxps semantics), so
-//   fl_min(hi, fl_max(lo, e)) clamps e and lets a NaN e through.
-//   select(mask, a, b) is mask ? a : b lane-wise; comparisons yield masks (bool for scalars).
-//   ScalarOf<V>::type is the lane type (float or double).
+// Vocabulary (V a value type, M its mask; accuracy of the float32 SIMD versions against float64,
+// as tests/test_native_vector_math.py checks on every CPU tier, NEON under qemu; float64 vectors and
+// the scalar/CUDA forms use the C library, <= 1 ulp unless said):
+//   fl_abs(a), -a, a + b, a - b, a * b        exact
+//   a / b                                     correctly rounded
+//   fl_div(a, b)     a / b for a finite normal b with a normal reciprocal (e.g. 1 + e, 2 + u)
+//                    and a finite quotient:
+//                    SIMD float32 may use a refined reciprocal estimate, <= 1 ulp
+//   fl_fma(a, b, c)  a * b + c, one rounding (scalar CPU without an FMA unit: the C library's fma)
+//   fl_min(a, b), fl_max(a, b)  b when either is NaN (x86 minps/maxps), so fl_min(hi, fl_max(lo, e))
+//                    clamps e and lets a NaN e through
+//   fl_sign(a)       -1, 0, +1 (sign(0) = 0, sign(NaN) = NaN, as numpy.sign / torch.sign)
+//   select(m, a, b)  m ? a : b lane-wise; comparisons (<, <=, >, >=, ==, !=) yield masks (bool for scalars)
+//   fl_sqrt(a)       correctly rounded (a hardware instruction on every ISA)
+//   fl_rsqrt(a)      1 / sqrt(a), <= 1.5 ulp (two roundings; no estimate instruction)
+//   fl_exp(a)        <= 1 ulp; exp(-inf) = 0, overflow to inf, gradual underflow
+//   fl_exp_nonpos(a) exp for a <= 0 (or NaN) only, e.g. exp(z - max z): one clamp less
+//   fl_expm1(a)      exp(a) - 1 without cancellation near 0, <= 1.5 ulp
+//   fl_log(a), fl_log1p(a)   <= 1 ulp, <= 1.5 ulp; log(0) = -inf, log(a < 0) = NaN
+//   fl_log1p_unit(a) log1p for a in [0, 1] only (a cheaper series), <= 2 ulp
+//   fl_pow(a, b)     a ** b: the C library's pow per lane (<= 1 ulp; slow on vectors: prefer
+//                    exp/log forms in hot loops, or special-case common exponents as focal losses do)
+//   fl_tanh(a)       <= 1.5 ulp (scalar ISA: glibc's tanhf, <= 2.2 ulp)
+//   fl_sigmoid(a)    1 / (1 + exp(-a)) in the stable form, <= 3 ulp
+//   fl_softplus(a)   log(1 + exp(a)) = max(a, 0) + log1p(exp(-|a|)), finite for finite a, <= 3 ulp
+// NaN propagates through all of them (fl_min/fl_max: see above). ScalarOf<V>::type is the lane
+// type (float or double).
 #pragma once
 
 #include <cmath>
@@ -79,12 +101,33 @@ FL_HD double fl_pow(double a, double b) { return ::pow(a, b); }
 // 1 ulp of the correctly rounded quotient. Scalars (CPU reference, CUDA) divide.
 FL_HD float fl_div(float a, float b) { return a / b; }
 FL_HD double fl_div(double a, double b) { return a / b; }
+FL_HD float fl_sqrt(float a) { return ::sqrtf(a); }
+FL_HD double fl_sqrt(double a) { return ::sqrt(a); }
+FL_HD float fl_fma(float a, float b, float c) { return ::fmaf(a, b, c); }
+FL_HD double fl_fma(double a, double b, double c) { return ::fma(a, b, c); }
 FL_HD bool fl_isnan(float a) { return a != a; }
 FL_HD bool fl_isnan(double a) { return a != a; }
 
 // sign(e) with sign(0) = 0 and sign(NaN) = NaN, as numpy.sign / torch.sign.
 template <class V> FL_HD V fl_sign(V e) {
   return select(e > V(0), V(1), select(e < V(0), V(-1), e));
+}
+
+// 1 / sqrt(a): a division, not a reciprocal-square-root estimate, so every ISA agrees within 1 ulp.
+template <class V> FL_HD V fl_rsqrt(V a) { return V(1) / fl_sqrt(a); }
+
+// sigmoid(x) from e = exp(-|x|) in (0, 1]: 1 / (1 + e) for x >= 0, e / (1 + e) below (no overflow,
+// no cancellation); 1 + e lies in [1, 2], within fl_div's domain.
+template <class V> FL_HD V fl_sigmoid(V x) {
+  const V e = fl_exp_nonpos(-fl_abs(x));
+  const V r = fl_div(V(1), V(1) + e);
+  return select(x >= V(0), r, e * r);
+}
+
+// softplus(x) = log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): both terms >= 0, exp(-|x|) in
+// (0, 1] (fl_log1p_unit's domain). A NaN x gives NaN (fl_max gives 0, the log1p term NaN).
+template <class V> FL_HD V fl_softplus(V x) {
+  return fl_max(x, V(0)) + fl_log1p_unit(fl_exp_nonpos(-fl_abs(x)));
 }
 
 FL_NAMESPACE_END

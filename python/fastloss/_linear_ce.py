@@ -199,21 +199,7 @@ def linear_cross_entropy(
     (eps/V)*sum_c w_c*(lse - z_c) + z_loss*lse**2``; "mean" divides by the sum of ``w_t`` over the
     non-ignored rows. ``chunk_size``: rows per chunk (default: a 32 MiB logits buffer).
     """
-    return _run(
-        input,
-        weight,
-        target,
-        bias=bias,
-        class_weight=class_weight,
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        softcap=softcap,
-        reduction=reduction,
-        grad_output=1.0,
-        chunk_size=chunk_size,
-        need_grad=False,
-    )
+    return _run(**locals(), grad_output=1.0, need_grad=False)  # every argument, by name
 
 
 def linear_cross_entropy_with_grad(
@@ -236,18 +222,4 @@ def linear_cross_entropy_with_grad(
     ``grad_output``: a scalar, or for ``reduction="none"`` an array of the loss's shape. The gradients
     have the dtypes of ``input``/``weight``; ``grad_bias`` is None without a bias.
     """
-    return _run(
-        input,
-        weight,
-        target,
-        bias=bias,
-        class_weight=class_weight,
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        softcap=softcap,
-        reduction=reduction,
-        grad_output=grad_output,
-        chunk_size=chunk_size,
-        need_grad=True,
-    )
+    return _run(**locals(), need_grad=True)  # every argument, by name

@@ -295,3 +295,25 @@ def wasserstein_loss(x, target, *, p, ignore_index):
     loss[~valid] = 0.0
     grad[~valid] = 0.0
     return loss, grad
+
+
+def _pseudo_huber_r(x, y, delta):
+    """(e, r = sqrt(1 + (e/delta)**2)) without overflow (hypot)."""
+    e = x - y
+    return e, np.hypot(1.0, e / delta)
+
+
+def pseudo_huber_loss(x, y, *, delta):
+    e, r = _pseudo_huber_r(x, y, delta)
+    u = e / delta
+    with np.errstate(invalid="ignore"):
+        # delta**2 (r - 1) as delta**2 u**2 / (r + 1) where r - 1 would cancel (|u| <= 1)
+        loss = delta**2 * np.where(np.abs(u) > 1, r - 1.0, u * u / (r + 1.0))
+        grad = np.where(np.isinf(e), delta * np.sign(e), e / r)
+    return loss, grad
+
+
+def pseudo_huber_loss_hess(x, y, *, delta):
+    _, grad = pseudo_huber_loss(x, y, delta=delta)
+    _, r = _pseudo_huber_r(x, y, delta)
+    return grad, 1.0 / r**3

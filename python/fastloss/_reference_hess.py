@@ -3,8 +3,9 @@
 ``<name>(x, target, **opts) -> (grad, hess)`` on the canonical arrays of ``_reference`` (rowwise
 ``x`` (M, C) with (M,) class indices or (M, C) probabilities, pointwise (n,)), float64, unreduced:
 ``grad`` is d l_i / d x and ``hess`` is d^2 l_i / d x^2 for every element of x (the diagonal of
-each row's Hessian for row-wise losses). Ignored rows give exact zeros. A loss that has no
-function here has no ``*_grad_hess`` form yet (the registry test lists them).
+each row's Hessian for row-wise losses). Ignored rows give exact zeros. A new loss may instead
+define ``_reference.<name>_hess`` beside its reference (found here by name); a loss with neither
+has no ``*_grad_hess`` form yet (the registry test lists them).
 
 Where the second derivative does not exist (kinks of hinge, l1, huber) it is taken as 0, like the
 linear pieces around it.
@@ -233,3 +234,11 @@ def wasserstein_loss(x, target, *, p, ignore_index):
         hess = hess + 2.0 * prob**2 * (above + below)
     hess[~valid] = 0.0
     return grad, hess
+
+
+def __getattr__(name: str):
+    """``_reference.<name>_hess``: a loss's Hessian reference written beside its reference."""
+    fn = getattr(_reference, f"{name}_hess", None)
+    if fn is None or name.startswith("_"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r} (nor _reference.{name}_hess)")
+    return fn

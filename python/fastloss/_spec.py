@@ -1,10 +1,12 @@
 """THE loss table, as data: every loss, its options and their kernel parameters, written once.
 
 Everything else is derived from this file: the Python registry (``_registry.py`` adds validators and
-reference functions by name), the public functions, the native parameter struct, loss ids and
-X-macro lists (``tools/gen_losses.py`` writes them into the build tree, so a stale or hand-edited
-C++ list cannot exist), ``fastloss.torch``'s option plumbing, ``fastloss.jax``, the test grids, the
-CLI and the benchmarks.
+reference functions by name), the public functions, the native parameter struct, each loss's own
+parameter view ``<name>_params`` (the only options its kernels see), loss ids and X-macro lists
+(``tools/gen_losses.py`` writes them into the build tree, so a stale or hand-edited C++ list cannot
+exist), ``fastloss.torch`` (the drop-ins of losses PyTorch lacks, and the option plumbing of all),
+``fastloss.jax``, the type stubs, the test grids (every option's ``example`` must change the result:
+tests/test_every_option_matters.py), the CLI and the benchmarks. CONTRIBUTING.md says how to add a loss.
 
 This module imports nothing but the standard library: the build runs it without numpy or fastloss.
 
@@ -153,12 +155,12 @@ LOSSES: tuple[Loss, ...] = (
         options=(
             MARGIN,
             Opt("squared", "bool", False, "boolean", "square each hinge term", example=True),
-            Opt("variant", "choice", "crammer_singer", "choice",
-                "crammer_singer (max over wrong classes) or weston_watkins (sum)",
-                choices=("crammer_singer", "weston_watkins"), example="weston_watkins"),
             Opt("weight", "class_vector", None, "class_vector", "per-class weights w (C,), applied as w_t",
                 example="per-class"),
             IGNORE_INDEX,
+            Opt("variant", "choice", "crammer_singer", "choice",
+                "crammer_singer (max over wrong classes) or weston_watkins (sum)",
+                choices=("crammer_singer", "weston_watkins"), example="weston_watkins"),
         ),
         mean_over="valid_rows",
         formula=(
@@ -281,6 +283,16 @@ LOSSES: tuple[Loss, ...] = (
             "1-D earth mover's distance over ordered classes: l_i = sum_c |F_c - G_c|**p, F = cumsum(softmax(x)), "
             "G = cumsum(target distribution) (one-hot for class indices); p in {1, 2}"
         ),
+    ),    Loss(
+        name="pseudo_huber_loss",
+        kind=POINTWISE,
+        input_name="input",
+        options=(Opt("delta", "f64", 1.0, "positive_float", "scale of the residual where the loss turns from "
+                     "quadratic to linear", example=0.5),),
+        mean_over="elements",
+        formula="e = x - y; l = delta**2*(sqrt(1 + (e/delta)**2) - 1) (XGBoost's reg:pseudohubererror); "
+                "gradient e/sqrt(1 + (e/delta)**2), second derivative (1 + (e/delta)**2)**-1.5",
+        difference=True,
     ),
 )
 

@@ -83,6 +83,7 @@ struct Vd {
   inline V fl_min(V a, V b) { return _mm256_min_##sfx(a.v, b.v); }                               \
   inline V fl_max(V a, V b) { return _mm256_max_##sfx(a.v, b.v); }                               \
   inline V fl_abs(V a) { return _mm256_andnot_##sfx(_mm256_set1_##sfx(-0.0), a.v); }             \
+  inline V fl_sqrt(V a) { return _mm256_sqrt_##sfx(a.v); }                                       \
   inline V fl_fma(V a, V b, V c) { return _mm256_fmadd_##sfx(a.v, b.v, c.v); }                   \
   inline V vround(V a) { return _mm256_round_##sfx(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 FL_AVX2_OPS(Vf, Mf, ps)
@@ -155,11 +156,6 @@ FL_NAMESPACE_END
 #include "vec_double_lanes.h"
 
 FL_NAMESPACE_BEGIN
-inline Vf fl_exp(Vf v) { return vexp(v); }
-inline Vf fl_exp_nonpos(Vf v) { return vexp_nonpos(v); }
-inline Vf fl_log(Vf v) { return vlog(v); }
-inline Vf fl_log1p(Vf v) { return vlog1p(v); }
-inline Vf fl_log1p_unit(Vf v) { return vlog1p_unit(v); }
-inline Vf fl_tanh(Vf v) { return vtanh(v); }
+FL_VMATH_F32(Vf)
 FL_DOUBLE_LANEWISE(Vd)
 FL_NAMESPACE_END

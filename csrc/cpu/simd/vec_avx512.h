@@ -95,6 +95,7 @@ struct Vd {
   inline V fl_min(V a, V b) { return _mm512_min_##sfx(a.v, b.v); }                               \
   inline V fl_max(V a, V b) { return _mm512_max_##sfx(a.v, b.v); }                               \
   inline V fl_abs(V a) { return _mm512_abs_##sfx(a.v); }                                         \
+  inline V fl_sqrt(V a) { return _mm512_sqrt_##sfx(a.v); }                                       \
   inline V fl_fma(V a, V b, V c) { return _mm512_fmadd_##sfx(a.v, b.v, c.v); }                   \
   inline V vround(V a) { return _mm512_roundscale_##sfx(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); } \
   inline V scale2(V p, V n) { return _mm512_scalef_##sfx(p.v, n.v); }
@@ -165,11 +166,6 @@ FL_NAMESPACE_END
 #include "vec_double_lanes.h"
 
 FL_NAMESPACE_BEGIN
-inline Vf fl_exp(Vf v) { return vexp(v); }
-inline Vf fl_exp_nonpos(Vf v) { return vexp_nonpos(v); }
-inline Vf fl_log(Vf v) { return vlog(v); }
-inline Vf fl_log1p(Vf v) { return vlog1p(v); }
-inline Vf fl_log1p_unit(Vf v) { return vlog1p_unit(v); }
-inline Vf fl_tanh(Vf v) { return vtanh(v); }
+FL_VMATH_F32(Vf)
 FL_DOUBLE_LANEWISE(Vd)
 FL_NAMESPACE_END

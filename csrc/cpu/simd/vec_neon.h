@@ -81,6 +81,7 @@ inline uint64x2_t mask_not(uint64x2_t m) { return vreinterpretq_u64_u32(vmvnq_u3
   inline V fl_min(V a, V b) { return vbslq_##sfx(vcltq_##sfx(a.v, b.v), a.v, b.v); }              \
   inline V fl_max(V a, V b) { return vbslq_##sfx(vcgtq_##sfx(a.v, b.v), a.v, b.v); }              \
   inline V fl_abs(V a) { return vabsq_##sfx(a.v); }                                               \
+  inline V fl_sqrt(V a) { return vsqrtq_##sfx(a.v); }                                             \
   inline V fl_fma(V a, V b, V c) { return vfmaq_##sfx(c.v, a.v, b.v); }                           \
   inline V fl_div(V a, V b) { return vdivq_##sfx(a.v, b.v); }                                     \
   inline V vround(V a) { return vrndnq_##sfx(a.v); }
@@ -136,11 +137,6 @@ FL_NAMESPACE_END
 #include "vec_double_lanes.h"
 
 FL_NAMESPACE_BEGIN
-inline Vf fl_exp(Vf v) { return vexp(v); }
-inline Vf fl_exp_nonpos(Vf v) { return vexp_nonpos(v); }
-inline Vf fl_log(Vf v) { return vlog(v); }
-inline Vf fl_log1p(Vf v) { return vlog1p(v); }
-inline Vf fl_log1p_unit(Vf v) { return vlog1p_unit(v); }
-inline Vf fl_tanh(Vf v) { return vtanh(v); }
+FL_VMATH_F32(Vf)
 FL_DOUBLE_LANEWISE(Vd)
 FL_NAMESPACE_END

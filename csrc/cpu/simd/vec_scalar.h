@@ -49,6 +49,10 @@ template <class S> inline Lane1<S> fl_log(Lane1<S> a) { return fl_log(a.v); }
 template <class S> inline Lane1<S> fl_log1p(Lane1<S> a) { return fl_log1p(a.v); }
 template <class S> inline Lane1<S> fl_log1p_unit(Lane1<S> a) { return fl_log1p_unit(a.v); }
 template <class S> inline Lane1<S> fl_tanh(Lane1<S> a) { return fl_tanh(a.v); }
+template <class S> inline Lane1<S> fl_expm1(Lane1<S> a) { return fl_expm1(a.v); }
+template <class S> inline Lane1<S> fl_sqrt(Lane1<S> a) { return fl_sqrt(a.v); }
+template <class S> inline Lane1<S> fl_pow(Lane1<S> a, Lane1<S> b) { return fl_pow(a.v, b.v); }
+template <class S> inline Lane1<S> fl_fma(Lane1<S> a, Lane1<S> b, Lane1<S> c) { return fl_fma(a.v, b.v, c.v); }
 template <class S> inline S hsum(Lane1<S> a) { return a.v; }
 template <class S> inline S hmax(Lane1<S> a) { return a.v; }
 // Adds the lanes of v to a double accumulator (loss sums are kept in double).

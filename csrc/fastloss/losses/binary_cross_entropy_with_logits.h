@@ -19,7 +19,7 @@ template <class S> struct binary_cross_entropy_with_logits {
   static constexpr bool kChecksTarget = true;  // must match _spec.py's target domain
   static constexpr bool kComputeBound = true;  // exp, reciprocal, log1p per element
   static constexpr int kVectors = 2;           // weight, pos_weight: must match _spec.py
-  explicit FL_HD binary_cross_entropy_with_logits(const LossParams&) {}
+  explicit FL_HD binary_cross_entropy_with_logits(const binary_cross_entropy_with_logits_params&) {}
   // v[0] = weight, v[1] = pos_weight of this element (or vector of elements).
   template <class V> FL_HD LossGrad<V> operator()(V x, V y, const V* v) const {
     V e = fl_exp_nonpos(-fl_abs(x));

@@ -21,7 +21,7 @@ FL_NAMESPACE_BEGIN
 
 template <class S> struct CrossEntropyConsts {
   S eps, eps_over_c, one_minus_eps, z_loss;
-  FL_HD CrossEntropyConsts(const LossParams& p, long long num_classes)
+  FL_HD CrossEntropyConsts(const cross_entropy_params& p, long long num_classes)
       : eps(S(p.label_smoothing)),
         eps_over_c(S(p.label_smoothing / double(num_classes))),
         one_minus_eps(S(1.0 - p.label_smoothing)),

@@ -12,7 +12,7 @@ FL_NAMESPACE_BEGIN
 template <class S> struct BinaryHingeConsts {
   S margin;
   bool squared;
-  explicit FL_HD BinaryHingeConsts(const LossParams& p) : margin(S(p.margin)), squared(p.squared != 0.0) {}
+  explicit FL_HD BinaryHingeConsts(const hinge_loss_params& p) : margin(S(p.margin)), squared(p.squared) {}
 };
 
 // 1 where the target is not -1, 0 or +1 (NaN targets are allowed: they propagate), else 0.
@@ -38,7 +38,7 @@ template <class S> struct hinge_loss {
   static constexpr bool kChecksTarget = true;  // must match _spec.py's target domain
   static constexpr bool kComputeBound = false;
   BinaryHingeConsts<S> k;
-  explicit FL_HD hinge_loss(const LossParams& p) : k(p) {}
+  explicit FL_HD hinge_loss(const hinge_loss_params& p) : k(p) {}
   template <class V> FL_HD LossGrad<V> operator()(V x, V y) const { return hinge_loss_and_grad(x, y, k); }
   template <class V> static FL_HD V target_invalid(V y) { return hinge_target_invalid(y); }
   // d2l/ds2 = 2 y^2 on an active squared hinge, else 0 (linear piece, or the kink).

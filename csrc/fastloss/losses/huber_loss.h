@@ -10,7 +10,7 @@ FL_NAMESPACE_BEGIN
 
 template <class S> struct HuberConsts {
   S delta, half_delta;
-  explicit FL_HD HuberConsts(const LossParams& p) : delta(S(p.delta)), half_delta(S(0.5 * p.delta)) {}
+  explicit FL_HD HuberConsts(const huber_loss_params& p) : delta(S(p.delta)), half_delta(S(0.5 * p.delta)) {}
 };
 
 template <class V, class S>
@@ -29,7 +29,7 @@ template <class S> struct huber_loss {
   static constexpr bool kChecksTarget = false;  // must match _spec.py's target domain
   static constexpr bool kComputeBound = false;
   HuberConsts<S> k;
-  explicit FL_HD huber_loss(const LossParams& p) : k(p) {}
+  explicit FL_HD huber_loss(const huber_loss_params& p) : k(p) {}
   template <class V> FL_HD LossGrad<V> operator()(V x, V y) const { return huber_loss_and_grad(x, y, k); }
   template <class V> static FL_HD V target_invalid(V) { return V(0); }
   // d2l/dx2 = 1 on the quadratic piece, 0 on the linear one and at |e| = delta; NaN e propagates.

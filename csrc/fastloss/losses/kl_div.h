@@ -13,7 +13,7 @@ template <class S> struct kl_div {
   static constexpr bool kChecksTarget = true;  // must match _spec.py's target domain
   static constexpr bool kComputeBound = true;  // a log (or exp) per element: prefetch ahead
   bool log_target;
-  explicit FL_HD kl_div(const LossParams& p) : log_target(p.log_target != 0) {}
+  explicit FL_HD kl_div(const kl_div_params& p) : log_target(p.log_target) {}
   template <class V> FL_HD LossGrad<V> operator()(V x, V y) const {
     LossGrad<V> r;
     if (log_target) {

@@ -10,7 +10,7 @@ FL_NAMESPACE_BEGIN
 template <class S> struct l1_loss {
   static constexpr bool kChecksTarget = false;  // must match _spec.py's target domain
   static constexpr bool kComputeBound = false;
-  explicit FL_HD l1_loss(const LossParams&) {}
+  explicit FL_HD l1_loss(const l1_loss_params&) {}
   template <class V> FL_HD LossGrad<V> operator()(V x, V y) const {
     V e = x - y;
     return LossGrad<V>{fl_abs(e), fl_sign(e)};

@@ -14,7 +14,7 @@ FL_NAMESPACE_BEGIN
 template <class S> struct log_cosh_loss {
   static constexpr bool kChecksTarget = false;  // must match _spec.py's target domain
   static constexpr bool kComputeBound = true;   // exp + log1p per element: prefetch ahead
-  explicit FL_HD log_cosh_loss(const LossParams&) {}
+  explicit FL_HD log_cosh_loss(const log_cosh_loss_params&) {}
   template <class V> FL_HD LossGrad<V> operator()(V x, V y) const {
     V e = x - y;
     V a = fl_abs(e);

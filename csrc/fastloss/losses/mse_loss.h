@@ -11,7 +11,7 @@ FL_NAMESPACE_BEGIN
 template <class S> struct mse_loss {
   static constexpr bool kChecksTarget = false;  // must match _spec.py's target domain
   static constexpr bool kComputeBound = false;
-  explicit FL_HD mse_loss(const LossParams&) {}
+  explicit FL_HD mse_loss(const mse_loss_params&) {}
   template <class V> FL_HD LossGrad<V> operator()(V x, V y) const {
     LossGrad<V> r = unit_grad(x, y);
     r.grad = r.grad + r.grad;

@@ -23,7 +23,7 @@ FL_NAMESPACE_BEGIN
 template <class S> struct HingeConsts {
   S margin;
   bool squared;
-  explicit FL_HD HingeConsts(const LossParams& p) : margin(S(p.margin)), squared(p.squared != 0.0) {}
+  explicit FL_HD HingeConsts(const multiclass_hinge_loss_params& p) : margin(S(p.margin)), squared(p.squared) {}
 };
 
 // One Weston-Watkins term for score s against the target score s_t: {loss term, d term}.

@@ -23,7 +23,7 @@ template <class S> struct SigmoidFocalConsts {
   S gamma, alpha;
   S alpha_base, alpha_slope;  // alpha y + (1-alpha)(1-y) = alpha_base + alpha_slope y
   bool use_alpha;
-  explicit FL_HD SigmoidFocalConsts(const LossParams& p)
+  explicit FL_HD SigmoidFocalConsts(const sigmoid_focal_loss_params& p)
       : gamma(S(sizeof(S) == 4 && p.gamma > 1e18 ? 1e18 : p.gamma)),  // as focal_finite_gamma: finite
         alpha(S(p.alpha)),
         alpha_base(S(1.0 - p.alpha)),
@@ -117,7 +117,7 @@ template <class S> struct sigmoid_focal_loss {
   // Compute-bound (exp, reciprocal, log1p per element): the CPU loop prefetches its inputs ahead.
   static constexpr bool kComputeBound = true;
   SigmoidFocalConsts<S> k;
-  explicit FL_HD sigmoid_focal_loss(const LossParams& p) : k(p) {}
+  explicit FL_HD sigmoid_focal_loss(const sigmoid_focal_loss_params& p) : k(p) {}
   template <class V> FL_HD LossGrad<V> operator()(V x, V y) const { return sigmoid_focal_loss_and_grad(x, y, k); }
   template <class V> static FL_HD V target_invalid(V y) { return sigmoid_focal_target_invalid(y); }
   template <class V> FL_HD GradHess<V> grad_hess(V x, V y) const { return sigmoid_focal_grad_hess(x, y, k); }

@@ -11,7 +11,7 @@ FL_NAMESPACE_BEGIN
 
 template <class S> struct SmoothL1Consts {
   S beta, half_beta;
-  explicit FL_HD SmoothL1Consts(const LossParams& p) : beta(S(p.beta)), half_beta(S(0.5 * p.beta)) {}
+  explicit FL_HD SmoothL1Consts(const smooth_l1_loss_params& p) : beta(S(p.beta)), half_beta(S(0.5 * p.beta)) {}
 };
 
 template <class V, class S>
@@ -31,7 +31,7 @@ template <class S> struct smooth_l1_loss {
   static constexpr bool kChecksTarget = false;  // must match _spec.py's target domain
   static constexpr bool kComputeBound = false;
   SmoothL1Consts<S> k;
-  explicit FL_HD smooth_l1_loss(const LossParams& p) : k(p) {}
+  explicit FL_HD smooth_l1_loss(const smooth_l1_loss_params& p) : k(p) {}
   template <class V> FL_HD LossGrad<V> operator()(V x, V y) const { return smooth_l1_loss_and_grad(x, y, k); }
   template <class V> static FL_HD V target_invalid(V) { return V(0); }
   // d2l/dx2 = 1/beta on the quadratic piece, 0 on the linear one (all of it for beta = 0); NaN e propagates.

@@ -65,6 +65,8 @@ def describe() -> str:
     """One line for show_config: how the CUDA module was built and which devices it sees."""
     if _cuda is None:
         return f"not built ({_CUDA_ERROR})"
+    if getattr(_cuda, "emulated", False):
+        return "emulated on the host CPU (a test build, FASTLOSS_CUDA_EMULATOR=ON: csrc/cuda/emu); no GPU is used"
     v = _cuda.versions()
     runtime = f"{v['runtime'] // 1000}.{v['runtime'] % 1000 // 10}"
     devices = _cuda.device_names()

@@ -29,78 +29,62 @@ not from differentiable torch ops, so the backward raises instead of returning a
 silently give a zero second derivative.
 """
 
+from . import functional as _functional
+from . import modules as _modules
 from .functional import (
     binary_cross_entropy_with_logits,
     cross_entropy,
-    hinge_loss,
     huber_loss,
     kl_div,
     l1_loss,
-    log_cosh_loss,
     margin_ranking_loss,
     mse_loss,
     multi_margin_loss,
-    multiclass_hinge_loss,
     sigmoid_focal_loss,
     smooth_l1_loss,
-    softmax_focal_loss,
-    softmax_kl_div,
-    wasserstein_loss,
 )
 from .lm_head import LinearCrossEntropyLoss, linear_cross_entropy, vocab_parallel_cross_entropy
 from .modules import (
     BCEWithLogitsLoss,
     CrossEntropyLoss,
-    HingeLoss,
     HuberLoss,
     KLDivLoss,
     L1Loss,
-    LogCoshLoss,
     MarginRankingLoss,
     MSELoss,
-    MultiClassHingeLoss,
     MultiMarginLoss,
     SigmoidFocalLoss,
     SmoothL1Loss,
-    SoftmaxFocalLoss,
-    SoftmaxKLDivLoss,
-    WassersteinLoss,
 )
+
+# Every loss PyTorch does not have: its functional and its module, derived from the spec.
+globals().update({loss.name: getattr(_functional, loss.name) for loss in _functional.DERIVED})
+globals().update(_modules.DERIVED)
 
 __all__ = [
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
-    "HingeLoss",
     "HuberLoss",
     "KLDivLoss",
     "L1Loss",
     "LinearCrossEntropyLoss",
-    "LogCoshLoss",
     "MSELoss",
     "MarginRankingLoss",
-    "MultiClassHingeLoss",
     "MultiMarginLoss",
     "SigmoidFocalLoss",
     "SmoothL1Loss",
-    "SoftmaxFocalLoss",
-    "SoftmaxKLDivLoss",
-    "WassersteinLoss",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
-    "hinge_loss",
     "huber_loss",
     "kl_div",
     "l1_loss",
     "linear_cross_entropy",
-    "log_cosh_loss",
     "margin_ranking_loss",
     "mse_loss",
     "multi_margin_loss",
-    "multiclass_hinge_loss",
     "sigmoid_focal_loss",
     "smooth_l1_loss",
-    "softmax_focal_loss",
-    "softmax_kl_div",
     "vocab_parallel_cross_entropy",
-    "wasserstein_loss",
 ]
+__all__.extend(loss.name for loss in _functional.DERIVED)
+__all__.extend(_modules.DERIVED)

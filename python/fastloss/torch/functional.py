@@ -1,6 +1,7 @@
 """``torch.nn.functional``-style drop-ins: PyTorch's signatures, defaults, layouts (class dim 1,
 K-dim inputs (N, C, d1, ..., dK), unbatched (C,)) and legacy ``size_average``/``reduce``; fastloss
-extras are keyword-only. Each is one call of ``_ops.apply``."""
+extras are keyword-only. Each is one call of ``_ops.apply``. The losses PyTorch does not have are
+derived from the spec (``_derived.py``: ``fastloss.torch.<name>`` with the spec's options)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import _errors, _ops
+from .. import _spec
+from . import _derived, _errors, _ops
 
 
 def cross_entropy(
@@ -149,64 +151,6 @@ def sigmoid_focal_loss(
     return _ops.apply("sigmoid_focal_loss", inputs, targets, reduction, alpha=float(alpha), gamma=float(gamma))
 
 
-def softmax_focal_loss(
-    input: Tensor,
-    target: Tensor,
-    alpha=None,
-    gamma: float = 2.0,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-) -> Tensor:
-    """Multi-class focal loss, class dim 1: ``l_i = -alpha_t*(1-p_t)**gamma*log p_t``.
-
-    ``alpha``: None, a float, or a per-class tensor (C,); "mean" divides by the non-ignored rows.
-    """
-    vector = alpha if isinstance(alpha, Tensor) else None
-    scalar = None if vector is not None or alpha is None else float(alpha)
-    return _ops.apply(
-        "softmax_focal_loss",
-        input,
-        target,
-        reduction,
-        vector=vector,
-        axis=_ops.class_dim(input),
-        ignore_index=ignore_index,
-        alpha=scalar,
-        gamma=float(gamma),
-    )
-
-
-def hinge_loss(
-    input: Tensor, target: Tensor, margin: float = 1.0, squared: bool = False, reduction: str = "mean"
-) -> Tensor:
-    """Binary hinge: ``l = max(0, margin - y*s)`` (squared if ``squared``); ``y`` in {-1, +1} or {0, 1}."""
-    return _ops.apply("hinge_loss", input, target, reduction, margin=margin, squared=squared)
-
-
-def multiclass_hinge_loss(
-    input: Tensor,
-    target: Tensor,
-    margin: float = 1.0,
-    squared: bool = False,
-    weight: Tensor | None = None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-) -> Tensor:
-    """Crammer-Singer multiclass hinge, class dim 1: ``l_i = w_t*max(0, margin + max_{j!=t} s_j - s_t)``."""
-    return _ops.apply(
-        "multiclass_hinge_loss",
-        input,
-        target,
-        reduction,
-        vector=weight,
-        axis=_ops.class_dim(input),
-        ignore_index=ignore_index,
-        margin=margin,
-        squared=squared,
-        variant="crammer_singer",
-    )
-
-
 # ---- the seeds' other losses (DESIGN 1.1b) ------------------------------------------------------
 
 
@@ -257,13 +201,6 @@ def l1_loss(
     if _ops.torch_is_faster(input):
         return F.l1_loss(input, target, size_average, reduce, reduction, weight)
     return _difference_loss("l1_loss", input, target, size_average, reduce, reduction, weight)
-
-
-def log_cosh_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
-    """Log-cosh regression loss ``l = log(cosh(input - target))``, finite for any finite residual
-    (evaluated as ``|e| + log1p(exp(-2|e|)) - log 2``); gradient ``tanh(e)``. PyTorch has none."""
-    input, target = _ops.same_shape_target(input, target)
-    return _ops.apply("log_cosh_loss", input, target, reduction)
 
 
 def _kernel_vector(value: Tensor | None, input: Tensor, name: str) -> Tensor | float | None:
@@ -389,31 +326,18 @@ def _clamp_min_passes_gradient_at_zero() -> bool:
     with torch.enable_grad():
         (grad,) = torch.autograd.grad(x.clamp_min(0).sum(), x)
     return bool(grad.item() == 1.0)
-def softmax_kl_div(input: Tensor, target: Tensor, temperature: float = 1.0, reduction: str = "mean") -> Tensor:
-    """Knowledge distillation in one fused pass, class dim 1 (0 for unbatched (C,)).
-
-    ``target``: the teacher's logits, of ``input``'s shape. ``p = softmax(input/T)``,
-    ``q = softmax(target/T)``, ``l_i = sum_c q_c*(log q_c - log p_c)``; the gradient w.r.t. ``input``
-    is ``(p - q)/T`` (none w.r.t. the teacher: pass ``target.detach()``). "mean" divides by the number
-    of rows, i.e. ``F.kl_div(F.log_softmax(input/T, 1), F.log_softmax(target/T, 1), log_target=True,
-    reduction="batchmean")`` for 2-D inputs. No ``T**2`` factor: multiply by it for Hinton et al.'s scaling.
-    """
-    return _ops.apply("softmax_kl_div", input, target, reduction, axis=_ops.class_dim(input),
-                      temperature=float(temperature))
 
 
-def wasserstein_loss(
-    input: Tensor, target: Tensor, p: int = 1, ignore_index: int = -100, reduction: str = "mean"
-) -> Tensor:
-    """1-D earth mover's distance over ordered classes, class dim 1: ``l_i = sum_c |F_c - G_c|**p``.
+# ---- every other loss: derived from its spec entry (_derived.py) ---------------------------------
 
-    ``F = cumsum(softmax(input))``, ``G`` the cumulative target distribution: class indices (one-hot,
-    ``ignore_index`` rows give 0) or probabilities of ``input``'s shape; ``p`` is 1 or 2 (squared
-    EMD). "mean" divides by the number of non-ignored rows.
-    """
-    return _ops.apply("wasserstein_loss", input, target, reduction, axis=_ops.class_dim(input),
-                      p=p, ignore_index=ignore_index)
-
+# The losses PyTorch (torchvision: sigmoid_focal_loss) has: their adapters above follow PyTorch's
+# signature. Every other loss of the spec gets its drop-in from the spec alone.
+PYTORCH_COUNTERPARTS = frozenset({
+    "cross_entropy", "huber_loss", "smooth_l1_loss", "mse_loss", "l1_loss", "binary_cross_entropy_with_logits",
+    "kl_div", "sigmoid_focal_loss",
+})
+DERIVED = tuple(loss for loss in _spec.LOSSES if loss.name not in PYTORCH_COUNTERPARTS)
+globals().update({loss.name: _derived.functional(loss) for loss in DERIVED})
 
 # A mistake raises PyTorch's exception type too, at every input size (_errors.py).
 for _name in _errors.COUNTERPARTS:

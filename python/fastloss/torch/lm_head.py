@@ -139,36 +139,20 @@ def _head(
         chunk_loss = chunks.core_chunk_loss(opts, weight)
     needs = chunks.Needs(*needs)
     chunk = chunk_size if chunk_size > 0 else chunks.auto_chunk_rows(x.shape[0], shard_size, input.device)
+
+    def run(per_row, grad_output):
+        return chunks.run_head(x, linear_weight, t, linear_bias, chunk_loss, chunk=chunk, needs=needs,
+                               per_row=per_row, grad_output=grad_output)
+
     if grad_loss is not None:  # reduction="none", backward
-        grad = grad_loss.reshape(-1).to(_compute_dtype(input.dtype))
-        _, gx, gw, gb = chunks.run_head(
-            x,
-            linear_weight,
-            t,
-            linear_bias,
-            chunk_loss,
-            chunk=chunk,
-            needs=needs,
-            per_row=True,
-            grad_output=grad,
-        )
+        _, gx, gw, gb = run(True, grad_loss.reshape(-1).to(_compute_dtype(input.dtype)))
         return gx.reshape(input.shape), gw, gb
     per_row = reduction == "none"
     denominator = _mean_denominator(t, weight, ignore_index, soft) if reduction == "mean" else 1.0
     grad_output = None
     if not per_row and needs.any:
         grad_output = 1.0 / denominator if denominator else 0.0
-    loss, gx, gw, gb = chunks.run_head(
-        x,
-        linear_weight,
-        t,
-        linear_bias,
-        chunk_loss,
-        chunk=chunk,
-        needs=needs,
-        per_row=per_row,
-        grad_output=grad_output,
-    )
+    loss, gx, gw, gb = run(per_row, grad_output)
     if reduction == "mean":
         loss = loss / denominator if denominator else loss * math.nan
     loss = loss.to(input.dtype).reshape(input.shape[:-1] if per_row else ())
@@ -180,36 +164,9 @@ def _head(
     mutates_args=(),
     schema=f"({_HEAD_ARGS}, str reduction, {_OPTIONS}, bool[] needs, str group) -> (Tensor, Tensor, Tensor, Tensor)",
 )
-def _head_op(
-    input,
-    linear_weight,
-    target,
-    linear_bias,
-    weight,
-    reduction,
-    ignore_index,
-    label_smoothing,
-    z_loss,
-    softcap,
-    chunk_size,
-    needs,
-    group,
-):
-    return _head(
-        input,
-        linear_weight,
-        target,
-        linear_bias,
-        weight,
-        reduction,
-        ignore_index,
-        label_smoothing,
-        z_loss,
-        softcap,
-        chunk_size,
-        needs,
-        group,
-    )
+def _head_op(*args):
+    # the arguments are the schema's, in its order (_head's)
+    return _head(*args)
 
 
 @torch.library.custom_op(
@@ -217,37 +174,10 @@ def _head_op(
     mutates_args=(),
     schema=f"({_HEAD_ARGS}, Tensor grad_loss, {_OPTIONS}, bool[] needs, str group) -> (Tensor, Tensor, Tensor)",
 )
-def _head_backward_op(
-    input,
-    linear_weight,
-    target,
-    linear_bias,
-    weight,
-    grad_loss,
-    ignore_index,
-    label_smoothing,
-    z_loss,
-    softcap,
-    chunk_size,
-    needs,
-    group,
-):
-    return _head(
-        input,
-        linear_weight,
-        target,
-        linear_bias,
-        weight,
-        "none",
-        ignore_index,
-        label_smoothing,
-        z_loss,
-        softcap,
-        chunk_size,
-        needs,
-        group,
-        grad_loss=grad_loss,
-    )
+def _head_backward_op(*args):
+    # the schema's arguments: _head's, with grad_loss where _head takes the reduction
+    input, linear_weight, target, linear_bias, weight, grad_loss, *options = args
+    return _head(input, linear_weight, target, linear_bias, weight, "none", *options, grad_loss=grad_loss)
 
 
 def _grad_shapes(input, linear_weight, linear_bias, needs, reduction):

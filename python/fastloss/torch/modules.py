@@ -1,27 +1,11 @@
-"""``torch.nn``-style loss modules: each holds its options and calls its functional drop-in."""
+"""``torch.nn``-style loss modules: each holds its options and calls its functional drop-in. The
+modules of losses PyTorch does not have are derived from the spec (``_derived.module``)."""
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .functional import (
-    binary_cross_entropy_with_logits,
-    cross_entropy,
-    hinge_loss,
-    huber_loss,
-    kl_div,
-    l1_loss,
-    log_cosh_loss,
-    margin_ranking_loss,
-    mse_loss,
-    multi_margin_loss,
-    multiclass_hinge_loss,
-    sigmoid_focal_loss,
-    smooth_l1_loss,
-    softmax_focal_loss,
-    softmax_kl_div,
-    wasserstein_loss,
-)
+from . import _derived, functional
 
 
 class CrossEntropyLoss(nn.modules.loss._WeightedLoss):
@@ -45,7 +29,7 @@ class CrossEntropyLoss(nn.modules.loss._WeightedLoss):
         self.z_loss, self.softcap, self.inplace_backward = z_loss, softcap, inplace_backward
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return cross_entropy(
+        return functional.cross_entropy(
             input,
             target,
             weight=self.weight,
@@ -66,7 +50,7 @@ class HuberLoss(nn.modules.loss._Loss):
         self.delta = delta
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+        return functional.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
 
 
 class SmoothL1Loss(nn.modules.loss._Loss):
@@ -77,7 +61,7 @@ class SmoothL1Loss(nn.modules.loss._Loss):
         self.beta = beta
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+        return functional.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
 
 
 class MultiMarginLoss(nn.modules.loss._WeightedLoss):
@@ -98,7 +82,7 @@ class MultiMarginLoss(nn.modules.loss._WeightedLoss):
         self.p, self.margin = p, margin
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return multi_margin_loss(
+        return functional.multi_margin_loss(
             input, target, p=self.p, margin=self.margin, weight=self.weight, reduction=self.reduction
         )
 
@@ -111,67 +95,7 @@ class SigmoidFocalLoss(nn.modules.loss._Loss):
         self.alpha, self.gamma = alpha, gamma
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return sigmoid_focal_loss(input, target, alpha=self.alpha, gamma=self.gamma, reduction=self.reduction)
-
-
-class SoftmaxFocalLoss(nn.modules.loss._Loss):
-    """Module form of :func:`softmax_focal_loss`; a per-class ``alpha`` tensor is a buffer."""
-
-    def __init__(
-        self, alpha=None, gamma: float = 2.0, ignore_index: int = -100, reduction: str = "mean"
-    ) -> None:
-        super().__init__(reduction=reduction)
-        self.register_buffer("alpha", alpha if isinstance(alpha, Tensor) else None)
-        self.alpha_scalar = None if isinstance(alpha, Tensor) else alpha
-        self.gamma, self.ignore_index = gamma, ignore_index
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        alpha = self.alpha if self.alpha is not None else self.alpha_scalar
-        return softmax_focal_loss(
-            input,
-            target,
-            alpha=alpha,
-            gamma=self.gamma,
-            ignore_index=self.ignore_index,
-            reduction=self.reduction,
-        )
-
-
-class HingeLoss(nn.modules.loss._Loss):
-    """Module form of :func:`hinge_loss` (binary)."""
-
-    def __init__(self, margin: float = 1.0, squared: bool = False, reduction: str = "mean") -> None:
-        super().__init__(reduction=reduction)
-        self.margin, self.squared = margin, squared
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return hinge_loss(input, target, margin=self.margin, squared=self.squared, reduction=self.reduction)
-
-
-class MultiClassHingeLoss(nn.modules.loss._WeightedLoss):
-    """Module form of :func:`multiclass_hinge_loss` (Crammer-Singer)."""
-
-    def __init__(
-        self,
-        margin: float = 1.0,
-        squared: bool = False,
-        weight: Tensor | None = None,
-        ignore_index: int = -100,
-        reduction: str = "mean",
-    ) -> None:
-        super().__init__(weight, reduction=reduction)
-        self.margin, self.squared, self.ignore_index = margin, squared, ignore_index
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return multiclass_hinge_loss(
-            input,
-            target,
-            margin=self.margin,
-            squared=self.squared,
-            weight=self.weight,
-            ignore_index=self.ignore_index,
-            reduction=self.reduction,
-        )
+        return functional.sigmoid_focal_loss(input, target, alpha=self.alpha, gamma=self.gamma, reduction=self.reduction)
 
 
 class MSELoss(nn.modules.loss._Loss):
@@ -181,7 +105,7 @@ class MSELoss(nn.modules.loss._Loss):
         super().__init__(size_average, reduce, reduction)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return mse_loss(input, target, reduction=self.reduction)
+        return functional.mse_loss(input, target, reduction=self.reduction)
 
 
 class L1Loss(nn.modules.loss._Loss):
@@ -191,17 +115,7 @@ class L1Loss(nn.modules.loss._Loss):
         super().__init__(size_average, reduce, reduction)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return l1_loss(input, target, reduction=self.reduction)
-
-
-class LogCoshLoss(nn.modules.loss._Loss):
-    """Module form of :func:`log_cosh_loss` (PyTorch has no log-cosh loss)."""
-
-    def __init__(self, reduction: str = "mean") -> None:
-        super().__init__(reduction=reduction)
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return log_cosh_loss(input, target, reduction=self.reduction)
+        return functional.l1_loss(input, target, reduction=self.reduction)
 
 
 class BCEWithLogitsLoss(nn.modules.loss._Loss):
@@ -216,7 +130,7 @@ class BCEWithLogitsLoss(nn.modules.loss._Loss):
         self.pos_weight: Tensor | None
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return binary_cross_entropy_with_logits(input, target, self.weight, pos_weight=self.pos_weight,
+        return functional.binary_cross_entropy_with_logits(input, target, self.weight, pos_weight=self.pos_weight,
                                                 reduction=self.reduction)
 
 
@@ -228,7 +142,7 @@ class KLDivLoss(nn.modules.loss._Loss):
         self.log_target = log_target
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+        return functional.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
 
 
 class MarginRankingLoss(nn.modules.loss._Loss):
@@ -239,24 +153,9 @@ class MarginRankingLoss(nn.modules.loss._Loss):
         self.margin = margin
 
     def forward(self, input1: Tensor, input2: Tensor, target: Tensor) -> Tensor:
-        return margin_ranking_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
-class SoftmaxKLDivLoss(nn.modules.loss._Loss):
-    """Module form of :func:`softmax_kl_div` (distillation: student logits, teacher logits)."""
-
-    def __init__(self, temperature: float = 1.0, reduction: str = "mean") -> None:
-        super().__init__(reduction=reduction)
-        self.temperature = temperature
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return softmax_kl_div(input, target, temperature=self.temperature, reduction=self.reduction)
+        return functional.margin_ranking_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
 
 
-class WassersteinLoss(nn.modules.loss._Loss):
-    """Module form of :func:`wasserstein_loss` (ordered classes, class dim 1)."""
-
-    def __init__(self, p: int = 1, ignore_index: int = -100, reduction: str = "mean") -> None:
-        super().__init__(reduction=reduction)
-        self.p, self.ignore_index = p, ignore_index
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return wasserstein_loss(input, target, p=self.p, ignore_index=self.ignore_index, reduction=self.reduction)
+DERIVED = {_derived.class_name(loss): _derived.module(loss, getattr(functional, loss.name))
+           for loss in functional.DERIVED}
+globals().update(DERIVED)
