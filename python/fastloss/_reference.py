@@ -307,9 +307,13 @@ def pseudo_huber_loss(x, y, *, delta):
     e, r = _pseudo_huber_r(x, y, delta)
     u = e / delta
     with np.errstate(invalid="ignore"):
-        # delta**2 (r - 1) as delta**2 u**2 / (r + 1) where r - 1 would cancel (|u| <= 1)
-        loss = delta**2 * np.where(np.abs(u) > 1, r - 1.0, u * u / (r + 1.0))
-        grad = np.where(np.isinf(e), delta * np.sign(e), e / r)
+        # delta**2 (r - 1) as e**2 / (r + 1) where r - 1 would cancel (|u| <= 1), and as
+        # delta (delta (r - 1)) elsewhere: delta**2 alone overflows (a Python float raises) for delta > 1e154
+        loss = np.where(np.abs(u) > 1, delta * (delta * (r - 1.0)), e * e / (r + 1.0))
+        # |u| > 1: delta sign(u) / sqrt(1 + 1/u**2), as the kernel: e / r is max / inf = 0 where e / delta
+        # overflows (a logit near the maximum, a tiny delta) though the gradient is +-delta there
+        big = np.abs(u) > 1
+        grad = np.where(big, delta * np.sign(u) / np.sqrt(1.0 + 1.0 / np.where(big, u * u, 1.0)), e / r)
     return loss, grad
 
 
