@@ -16,25 +16,43 @@
 
 FL_NAMESPACE_BEGIN
 
+// A's sum again, its terms scaled by softmax_kl_div_rescue_scale: the rare row whose A overflowed
+// (logits near the dtype's maximum) although A / St does not.
+template <class V, class T>
+inline typename V::scalar distill_rescued_A(const T* x, const T* y, int64_t C, int64_t stride, typename V::scalar mxh,
+                                            typename V::scalar myh, typename V::scalar it2) {
+  using S = typename V::scalar;
+  const S k = softmax_kl_div_rescue_scale<S>();
+  S A = 0;
+  for (int64_t c = 0; c < C; ++c) {
+    const S xc = load_scalar<S>(x + c * stride);
+    const S s = softmax_kl_div_shift(xc, mxh, it2);
+    const S u = softmax_kl_div_shift(load_scalar<S>(y + c * stride), myh, it2);
+    A += softmax_kl_div_term(fl_exp_nonpos(u), u * k, s * k, xc);
+  }
+  return A;
+}
+
 template <class V, class T>
 inline typename V::scalar distill_row(const RowContext<typename V::scalar>& k, const T* x, const T* y, T* g,
                                       typename V::scalar scale, typename V::scalar* ebuf,
                                       typename V::scalar* tbuf) {
   using S = typename V::scalar;
   const int64_t C = k.classes;
-  const S it = k.inv_temperature;
+  const S it = k.inv_temperature, it2 = it + it;
   Dual<V> mx(-__builtin_inf()), my(-__builtin_inf());
   vector_loop2<V>(0, C, [&](int64_t c, auto tag, int j) {
     using W = decltype(tag);
     mx.get(tag, j) = fl_max(mx.get(tag, j), W::load(x + c));
     my.get(tag, j) = fl_max(my.get(tag, j), W::load(y + c));
   });
-  const S ms = softmax_safe_max(mx.max() * it), mt = softmax_safe_max(my.max() * it);
+  const S mxh = softmax_safe_max(mx.max()) * S(0.5), myh = softmax_safe_max(my.max()) * S(0.5);
   Dual<V> ss(0), st(0), acc(0);
   vector_loop2<V>(0, C, [&](int64_t c, auto tag, int j) {
     using W = decltype(tag);
-    const W s = W::load(x + c) * W(it) - W(ms);
-    const W u = W::load(y + c) * W(it) - W(mt);
+    const W xc = W::load(x + c);
+    const W s = softmax_kl_div_shift(xc, W(mxh), W(it2));
+    const W u = softmax_kl_div_shift(W::load(y + c), W(myh), W(it2));
     const W es = fl_exp_nonpos(s), et = fl_exp_nonpos(u);
     if (g) {
       es.store(ebuf + c);
@@ -42,17 +60,21 @@ inline typename V::scalar distill_row(const RowContext<typename V::scalar>& k, c
     }
     ss.get(tag, j) = ss.get(tag, j) + es;
     st.get(tag, j) = st.get(tag, j) + et;
-    acc.get(tag, j) = acc.get(tag, j) + softmax_kl_div_term(et, u, s);
+    acc.get(tag, j) = acc.get(tag, j) + softmax_kl_div_term(et, u, s, xc);
   });
-  // A finite scale is folded into the coefficients; inf or nan multiplies the gradient afterwards,
-  // so the result is IEEE's grad_output * dl/dx (inf * a - inf * b would be nan where p != q).
-  const bool fold = scale - scale == S(0);
-  const KlDivRow<S> r = softmax_kl_div_finalize(acc.sum(), ss.sum(), st.sum(), it, fold ? scale : S(1));
+  S A = acc.sum(), A_scale = 1;
+  if (A - A != S(0) && A == A) {  // overflowed (or a genuine inf term, which the rescue keeps)
+    A = distill_rescued_A<V>(x, y, C, 1, mxh, myh, it2);
+    A_scale = softmax_kl_div_rescue_scale<S>();
+  }
+  const bool fold = scale - scale == S(0) && it - it == S(0);
+  const KlGradScale<S> gs = softmax_kl_div_grad_scale(it, scale, fold);
+  const KlDivRow<S> r = softmax_kl_div_finalize(A, ss.sum(), st.sum(), gs.inv_t, gs.scale, A_scale);
   if (g) {
     vector_loop<V>(0, C, [&](int64_t c, auto tag) {
       using W = decltype(tag);
       W val = softmax_kl_div_grad(W::load(ebuf + c), W::load(tbuf + c), W(r.a), W(r.a_minus_b));
-      if (!fold) val = val * W(scale);
+      if (!fold) val = softmax_kl_div_rescale(val, W(gs.keep_zero), W(gs.ieee));
       val.store(g + c);
     });
   }
@@ -68,7 +90,7 @@ inline void distill_tile(const RowContext<typename V::scalar>& k, const T* x, co
   using S = typename V::scalar;
   constexpr int NL = V::lanes;
   const int64_t C = k.classes, in = k.inner;
-  const V it(k.inv_temperature);
+  const V it2(k.inv_temperature + k.inv_temperature);
   V mx(-__builtin_inf()), my(-__builtin_inf());
   for (int64_t c = 0; c < C; ++c) {
     mx = fl_max(mx, V::load(x + c * in));
@@ -78,14 +100,15 @@ inline void distill_tile(const RowContext<typename V::scalar>& k, const T* x, co
   mx.lanes_to(ms);
   my.lanes_to(mt);
   for (int j = 0; j < NL; ++j) {
-    ms[j] = softmax_safe_max(ms[j] * k.inv_temperature);
-    mt[j] = softmax_safe_max(mt[j] * k.inv_temperature);
+    ms[j] = softmax_safe_max(ms[j]) * S(0.5);
+    mt[j] = softmax_safe_max(mt[j]) * S(0.5);
   }
   const V msv = V::from_lanes(ms), mtv = V::from_lanes(mt);
   V ss(0), st(0), acc(0);
   for (int64_t c = 0; c < C; ++c) {
-    const V s = V::load(x + c * in) * it - msv;
-    const V u = V::load(y + c * in) * it - mtv;
+    const V xc = V::load(x + c * in);
+    const V s = softmax_kl_div_shift(xc, msv, it2);
+    const V u = softmax_kl_div_shift(V::load(y + c * in), mtv, it2);
     const V es = fl_exp_nonpos(s), et = fl_exp_nonpos(u);
     if (g) {
       es.store(ebuf + c * estride);
@@ -93,29 +116,40 @@ inline void distill_tile(const RowContext<typename V::scalar>& k, const T* x, co
     }
     ss = ss + es;
     st = st + et;
-    acc = acc + softmax_kl_div_term(et, u, s);
+    acc = acc + softmax_kl_div_term(et, u, s, xc);
   }
-  S ssl[NL], stl[NL], accl[NL], A[NL], B[NL];
+  S ssl[NL], stl[NL], accl[NL], AS[NL], A[NL], B[NL];
   ss.lanes_to(ssl);
   st.lanes_to(stl);
   acc.lanes_to(accl);
-  S SC[NL];
-  bool fold = true;  // every lane's scale finite: folded into the coefficients, as in distill_row
+  for (int j = 0; j < NL; ++j) {
+    AS[j] = 1;
+    if (accl[j] - accl[j] != S(0) && accl[j] == accl[j]) {  // overflowed: as in distill_row
+      accl[j] = distill_rescued_A<V>(x + j, y + j, C, in, ms[j], mt[j], k.inv_temperature + k.inv_temperature);
+      AS[j] = softmax_kl_div_rescue_scale<S>();
+    }
+  }
+  S SC[NL], KZ[NL], IE[NL];
+  // every lane's scale and 1/T finite: folded into the coefficients, as in distill_row
+  bool fold = k.inv_temperature - k.inv_temperature == S(0);
   for (int j = 0; j < NL; ++j) {
     SC[j] = rs ? k.grad_scale * rs[j] : k.grad_scale;
     fold = fold && SC[j] - SC[j] == S(0);
   }
   for (int j = 0; j < NL; ++j) {
-    const KlDivRow<S> r = softmax_kl_div_finalize(accl[j], ssl[j], stl[j], k.inv_temperature, fold ? SC[j] : S(1));
+    const KlGradScale<S> gs = softmax_kl_div_grad_scale(k.inv_temperature, SC[j], fold);
+    const KlDivRow<S> r = softmax_kl_div_finalize(accl[j], ssl[j], stl[j], gs.inv_t, gs.scale, AS[j]);
     loss[j] = r.loss;
     A[j] = r.a;
     B[j] = r.a_minus_b;
+    KZ[j] = gs.keep_zero;
+    IE[j] = gs.ieee;
   }
   if (!g) return;
-  const V av = V::from_lanes(A), bv = V::from_lanes(B), scv = V::from_lanes(SC);
+  const V av = V::from_lanes(A), bv = V::from_lanes(B), kzv = V::from_lanes(KZ), iev = V::from_lanes(IE);
   for (int64_t c = 0; c < C; ++c) {
     V val = softmax_kl_div_grad(V::load(ebuf + c * estride), V::load(tbuf + c * NL), av, bv);
-    if (!fold) val = val * scv;
+    if (!fold) val = softmax_kl_div_rescale(val, kzv, iev);
     val.store(g + c * in);
   }
 }

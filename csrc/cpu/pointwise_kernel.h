@@ -170,6 +170,11 @@ template <class S, int K> struct ElementVectors {
   }
 };
 
+// A loss whose unit_grad(x, y) is its gradient divided by L::kGradFactor (mse_loss: 2 e would
+// overflow before the scale): the factor goes into the gradient scale instead.
+template <class L, class = void> struct HasGradFactor : std::false_type {};
+template <class L> struct HasGradFactor<L, std::void_t<decltype(L::kGradFactor)>> : std::true_type {};
+
 template <class L, class = void> struct VectorsOf { static constexpr int value = 0; };
 template <class L> struct VectorsOf<L, std::void_t<decltype(L::kVectors)>> { static constexpr int value = L::kVectors; };
 
@@ -190,7 +195,12 @@ template <class V, class VD, class T, class Loss> inline double pointwise_run_lo
   using S = typename V::scalar;
   const Loss loss(a.params);
   constexpr int K = VectorsOf<Loss>::value;
-  if constexpr (K == 0) {
+  if constexpr (HasGradFactor<Loss>::value) {
+    FlPointwiseArgs b = a;  // the *_grad_hess form calls grad_hess, which returns the whole gradient
+    if (!a.hess_out) b.grad_scale = a.grad_scale * Loss::kGradFactor;
+    return pointwise_run_with<V, VD, T>(b, ws, loss, [&](auto x, auto y, int64_t) { return loss.unit_grad(x, y); },
+                                        [&](auto x, auto y, int64_t) { return loss.grad_hess(x, y); });
+  } else if constexpr (K == 0) {
     return pointwise_run_with<V, VD, T>(a, ws, loss, [&](auto x, auto y, int64_t) { return loss(x, y); },
                                         [&](auto x, auto y, int64_t) { return loss.grad_hess(x, y); });
   } else {

@@ -90,12 +90,15 @@ def docstring(spec: LossSpec, form: str, name: str, formula_extra: str = "") -> 
         lines.append("grad_output : the gradient of the loss: a scalar for 'mean'/'sum', a scalar or an array of "
                      "the loss's shape for 'none' (default 1.0)")
         lines.append(f"out : an array of ``{x}``'s shape and dtype to write the gradient into; ``out={x}`` (the "
-                     "very same array) computes it in place (default None)")
+                     "very same array) computes it in place (default None). A call interrupted by Ctrl-C "
+                     "(KeyboardInterrupt) leaves ``out`` partly written: in place, part of the input is "
+                     "already overwritten by the gradient")
     if form == "grad_hess":
         lines.append("sample_weight : one weight per loss element (per row for row-wise losses), multiplying "
                      "grad and hess (default None)")
         lines.append("out : a pair (grad, hess) of arrays of the input's shape and dtype to write into, "
-                     "overlapping neither the inputs nor each other (default None)")
+                     "overlapping neither the inputs nor each other (default None); partly written after "
+                     "Ctrl-C (KeyboardInterrupt)")
     for o in spec.options:
         lines.append(f"{o.name} : {o.doc} (default {o.default!r})")
     if spec.rowwise:

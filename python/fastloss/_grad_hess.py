@@ -55,29 +55,42 @@ def destinations(out: Any, x: _arrays.HostArray, t: _arrays.HostArray) -> tuple 
         if not h.data.flags.writeable:
             raise ValueError(f"{name} is not writable")
         for other, what in ((x.data, "the input"), (t.data, "target")):
-            if np.may_share_memory(h.data, other):
+            if _overlap(h.data, other):
                 raise ValueError(f"{name} overlaps {what}; grad_hess cannot run in place")
         pair.append(h)
-    if np.may_share_memory(pair[0].data, pair[1].data):
+    if _overlap(pair[0].data, pair[1].data):
         raise ValueError("out[0] and out[1] overlap")
     return tuple(pair)
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    """Shared memory, or the same start address: an empty array overlaps nothing by NumPy's rule, yet
+    ``out=(x, ...)`` with an empty x is the same mistake as with a full one (the same error, any size)."""
+    return bool(np.may_share_memory(a, b)) or a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
 
 
 def run_host(spec: LossSpec, args: dict[str, Any], x: _arrays.HostArray, t: _arrays.HostArray,
              lay: _problem.Layout, opts: dict[str, Any], soft: bool) -> tuple[Any, Any]:
     backend = _backends.current()
     ref = reference(spec)
+    native = backend.name == "native" and spec.native_grad_hess
+    # the native kernels check the targets in their pass; the NumPy reference (which the native
+    # backend runs too for a loss without a native Hessian) does not, so they are checked here
+    kernel_checks_classes = native and backend.checks_class_targets
+    kernel_checks_floats = native and backend.checks_float_targets
     x3 = np.ascontiguousarray(x.data).reshape((lay.outer, lay.classes, lay.inner) if spec.rowwise else (-1,))
+    # the arguments before the target values: every backend names the same first mistake (the native
+    # kernels check targets in their pass, after these)
+    weights = sample_weights(args["sample_weight"], lay, x.dtype)
+    outs = destinations(args["out"], x, t)
     if soft:
         target = np.ascontiguousarray(
             t.data if t.dtype == x.dtype else _arrays.from_float64(_arrays.to_float64(t.data, t.dtype), x.dtype)
         ).reshape(x3.shape)
     elif spec.rowwise:
-        target = _problem.class_target(t.data, lay, opts["ignore_index"], not backend.checks_class_targets)
+        target = _problem.class_target(t.data, lay, opts["ignore_index"], not kernel_checks_classes)
     else:
-        target = _problem.elementwise_target(spec, t, x.dtype, not backend.checks_float_targets, opts)
-    weights = sample_weights(args["sample_weight"], lay, x.dtype)
-    outs = destinations(args["out"], x, t)
+        target = _problem.elementwise_target(spec, t, x.dtype, not kernel_checks_floats, opts)
     direct = outs is not None and all(o.data.flags.c_contiguous for o in outs)
     grad = outs[0].data.reshape(x3.shape) if direct else np.empty_like(x3)
     hess = outs[1].data.reshape(x3.shape) if direct else np.empty_like(x3)
@@ -86,8 +99,8 @@ def run_host(spec: LossSpec, args: dict[str, Any], x: _arrays.HostArray, t: _arr
         grad_scale=1.0, row_scale=weights, need_loss=False, need_grad=True, grad_out=grad,
     )
     try:
-        if backend.name == "native" and spec.native_grad_hess:
-            _native(prob, hess)
+        if native:
+            _native_with_weights(prob, hess)
         else:
             _numpy(prob, hess, ref)
     except _problem.ClassTargetOutOfRange:
@@ -129,6 +142,28 @@ def _numpy(prob: _problem.Problem, hess_out: np.ndarray, ref) -> None:
                 grad, hess = grad * w, hess * w
         prob.grad_out[...] = _arrays.from_float64(grad, prob.dtype)
         hess_out[...] = _arrays.from_float64(hess, prob.dtype)
+
+
+def _native_with_weights(prob: _problem.Problem, hess_out: np.ndarray) -> None:
+    """The native kernels fold a row's weight into their coefficients, where an infinite weight makes
+    inf - inf = NaN of a finite product; a non-finite weight is therefore applied afterwards, as
+    IEEE's w * grad and w * hess (ignored rows stay exactly 0, as in the NumPy path)."""
+    w = prob.row_scale
+    if w is None or np.all(np.isfinite(w)):
+        _native(prob, hess_out)
+        return
+    bad = ~np.isfinite(w)
+    prob.row_scale = np.where(bad, 1.0, w).astype(w.dtype)
+    _native(prob, hess_out)
+    factor = np.where(bad, w, 1.0).astype(np.float64)
+    factor = factor[:, None, :] if prob.spec.rowwise else factor
+    ignored = prob.ignored
+    for out in (prob.grad_out, hess_out):
+        with np.errstate(all="ignore"):
+            scaled = _arrays.to_float64(out, prob.dtype) * factor
+            if ignored is not None:
+                scaled = np.where(ignored[:, None, :], 0.0, scaled)
+        out[...] = _arrays.from_float64(scaled, prob.dtype)
 
 
 def _native(prob: _problem.Problem, hess_out: np.ndarray) -> None:

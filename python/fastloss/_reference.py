@@ -75,6 +75,16 @@ def cross_entropy(x, target, *, weight, ignore_index, label_smoothing, z_loss, s
     return loss, grad
 
 
+def _focal_modulator(u, om, gamma):
+    """(1 - p_t)**gamma from u = log p_t: exp(gamma log(1 - p_t)) with log1p(-p_t) for a small p_t,
+    where 1 - p_t rounds to 1 (and 1**gamma = 1) though (1 - 1e-20)**1e30 is 0."""
+    if gamma == 0:
+        return np.ones_like(u)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_om = np.where(u < -np.log(2.0), np.log1p(-np.exp(np.minimum(u, 0.0))), np.log(om))
+        return np.exp(gamma * log_om)
+
+
 def softmax_focal_loss(x, target, *, alpha, gamma, ignore_index):
     M = x.shape[0]
     m, log_s, p = _softmax_stats(x)
@@ -89,7 +99,7 @@ def softmax_focal_loss(x, target, *, alpha, gamma, ignore_index):
     logp_t = (x[rows, t] - m[:, 0]) - log_s[:, 0]
     p_t = np.exp(logp_t)
     one_minus = -np.expm1(logp_t)  # 1 - p_t without cancellation as p_t -> 1
-    mod = one_minus**gamma
+    mod = _focal_modulator(logp_t, one_minus, gamma)
     loss = -a * mod * logp_t
     # d loss / d logp_t = a*(gamma*(1-p)**gamma * p*log p/(1-p) - (1-p)**gamma); the ratio
     # p*log p/(1-p) tends to -1 as p -> 1, which keeps gamma < 1 finite.
@@ -160,8 +170,9 @@ def hinge_loss(s, y, *, margin, squared):
     y = np.where(y == 0, -1.0, y)
     h = margin - y * s
     active = h > 0
-    loss = np.where(active, h**2 if squared else h, 0.0)
-    grad = np.where(active, -y * (2.0 * h if squared else 1.0), 0.0)
+    off = np.where(np.isnan(h), h, 0.0)  # a NaN score or target propagates
+    loss = np.where(active, h**2 if squared else h, off)
+    grad = np.where(active, -y * (2.0 * h if squared else 1.0), off)
     return loss, grad
 
 
@@ -184,8 +195,14 @@ def smooth_l1_loss(x, y, *, beta):
 
 
 def mse_loss(x, y):
+    """l = e**2; the gradient 2 e comes back as e, its factor in ``mse_loss.grad_factor``: the backend
+    folds the factor into the gradient's scale, as the native kernel does (2 e overflows for
+    |e| > max / 2 where 2 e / n, the "mean" gradient, does not)."""
     e = x - y
-    return e * e, 2.0 * e
+    return e * e, e
+
+
+mse_loss.grad_factor = 2.0  # type: ignore[attr-defined]
 
 
 def l1_loss(x, y):
@@ -218,27 +235,45 @@ def binary_cross_entropy_with_logits(x, y, *, weight, pos_weight):
     e = np.exp(-np.abs(x))
     sp = np.maximum(x, 0.0) + np.log1p(e)  # softplus(x); softplus(-x) = sp - x
     p = np.where(x >= 0, 1.0, e) / (1.0 + e)  # sigmoid(x) without cancellation
+    q = np.where(x >= 0, e, 1.0) / (1.0 + e)  # sigmoid(-x)
     loss = w * ((1.0 - y) * sp + pw * y * (sp - x))
-    grad = w * (p * (pw * y + 1.0 - y) - pw * y)
+    grad = w * ((1.0 - y) * p - pw * y * q)  # p (pw y + 1 - y) - pw y cancels to noise as p -> 1
     return loss, grad
 
 
 def kl_div(x, y, *, log_target):
     if log_target:
         p = np.exp(y)
-        return p * (y - x), -p
+        d = y - x
+        return np.where(d == 0, d, p * d), -p  # 0 at t = x even where exp(t) overflows
     ylogy = np.where(y == 0, 0.0, y * np.log(np.where(y == 0, 1.0, y)))  # 0 log 0 = 0; NaN stays NaN
     return ylogy - y * x, -y
+
+
+def _divided_by_temperature(z, T):
+    """z / T shifted by its row maximum m (softmax is shift-invariant), as (z/2 - m/2) (2/T): z / T
+    overflows for a large finite logit and T < 1, z - m for logits of both signs near the maximum;
+    the maximum's own value is exactly 0, even where 2/T overflows (T < 1.2e-308)."""
+    m = np.max(z, axis=1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)  # a row with inf or nan keeps PyTorch's nan/inf semantics
+    d = z * 0.5 - m * 0.5
+    return np.where(d == 0, 0.0, d * (2.0 / T))
+
+
 def softmax_kl_div(x, target, *, temperature):
     """Distillation KL: target holds the teacher's logits (M, C); no T**2 factor."""
     T = temperature
-    zs, zt = x / T, target / T
+    zs, zt = _divided_by_temperature(x, T), _divided_by_temperature(target, T)
     ms, log_ss, p = _softmax_stats(zs)
     mt, log_st, q = _softmax_stats(zt)
     # log q - log p in log space, each as (z - m) - log s: m + log s would round back to m near the
     # float64 maximum. A class with q = 0 adds 0 (0 log 0 = 0).
     log_ratio = ((zt - mt) - log_st) - ((zs - ms) - log_ss)
-    loss = np.sum(np.where(q == 0, 0.0, q * log_ratio), axis=1)
+    # The student's probability exactly 0 (a -inf logit) where the teacher's is positive (a finite
+    # logit): q_c > 0 in exact arithmetic makes the divergence inf, even where q_c underflows (a
+    # student row of nothing but -inf stays nan, as log_softmax gives).
+    student_zero = (x == -np.inf) & (zt - mt > -np.inf) & np.isfinite(log_ss)
+    loss = np.sum(np.where(student_zero, np.inf, np.where(q == 0, 0.0, q * log_ratio)), axis=1)
     return loss, (p - q) / T
 
 
@@ -272,9 +307,13 @@ def pseudo_huber_loss(x, y, *, delta):
     e, r = _pseudo_huber_r(x, y, delta)
     u = e / delta
     with np.errstate(invalid="ignore"):
-        # delta**2 (r - 1) as delta**2 u**2 / (r + 1) where r - 1 would cancel (|u| <= 1)
-        loss = delta**2 * np.where(np.abs(u) > 1, r - 1.0, u * u / (r + 1.0))
-        grad = np.where(np.isinf(e), delta * np.sign(e), e / r)
+        # delta**2 (r - 1) as e**2 / (r + 1) where r - 1 would cancel (|u| <= 1), and as
+        # delta (delta (r - 1)) elsewhere: delta**2 alone overflows (a Python float raises) for delta > 1e154
+        loss = np.where(np.abs(u) > 1, delta * (delta * (r - 1.0)), e * e / (r + 1.0))
+        # |u| > 1: delta sign(u) / sqrt(1 + 1/u**2), as the kernel: e / r is max / inf = 0 where e / delta
+        # overflows (a logit near the maximum, a tiny delta) though the gradient is +-delta there
+        big = np.abs(u) > 1
+        grad = np.where(big, delta * np.sign(u) / np.sqrt(1.0 + 1.0 / np.where(big, u * u, 1.0)), e / r)
     return loss, grad
 
 

@@ -18,13 +18,6 @@ import numpy as np
 from . import _reference
 
 
-def _softmax_rows(z):
-    m = np.max(z, axis=1, keepdims=True)
-    m = np.where(m == -np.inf, 0.0, m)
-    lse = m + np.log(np.sum(np.exp(z - m), axis=1, keepdims=True))
-    return lse, np.exp(z - lse)
-
-
 def _softcap(x, softcap):
     """(z, dz/dx, d2z/dx2) of z = cap*tanh(x/cap), or of z = x."""
     if softcap is None:
@@ -42,7 +35,8 @@ def cross_entropy(x, target, *, weight, ignore_index, label_smoothing, z_loss, s
     w = np.ones(C) if weight is None else weight
     eps = label_smoothing
     z, dz, d2z = _softcap(x, softcap)
-    lse, p = _softmax_rows(z)
+    m, log_s, p = _reference._softmax_stats(z)
+    lse = m + log_s
     rows = np.arange(M)
     if target.dtype.kind == "f":
         wq = w * ((1.0 - eps) * target + eps / C)
@@ -72,7 +66,7 @@ def softmax_focal_loss(x, target, *, alpha, gamma, ignore_index):
     r_c = ([c=t] - p_c) / om (|r_c| <= 1): finite for every gamma >= 0, and 0 in the limit
     p_t = 1 (where r_c is 0/0 and is taken as 0)."""
     M = x.shape[0]
-    lse, p = _softmax_rows(x)
+    m, log_s, p = _reference._softmax_stats(x)
     valid, t = target != ignore_index, np.where(target != ignore_index, target, 0)
     rows = np.arange(M)
     if alpha is None:
@@ -81,10 +75,10 @@ def softmax_focal_loss(x, target, *, alpha, gamma, ignore_index):
         a = np.full(M, float(alpha))
     else:
         a = alpha[t]
-    u = x[rows, t] - lse[:, 0]
+    u = (x[rows, t] - m[:, 0]) - log_s[:, 0]  # log p_t; x_t - (m + log s) would round log s away
     p_t = np.exp(u)
     om = -np.expm1(u)
-    mod = om**gamma
+    mod = _reference._focal_modulator(u, om, gamma)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(om > 0, p_t * u / om, -1.0)
         d1 = a * (gamma * mod * ratio - mod)  # f'(u)
@@ -126,7 +120,8 @@ def hinge_loss(s, y, *, margin, squared):
     _, grad = _reference.hinge_loss(s, y, margin=margin, squared=squared)
     yy = np.where(y == 0, -1.0, y)
     active = margin - yy * s > 0
-    return grad, (np.where(active, 2.0 * yy * yy, 0.0) if squared else np.zeros_like(s))
+    hess = np.where(active, 2.0 * yy * yy, 0.0) if squared else np.zeros_like(s)
+    return grad, np.where(np.isnan(grad), grad, hess)
 
 
 def multiclass_hinge_loss(x, target, *, margin, squared, variant, weight, ignore_index):
@@ -147,11 +142,11 @@ def multiclass_hinge_loss(x, target, *, margin, squared, variant, weight, ignore
             others = x.copy()
             others[rows, t] = -np.inf
             j = np.argmax(others, axis=1)
-            active = margin + others[rows, j] - s_t > 0
+            active = margin + (others[rows, j] - s_t) > 0  # as the loss: exactly margin for a tie
             hess[rows, j] += np.where(active, 2.0 * wt, 0.0)
             hess[rows, t] += np.where(active, 2.0 * wt, 0.0)
     else:
-        active = margin + x - s_t[:, None] > 0
+        active = margin + (x - s_t[:, None]) > 0
         active[rows, t] = False
         hess = np.where(active, 2.0 * wt[:, None], 0.0)
         hess[rows, t] = 2.0 * wt * np.sum(active, axis=1)
@@ -173,9 +168,8 @@ def smooth_l1_loss(x, y, *, beta):
 
 
 def mse_loss(x, y):
-    _, grad = _reference.mse_loss(x, y)
     e = x - y
-    return grad, np.where(np.isnan(e), e, 2.0)
+    return 2.0 * e, np.where(np.isnan(e), e, 2.0)
 
 
 def l1_loss(x, y):
@@ -185,8 +179,10 @@ def l1_loss(x, y):
 
 
 def log_cosh_loss(x, y):
-    th = np.tanh(x - y)
-    return th, 1.0 - th * th
+    """d2l/dx2 = sech(e)**2 = 4 t / (1 + t)**2, t = exp(-2|e|): 1 - tanh(e)**2 cancels to 0 from |e| ~ 19."""
+    e = x - y
+    t = np.exp(-2.0 * np.abs(e))
+    return np.tanh(e), 4.0 * t / (1.0 + t) ** 2
 
 
 def binary_cross_entropy_with_logits(x, y, *, weight, pos_weight):
@@ -199,14 +195,15 @@ def binary_cross_entropy_with_logits(x, y, *, weight, pos_weight):
 
 def kl_div(x, y, *, log_target):
     _, grad = _reference.kl_div(x, y, log_target=log_target)
-    return grad, grad * 0.0  # linear in the input
+    return grad, (y - y) * 0.0  # linear in the input: 0 for a finite target, nan for inf or nan
 
 
 def softmax_kl_div(x, target, *, temperature):
-    """l = sum_c q_c (log q_c - log p_c), p = softmax(x/T): dl/dx = (p - q)/T, d2l/dx_c2 = p_c(1-p_c)/T**2."""
+    """l = sum_c q_c (log q_c - log p_c), p = softmax(x/T): dl/dx = (p - q)/T, d2l/dx_c2 = p_c(1-p_c)/T**2
+    (divided by T twice: T**2 overflows a Python float for T > 1e154, where the Hessian is just tiny)."""
     _, grad = _reference.softmax_kl_div(x, target, temperature=temperature)
-    _, p = _softmax_rows(x / temperature)
-    return grad, p * (1.0 - p) / temperature**2
+    _, _, p = _reference._softmax_stats(x / temperature)
+    return grad, p * (1.0 - p) / temperature / temperature
 
 
 def wasserstein_loss(x, target, *, p, ignore_index):
@@ -217,7 +214,7 @@ def wasserstein_loss(x, target, *, p, ignore_index):
     """
     _, grad = _reference.wasserstein_loss(x, target, p=p, ignore_index=ignore_index)
     M, C = x.shape
-    _, prob = _softmax_rows(x)
+    _, _, prob = _reference._softmax_stats(x)
     F = np.cumsum(prob, axis=1)
     if target.dtype.kind == "f":
         valid = np.ones(M, dtype=bool)

@@ -1,4 +1,8 @@
-"""One adversarial call per seed, built only from the public API and the loss table."""
+"""One adversarial call per seed, built only from the public API and the loss table.
+
+``build_case(seed)`` picks the seed's entry point (``targets.choose``: stable under added losses)
+and draws the call from a random stream seeded by (seed, entry point name). The core losses' four
+forms are built here; the LM heads and the torch/JAX adapters in ``adapter_cases``."""
 
 from __future__ import annotations
 
@@ -11,11 +15,16 @@ import ml_dtypes
 import numpy as np
 from fastloss import _backends
 
+from . import targets
+
 FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64, "float16": np.float16,
                 "bfloat16": ml_dtypes.bfloat16}
 BAD_INPUT_DTYPES = (np.int32, np.bool_, np.complex64, np.object_, np.str_, np.longdouble, np.uint8)
 INT_TARGETS = (np.int64, np.int32, np.int16, np.int8, np.uint8, np.uint16, np.uint32, np.uint64)
-FORMS = ("", "_grad", "_with_grad")
+# Positive option values at the ends of every range: float32's and float64's maxima and minimum
+# normals, subnormals; drawn for temperatures, thresholds, exponents, margins (signed for these).
+EXTREME_POSITIVE = (1e-300, 5e-324, 1e-310, 1.1754943508222875e-38, 1e-40, 1e-4, 1e4, 1e30, 3.4e38, 1e300,
+                    1.7976931348623157e308)
 
 
 @dataclass
@@ -28,6 +37,7 @@ class Case:
     threads: int
     build: Callable[[], tuple[tuple, dict]]  # fresh (args, kwargs) on every call
     notes: list[str] = field(default_factory=list)
+    kind: str = "core"  # targets.EntryPoint.kind: which comparison applies (compare.outcome)
 
     def describe(self) -> str:
         return f"seed={self.seed} {self.func} dtype={self.dtype} isa={self.isa} threads={self.threads} " + "; ".join(
@@ -38,7 +48,7 @@ def _finite_max(dtype) -> float:
     return float(ml_dtypes.finfo(dtype).max) if dtype is ml_dtypes.bfloat16 else float(np.finfo(dtype).max)
 
 
-def _special_values(rng, x: np.ndarray, dtype, notes: list[str]) -> None:
+def _special_values(rng, x: np.ndarray, dtype, notes: list[str], name: str = "x") -> None:
     """Sprinkle adversarial values into x (float64 before rounding to the dtype)."""
     if x.size == 0:
         return
@@ -52,15 +62,17 @@ def _special_values(rng, x: np.ndarray, dtype, notes: list[str]) -> None:
         5: ("huge", big / 4), 6: ("subnormal", 1e-310 if dtype is np.float64 else 1e-40), 7: ("zero", -0.0),
     }
     if kind in choices:
-        name, value = choices[kind]
+        what, value = choices[kind]
+        if kind == 6 and rng.random() < 0.5:
+            what, value = "min normal", float(np.finfo(np.float64 if dtype is np.float64 else np.float32).tiny)
         flat[idx] = value
-        notes.append(f"x has {name}")
+        notes.append(f"{name} has {what}")
     elif kind == 8:
         flat[:] = rng.choice([1.0, 2.0, big], 1)[0]
-        notes.append("x all tied")
+        notes.append(f"{name} all tied")
     elif kind == 9:
         x *= float(rng.choice([1e-3, 30.0, 1e4]))
-        notes.append("x scaled")
+        notes.append(f"{name} scaled")
 
 
 def _array_like(rng, base: np.ndarray, notes: list[str], name: str, allow_weird: bool = True) -> Any:
@@ -173,6 +185,12 @@ def _option_value(rng, spec, opt, classes: int, notes: list[str]) -> Any:
             vec[0] = 0.0
         notes.append(f"{name} per-class")
         return vec
+    if isinstance(d, (int, float)) and not isinstance(d, bool) and r > 0.88 and opt.spec.type == "f64":
+        v = float(rng.choice(EXTREME_POSITIVE))  # the ends of the float ranges
+        if opt.spec.check == "any_float" and rng.random() < 0.5:
+            v = -v
+        notes.append(f"{name}={v!r}")
+        return v
     if isinstance(d, (int, float)):
         v = float(rng.choice([0.0, 0.1, 0.5, 1.0, 2.0, 3.0, 5.0, 0.3, 1e-4]))
         if isinstance(d, int) and not isinstance(d, bool):
@@ -229,15 +247,21 @@ def _pointwise_target(rng, spec, shape, dtype, notes: list[str]) -> np.ndarray:
         v = float(rng.choice([np.nan, np.inf, -0.5, 1.5, 1e30]))
         t.reshape(-1)[0] = v
         notes.append(f"target {v}")
+    elif t.dtype.kind == "f" and rng.random() < 0.15:
+        _special_values(rng, t, FLOAT_DTYPES.get(str(t.dtype), np.float64), notes, "target")
     return t
 
 
 def build_case(seed: int) -> Case:
-    rng = np.random.default_rng(seed)
-    specs = list(fastloss.LOSSES)
-    spec = specs[int(rng.integers(0, len(specs)))]
-    form = FORMS[int(rng.integers(0, 3))]
-    func = spec.name + form
+    ep = targets.choose(seed)
+    if ep.kind != "core":
+        from .adapter_cases import build_adapter_case
+
+        return build_adapter_case(seed, ep)
+    rng = targets.case_rng(seed, ep.name)
+    spec = next(s for s in fastloss.LOSSES if s.name == ep.loss)
+    form = ep.form
+    func = ep.name
     dtype = str(rng.choice(list(FLOAT_DTYPES)))
     isas = _backends._C.available_isas() if _backends._C is not None else [None]
     isa = isas[int(rng.integers(0, len(isas)))]
@@ -265,8 +289,11 @@ def build_case(seed: int) -> Case:
         if spec.rowwise:
             soft = getattr(spec, "soft_targets", False) and r.random() < 0.3
             if spec.logit_targets and len(shape):  # a teacher's logits, of the input's shape
-                t = (2.0 * r.standard_normal(shape)).astype(np_dtype)
+                t = 2.0 * r.standard_normal(shape)
                 notes.append("logit target")
+                if r.random() < 0.3:
+                    _special_values(r, t, np_dtype, notes, "target")
+                t = t.astype(np_dtype)
             elif soft and len(shape):
                 p = r.random(shape)
                 t = (p / np.maximum(p.sum(axis=axis, keepdims=True), 1e-300)).astype(np_dtype)
@@ -280,17 +307,22 @@ def build_case(seed: int) -> Case:
                     notes.append("0-d target")
         else:
             t = _pointwise_target(r, spec, shape, np_dtype, notes)
-        reduction = str(r.choice(["none", "mean", "sum", "mean", "none"]))
-        if r.random() < 0.02:
-            reduction = "batchmean" if r.random() < 0.5 else "avg"
-        if reduction != "mean" or r.random() < 0.3:
-            kwargs["reduction"] = reduction
-        if form:
-            _grad_kwargs(r, kwargs, reduction, spec, shape, axis, np_dtype, notes)
+        if form == "_grad_hess":  # unreduced: sample_weight and an out pair instead
+            _grad_hess_kwargs(r, kwargs, spec, shape, axis, np_dtype, notes)
+        else:
+            reduction = str(r.choice(["none", "mean", "sum", "mean", "none"]))
+            if r.random() < 0.02:
+                reduction = "batchmean" if r.random() < 0.5 else "avg"
+            if reduction != "mean" or r.random() < 0.3:
+                kwargs["reduction"] = reduction
+            if form:
+                _grad_kwargs(r, kwargs, reduction, spec, shape, axis, np_dtype, notes)
         xa = _array_like(r, x, notes, "x") if isinstance(x, np.ndarray) else x
         ta = _array_like(r, t, notes, "target") if isinstance(t, np.ndarray) else t
         if isinstance(kwargs.get("out"), str):
             kwargs["out"] = xa
+        elif isinstance(kwargs.get("out"), tuple) and any(isinstance(o, str) for o in kwargs["out"]):
+            kwargs["out"] = tuple(xa if isinstance(o, str) else o for o in kwargs["out"])
         case.notes = notes
         return (xa, ta), kwargs
 
@@ -317,7 +349,7 @@ def _grad_kwargs(r, kwargs, reduction, spec, shape, axis, np_dtype, notes) -> No
     loss_shape = (tuple(d for i, d in enumerate(shape) if i != axis % len(shape)) if spec.rowwise and len(shape)
                   else shape)
     if k == 1:
-        kwargs["grad_output"] = float(r.choice([0.0, -2.5, 1e30, np.inf, -np.inf, np.nan]))
+        kwargs["grad_output"] = float(r.choice([0.0, -2.5, 1e30, np.inf, -np.inf, np.nan, 1e-310, 1e300, -1.7e308]))
     elif k == 2:
         kwargs["grad_output"] = [10**400, 1 + 2j, "2", None, True, np.float16(3)][int(r.integers(0, 6))]
     elif k in (3, 4) and reduction == "none":
@@ -345,3 +377,38 @@ def _grad_kwargs(r, kwargs, reduction, spec, shape, axis, np_dtype, notes) -> No
         else:
             kwargs["out"] = np.zeros(shape + (1,), np_dtype)
             notes.append("out wrong shape")
+
+
+def _loss_shape(spec, shape, axis) -> tuple[int, ...]:
+    return (tuple(d for i, d in enumerate(shape) if i != axis % len(shape)) if spec.rowwise and len(shape)
+            else shape)
+
+
+def _grad_hess_kwargs(r, kwargs, spec, shape, axis, np_dtype, notes) -> None:
+    """sample_weight (one per loss element, extreme values included) and out=(grad, hess)."""
+    k = r.integers(0, 10)
+    loss_shape = _loss_shape(spec, shape, axis)
+    if k in (1, 2, 3):
+        w = r.uniform(0.0, 3.0, loss_shape)
+        if r.random() < 0.4:
+            _special_values(r, w, np_dtype, notes, "sample_weight")
+        kwargs["sample_weight"] = _array_like(r, w.astype(r.choice([np.float64, np.float32])), notes,
+                                              "sample_weight")
+        notes.append("sample_weight")
+    elif k == 4:
+        kwargs["sample_weight"] = [np.ones(3), "w", 2.0, np.ones(loss_shape + (2,))][int(r.integers(0, 4))]
+        notes.append(f"sample_weight={kwargs['sample_weight']!r:.40}")
+    j = r.integers(0, 12)
+    if j in (1, 2, 3):
+        kwargs["out"] = tuple(_array_like(r, np.zeros(shape, np_dtype), notes, f"out[{i}]") for i in range(2))
+    elif j == 4:
+        kwargs["out"] = ("x", np.zeros(shape, np_dtype))
+        notes.append("out=(x, fresh)")
+    elif j == 5:
+        o = np.zeros(shape, np_dtype)
+        kwargs["out"] = (o, o)
+        notes.append("out=(o, o)")
+    elif j == 6:
+        kwargs["out"] = [np.zeros(shape, np.float64 if np_dtype is not np.float64 else np.float32),
+                         np.zeros(shape + (1,), np_dtype), np.zeros(shape, np_dtype)][int(r.integers(0, 3))]
+        notes.append("out not a pair of the input's shape and dtype")

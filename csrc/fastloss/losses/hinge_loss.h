@@ -1,6 +1,7 @@
 // hinge_loss (binary), elementwise: y in {-1, +1} with 0 meaning -1 (NaN targets propagate):
 //   h = margin - y s;  l = h (or h^2) if h > 0 else 0;  dl/ds = -y (or -2 y h) if h > 0 else 0.
-// A hinge exactly at 0 has gradient 0, as PyTorch's backward of clamp_min.
+// A hinge exactly at 0 has gradient 0, as PyTorch's backward of clamp_min. A NaN score or target
+// gives a NaN loss (as PyTorch's clamp_min) and a NaN gradient and Hessian (NaN propagates).
 #pragma once
 
 #include "../params.h"
@@ -24,9 +25,10 @@ FL_HD LossGrad<V> hinge_loss_and_grad(V s, V y, const BinaryHingeConsts<S>& k) {
   y = select(y == V(0), V(-1), y);
   V h = V(k.margin) - y * s;
   auto active = h > V(0);
+  const V off = select(h != h, h, V(0));  // inactive: 0, or NaN for a NaN score or target (propagates)
   LossGrad<V> r;
-  r.loss = select(active, k.squared ? h * h : h, V(0));
-  r.grad = select(active, k.squared ? V(-2) * y * h : -y, V(0));
+  r.loss = select(active, k.squared ? h * h : h, off);
+  r.grad = select(active, k.squared ? V(-2) * y * h : -y, off);
   return r;
 }
 
@@ -43,7 +45,8 @@ template <class S> struct hinge_loss {
   template <class V> FL_HD GradHess<V> grad_hess(V x, V y) const {
     const V yy = select(y == V(0), V(-1), y);
     const auto active = V(k.margin) - yy * x > V(0);
-    return {hinge_loss_and_grad(x, y, k).grad, k.squared ? select(active, V(2) * yy * yy, V(0)) : V(0)};
+    const LossGrad<V> r = hinge_loss_and_grad(x, y, k);
+    return {r.grad, select(r.grad != r.grad, r.grad, k.squared ? select(active, V(2) * yy * yy, V(0)) : V(0))};
   }
 };
 

@@ -17,8 +17,11 @@ template <class S> struct kl_div {
   template <class V> FL_HD LossGrad<V> operator()(V x, V y) const {
     LossGrad<V> r;
     if (log_target) {
+      // t = x gives exactly 0, not inf * 0, where exp(t) overflows the math type but not float64
+      // (t = 100 in float32): the loss is 0 there whatever exp(t) is
       V p = fl_exp(y);
-      r.loss = p * (y - x);
+      V d = y - x;
+      r.loss = select(d == V(0), d, p * d);
       r.grad = -p;
     } else {
       // y*log(y) is taken only where y != 0 (log 0 = -inf times 0 would be NaN); NaN y stays NaN.
@@ -31,10 +34,11 @@ template <class S> struct kl_div {
   template <class V> FL_HD V target_invalid(V y) const {
     return log_target ? V(0) : select(y < V(0), V(1), V(0));
   }
-  // Linear in the input: d2l/dx2 = 0 (NaN targets propagate through 0 * y).
+  // Linear in the input: d2l/dx2 = 0 wherever the target is finite (not grad * 0, which is NaN where
+  // exp(t) overflows float32 but the float64 gradient does not), NaN where it is NaN or +-inf.
   template <class V> FL_HD GradHess<V> grad_hess(V x, V y) const {
     const LossGrad<V> r = (*this)(x, y);
-    return {r.grad, r.grad * V(0)};
+    return {r.grad, (y - y) * V(0)};
   }
 };
 

@@ -26,12 +26,17 @@ template <class S> struct log_cosh_loss {
     return r;
   }
   template <class V> static FL_HD V target_invalid(V) { return V(0); }
-  // d2l/dx2 = 1 - tanh(e)^2, from the same exp as the gradient.
+  // d2l/dx2 = sech(e)^2 = 4 t / (1 + t)^2 with the gradient's t = exp(-2|e|), not 1 - tanh(e)^2:
+  // that cancels (0.4% off at |e| = 6 in float32, 0 from |e| = 9 where the true value is 6e-8).
+  // This form is within a few ulps wherever t is a normal number (|e| < 43 in float32, 354 in
+  // float64); beyond, the Hessian is subnormal or 0, absolute error < 1e-37 (float32).
   template <class V> FL_HD GradHess<V> grad_hess(V x, V y) const {
     V e = x - y;
     V t = fl_exp_nonpos(V(-2) * fl_abs(e));
-    V th = fl_div(V(1) - t, V(1) + t);
-    return {select(e < V(0), -th, select(e > V(0), th, e * V(0))), V(1) - th * th};
+    V inv = fl_div(V(1), V(1) + t);
+    V th = (V(1) - t) * inv;
+    V sech2 = V(4) * t * inv * inv;
+    return {select(e < V(0), -th, select(e > V(0), th, e * V(0))), select(e != e, e, sech2)};
   }
 };
 

@@ -13,8 +13,17 @@ template <class S> struct mse_loss {
   static constexpr bool kComputeBound = false;
   explicit FL_HD mse_loss(const mse_loss_params&) {}
   template <class V> FL_HD LossGrad<V> operator()(V x, V y) const {
+    LossGrad<V> r = unit_grad(x, y);
+    r.grad = r.grad + r.grad;
+    return r;
+  }
+  // The loss and the gradient divided by kGradFactor, for a kernel that folds the factor into its
+  // gradient scale (csrc/cpu/pointwise_kernel.h): 2 e overflows for |e| > max / 2 where the scaled
+  // gradient (2 e / n for "mean", or 2 e * grad_output) does not, and grad_output = 0 then gave NaN.
+  static constexpr double kGradFactor = 2.0;
+  template <class V> FL_HD LossGrad<V> unit_grad(V x, V y) const {
     V e = x - y;
-    return LossGrad<V>{e * e, e + e};
+    return LossGrad<V>{e * e, e};
   }
   template <class V> static FL_HD V target_invalid(V) { return V(0); }
   // d2l/dx2 = 2 (NaN e propagates).

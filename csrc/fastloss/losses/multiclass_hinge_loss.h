@@ -46,7 +46,7 @@ template <class V, class S> FL_HD V weston_watkins_term_hess(V s, V s_t, const H
 // Crammer-Singer's second derivative at s_{j*} and at s_t (times w_t and the scale): 2 w_t on an
 // active squared hinge, else 0.
 template <class S> FL_HD S crammer_singer_hess(S s_t, S max_other, S w_t, const HingeConsts<S>& k, S scale) {
-  return k.squared && k.margin + max_other - s_t > S(0) ? scale * w_t * S(2) : S(0);
+  return k.squared && k.margin + (max_other - s_t) > S(0) ? scale * w_t * S(2) : S(0);
 }
 
 // Crammer-Singer: loss and d = dl/ds_{j*} (already times w_t and the gradient scale).

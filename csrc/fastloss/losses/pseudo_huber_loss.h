@@ -30,7 +30,10 @@ template <class S> struct pseudo_huber_loss {
     const Terms<V> t = terms(x, y);
     const auto big = fl_abs(t.u) > V(1);
     LossGrad<V> out;
-    out.loss = V(delta2) * select(big, t.r - V(1), t.u * t.u / (t.r + V(1)));
+    // delta (delta (r - 1)) and e^2 / (r + 1), not delta^2 times either: delta^2 overflows (delta = 1e30
+    // in float32) where the loss does not, and u^2 underflows where e^2 does not
+    const V e = x - y;
+    out.loss = select(big, V(delta) * (V(delta) * (t.r - V(1))), e * e / (t.r + V(1)));
     out.grad = V(delta) * select(big, fl_sign(t.u) / t.s, t.u / t.r);
     return out;
   }

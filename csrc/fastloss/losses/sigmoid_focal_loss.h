@@ -9,7 +9,9 @@
 // (1-p_t)^0 = 1. 1 + e lies in [1, 2], so 1 / (1 + e) may use fl_div's reciprocal estimate.
 // alpha y + (1-alpha)(1-y) is taken as (1-alpha) + (2 alpha - 1) y. gamma == 2 and 1 never form
 // (1-p_t)^gamma and the focus term apart: the gradient is factored as om ((p-y) om + 2 ce pq).
-// Math type: float for 16/32-bit inputs, double for float64.
+// Math type: float for 16/32-bit inputs, double for float64. gamma >= 1e18 is taken as 1e18 in
+// float32 math (a float64 gamma beyond float32's range would be inf, and gamma * 0 NaN): (1-p_t)^gamma
+// is 0 for every 1 - p_t < 1 in float32 either way.
 #pragma once
 
 #include "../params.h"
@@ -22,7 +24,7 @@ template <class S> struct SigmoidFocalConsts {
   S alpha_base, alpha_slope;  // alpha y + (1-alpha)(1-y) = alpha_base + alpha_slope y
   bool use_alpha;
   explicit FL_HD SigmoidFocalConsts(const sigmoid_focal_loss_params& p)
-      : gamma(S(p.gamma)),
+      : gamma(S(sizeof(S) == 4 && p.gamma > 1e18 ? 1e18 : p.gamma)),  // as focal_finite_gamma: finite
         alpha(S(p.alpha)),
         alpha_base(S(1.0 - p.alpha)),
         alpha_slope(S(2.0 * p.alpha - 1.0)),

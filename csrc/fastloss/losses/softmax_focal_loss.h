@@ -13,12 +13,30 @@
 
 FL_NAMESPACE_BEGIN
 
+// gamma in the math type, finite: a float64 gamma beyond float32's range (1e308) arrives as inf in
+// float32 math, and gamma * (1-p_t)^gamma is then inf * 0 = NaN where the limit is 0. Any gamma
+// >= 1e18 gives (1-p_t)^gamma = 0 in float32 wherever 1 - p_t < 1 (log(1 - p_t) <= -6e-8 there), so
+// 1e18 stands for all of them. Float64 math is left alone (its gamma is always finite).
+template <class S> FL_HD S focal_finite_gamma(S gamma) {
+  return sizeof(S) == 4 && gamma > S(1e18) ? S(1e18) : gamma;
+}
+
+// (1 - p_t)^gamma = exp(gamma log(1 - p_t)), log(1 - p_t) from log p_t = u without rounding 1 - p_t:
+// log1p(-p_t) for a small p_t (1 - 2.8e-8 rounds to 1 in float32, and 1^gamma = 1 where the true
+// (1 - 2.8e-8)^1e18 is 0), log(-expm1(u)) near p_t = 1.
+template <class S> FL_HD S focal_modulator(S u, S om, S gamma) {
+  if (gamma == S(0)) return S(1);
+  const S log_om = u < S(-0.6931471805599453) ? fl_log1p(-fl_exp(u)) : fl_log(om);
+  return fl_exp(gamma * log_om);
+}
+
 template <class S>
 FL_HD SoftmaxRowResult<S> softmax_focal_finalize(const SoftmaxRowStats<S>& st, S gamma, S scale) {
+  gamma = focal_finite_gamma(gamma);
   S logp_t = st.zt_m - fl_log(st.s);
   S p_t = fl_exp(logp_t);
   S one_minus = -fl_expm1(logp_t);
-  S mod = gamma == S(0) ? S(1) : fl_pow(one_minus, gamma);
+  S mod = focal_modulator(logp_t, one_minus, gamma);
   S ratio = one_minus > S(0) ? p_t * logp_t / one_minus : S(-1);
   S k = st.w_t * (gamma * mod * ratio - mod);
   SoftmaxRowResult<S> r;
@@ -38,10 +56,11 @@ FL_HD SoftmaxRowResult<S> softmax_focal_finalize(const SoftmaxRowStats<S>& st, S
 // and r_c = p_c / om <= 1 (c != t), r_t = 1. Where om = 0 (p_t rounds to 1) r_c is taken as 0,
 // the limit of G r_c^2 there. So h_c = e (-k/s + e k/s^2) + G (e / (s om))^2, h_t = G - k p_t om.
 template <class S> FL_HD SoftmaxRowHess<S> softmax_focal_hess(const SoftmaxRowStats<S>& st, S gamma, S scale) {
+  gamma = focal_finite_gamma(gamma);
   const S u = st.zt_m - fl_log(st.s);
   const S p_t = fl_exp(u);
   const S om = -fl_expm1(u);
-  const S mod = gamma == S(0) ? S(1) : fl_pow(om, gamma);
+  const S mod = focal_modulator(u, om, gamma);
   const S ratio = om > S(0) ? p_t * u / om : S(-1);
   const S k = st.w_t * (gamma * mod * ratio - mod);
   const S G = st.w_t * gamma * p_t * mod * (u * (S(1) - gamma * p_t) + S(2) * om);

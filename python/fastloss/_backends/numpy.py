@@ -31,6 +31,8 @@ class NumpyBackend:
             loss, grad = prob.spec.reference(x, _arrays.to_float64(prob.target, prob.dtype), **prob.opts)
         if prob.need_grad:
             scale = prob.grad_scale if prob.row_scale is None else prob.row_scale.reshape(-1)
+            # a reference may return its gradient divided by a constant factor (mse_loss: 2 e would overflow)
+            scale = scale * getattr(prob.spec.reference, "grad_factor", 1.0)
             grad = grad * (scale[:, None] if np.ndim(scale) and prob.spec.rowwise else scale)
             if prob.spec.rowwise:
                 grad = np.moveaxis(grad.reshape(outer, inner, C), 2, 1)

@@ -21,7 +21,8 @@ second logits-sized buffer is alive between forward and backward (as Liger-Kerne
 input's values are destroyed by the forward; do not use them afterwards, and call ``backward`` once
 (the backward scales the saved gradient in place). Any autograd node that saved the logits notices
 the overwrite and raises PyTorch's "modified by an inplace operation" error instead of computing a
-wrong gradient.
+wrong gradient. A forward interrupted by Ctrl-C (KeyboardInterrupt) leaves the input partly
+overwritten: some rows hold the gradient, the rest the logits; recompute the logits before using them.
 
 Double backward (``create_graph=True``) is not supported: the gradient comes from a fused kernel,
 not from differentiable torch ops, so the backward raises instead of returning a graph that would

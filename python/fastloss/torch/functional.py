@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import _spec
-from . import _derived, _ops
+from . import _derived, _errors, _ops
 
 
 def cross_entropy(
@@ -338,3 +338,7 @@ PYTORCH_COUNTERPARTS = frozenset({
 })
 DERIVED = tuple(loss for loss in _spec.LOSSES if loss.name not in PYTORCH_COUNTERPARTS)
 globals().update({loss.name: _derived.functional(loss) for loss in DERIVED})
+
+# A mistake raises PyTorch's exception type too, at every input size (_errors.py).
+for _name in _errors.COUNTERPARTS:
+    globals()[_name] = _errors.like_torch(globals()[_name], _name)

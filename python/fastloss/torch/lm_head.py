@@ -28,8 +28,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import _errors, _shard_math
 from . import _head_chunks as chunks
-from . import _shard_math
 
 __all__ = ["LinearCrossEntropyLoss", "linear_cross_entropy", "vocab_parallel_cross_entropy"]
 
@@ -572,3 +572,7 @@ class LinearCrossEntropyLoss(nn.modules.loss._WeightedLoss):
             chunk_size=self.chunk_size,
             process_group=self.process_group,
         )
+
+
+# A mistake raises PyTorch's exception type too, at every input size (_errors.py).
+linear_cross_entropy = _errors.like_torch(linear_cross_entropy, _errors.linear_cross_entropy_reference)
