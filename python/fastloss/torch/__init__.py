@@ -46,6 +46,7 @@ from .functional import (
     softmax_kl_div,
     wasserstein_loss,
 )
+from .linear_kl_head import linear_softmax_kl_div
 from .lm_head import LinearCrossEntropyLoss, linear_cross_entropy, vocab_parallel_cross_entropy
 from .modules import (
     BCEWithLogitsLoss,
@@ -91,6 +92,7 @@ __all__ = [
     "kl_div",
     "l1_loss",
     "linear_cross_entropy",
+    "linear_softmax_kl_div",
     "log_cosh_loss",
     "margin_ranking_loss",
     "mse_loss",
