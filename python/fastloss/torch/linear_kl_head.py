@@ -114,8 +114,8 @@ def linear_softmax_kl_div(
     Shapes: ``student_hidden`` (..., H_s), ``student_weight`` (V, H_s), ``teacher_hidden`` (..., H_t)
     with the same leading shape, ``teacher_weight`` (V, H_t). Each head's hidden states and weight
     share a dtype; 16-bit inputs run the matmuls in that dtype, the kernel in fp32, and return an
-    fp32 loss. ``chunk_size``: rows per chunk (default: chosen from V and free memory; extra memory
-    about ``2 * chunk_size * V`` logits).
+    fp32 loss. ``chunk_size``: rows per chunk (default: chosen from V and free memory, 512 rows at
+    V = 32000 on CPU; extra memory about two (chunk_size, V) logits buffers).
     """
     for name, t in (("student_hidden", student_hidden), ("student_weight", student_weight),
                     ("teacher_hidden", teacher_hidden), ("teacher_weight", teacher_weight)):
@@ -149,7 +149,9 @@ def linear_softmax_kl_div(
     xs = student_hidden.reshape(-1, student_hidden.shape[-1])
     xt = teacher_hidden.detach().reshape(-1, teacher_hidden.shape[-1])
     vocab = student_weight.shape[0]
-    chunk = chunk_size or chunks.auto_chunk_rows(xs.shape[0], 2 * vocab, xs.device)  # two logits buffers
+    # two logits buffers, each on the LM head's budget for half the vocabulary: taller chunks keep the
+    # five matmuls efficient (512 rows at V=32000, 128 MiB in all, vs 1.5 GiB for the unfused logits)
+    chunk = chunk_size or chunks.auto_chunk_rows(xs.shape[0], max(1, vocab // 2), xs.device)
     loss = _LinearSoftmaxKLDiv.apply(
         xs, student_weight, xt, teacher_weight.detach(), float(temperature), reduction, chunk
     )
