@@ -230,3 +230,22 @@ def test_trainer_with_gradient_accumulation_logs_hf_losses(tmp_path):
     ours, theirs = train(patched, "fastloss"), train(reference, "hf")
     assert len(ours) == len(theirs) == 2
     assert ours == pytest.approx(theirs, rel=1e-4)
+
+
+def test_import_fastloss_does_not_import_transformers():
+    import subprocess
+    import sys
+
+    code = "import sys, fastloss, fastloss.torch; print('transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_a_failed_forward_leaves_no_capture_behind():
+    reference, patched = _pair(_llama)
+    ids, _, labels = _batch()
+    with pytest.raises(ValueError, match="labels give 15 targets but the lm_head got 33 positions"):
+        patched(ids, labels=labels[:, :5])
+    hidden = torch.randn(2, HIDDEN)
+    assert torch.equal(patched.lm_head(hidden), reference.lm_head(hidden))
+    assert patched(ids).logits.shape == (3, 11, VOCAB)

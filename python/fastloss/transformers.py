@@ -168,6 +168,8 @@ def apply(model: nn.Module) -> nn.Module:
         if not patch.capturing:
             return None
         patch.capturing, patch.hidden = False, None
+        if output is None:  # the forward raised (always_call): state reset, its exception goes on
+            return None
         if not patch.loss_done:
             raise RuntimeError(
                 f"fastloss.transformers: {type(module).__name__}.forward did not call self.loss_function with "
@@ -178,7 +180,7 @@ def apply(model: nn.Module) -> nn.Module:
     patch.handles = [
         model.register_forward_pre_hook(before_model, with_kwargs=True),
         head.register_forward_pre_hook(before_head),
-        model.register_forward_hook(after_model, with_kwargs=True, always_call=False),
+        model.register_forward_hook(after_model, with_kwargs=True, always_call=True),
     ]
     model.loss_function = _fused_loss_function(patch)
     setattr(model, _STATE, patch)
