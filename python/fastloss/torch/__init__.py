@@ -44,6 +44,7 @@ from .functional import (
     sigmoid_focal_loss,
     smooth_l1_loss,
 )
+from .linear_kl_head import linear_softmax_kl_div
 from .lm_head import LinearCrossEntropyLoss, linear_cross_entropy, vocab_parallel_cross_entropy
 from .modules import (
     BCEWithLogitsLoss,
@@ -82,6 +83,7 @@ __all__ = [
     "kl_div",
     "l1_loss",
     "linear_cross_entropy",
+    "linear_softmax_kl_div",
     "margin_ranking_loss",
     "mse_loss",
     "multi_margin_loss",
