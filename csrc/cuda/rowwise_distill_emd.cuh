@@ -47,31 +47,51 @@ __global__ void __launch_bounds__(256) distill_kernel(const RowwiseArgs a) {
   const T* x = static_cast<const T*>(a.x) + base;
   const T* y = static_cast<const T*>(a.soft_target) + base;
   T* g = a.grad ? static_cast<T*>(a.grad) + base : nullptr;
-  const S it = S(1.0 / a.params.temperature);
+  const S it = S(1.0 / a.params.temperature), it2 = it + it;
   S mx = -INFINITY, my = -INFINITY;
   for (long long c = lane; c < C; c += lanes) {
     mx = MaxOp{}(mx, to_math(x[c * st]));
     my = MaxOp{}(my, to_math(y[c * st]));
   }
-  const S ms = softmax_safe_max(group_allreduce<G>(mx, MaxOp{}, scratch) * it);
-  const S mt = softmax_safe_max(group_allreduce<G>(my, MaxOp{}, scratch) * it);
+  // Halved maxima and 2/T: softmax_kl_div_shift's overflow-free (x - m)/T, as the CPU kernels.
+  const S mxh = softmax_safe_max(group_allreduce<G>(mx, MaxOp{}, scratch)) * S(0.5);
+  const S myh = softmax_safe_max(group_allreduce<G>(my, MaxOp{}, scratch)) * S(0.5);
   S ss = 0, sq = 0, acc = 0;
   for (long long c = lane; c < C; c += lanes) {
-    const S s = to_math(x[c * st]) * it - ms, u = to_math(y[c * st]) * it - mt;
+    const S xc = to_math(x[c * st]);
+    const S s = softmax_kl_div_shift(xc, mxh, it2), u = softmax_kl_div_shift(to_math(y[c * st]), myh, it2);
     const S es = fl_exp(s), et = fl_exp(u);
     ss += es;
     sq += et;
-    acc += softmax_kl_div_term(et, u, s);
+    acc += softmax_kl_div_term(et, u, s, xc);
   }
   ss = group_allreduce<G>(ss, SumOp{}, scratch);
   sq = group_allreduce<G>(sq, SumOp{}, scratch);
   acc = group_allreduce<G>(acc, SumOp{}, scratch);
-  const KlDivRow<S> r = softmax_kl_div_finalize(acc, ss, sq, it, S(row_grad_scale(a, row)));
+  S A_scale = 1;
+  if (acc - acc != S(0) && acc == acc) {  // A overflowed although A / St may not: sum it again scaled
+    const S k = softmax_kl_div_rescue_scale<S>();
+    S rescued = 0;
+    for (long long c = lane; c < C; c += lanes) {
+      const S xc = to_math(x[c * st]);
+      const S s = softmax_kl_div_shift(xc, mxh, it2), u = softmax_kl_div_shift(to_math(y[c * st]), myh, it2);
+      rescued += softmax_kl_div_term(fl_exp(u), u * k, s * k, xc);
+    }
+    acc = group_allreduce<G>(rescued, SumOp{}, scratch);
+    A_scale = k;
+  }
+  const S scale = S(row_grad_scale(a, row));
+  const bool fold = scale - scale == S(0) && it - it == S(0);
+  const KlGradScale<S> gs = softmax_kl_div_grad_scale(it, scale, fold);
+  const KlDivRow<S> r = softmax_kl_div_finalize(acc, ss, sq, gs.inv_t, gs.scale, A_scale);
   if (a.row_loss && lane == 0) static_cast<S*>(a.row_loss)[row] = r.loss;
   if (!g) return;
   for (long long c = lane; c < C; c += lanes) {
-    const S es = fl_exp(to_math(x[c * st]) * it - ms), et = fl_exp(to_math(y[c * st]) * it - mt);
-    g[c * st] = from_math<T>(softmax_kl_div_grad(es, et, r.a, r.a_minus_b));
+    const S es = fl_exp(softmax_kl_div_shift(to_math(x[c * st]), mxh, it2));
+    const S et = fl_exp(softmax_kl_div_shift(to_math(y[c * st]), myh, it2));
+    S val = softmax_kl_div_grad(es, et, r.a, r.a_minus_b);
+    if (!fold) val = softmax_kl_div_rescale(val, gs.keep_zero, gs.ieee);
+    g[c * st] = from_math<T>(val);
   }
 }
 

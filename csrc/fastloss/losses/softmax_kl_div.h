@@ -33,8 +33,6 @@ template <class S> FL_HD S softmax_kl_div_rescue_scale() { return S(5.4210108624
 // The term of class c in A: 0 where the teacher's probability is 0, inf where the student's is
 // exactly 0 (x = -inf) and the teacher's is positive (a finite u: its et may have underflowed in
 // float32 math, but q_c > 0 makes the KL divergence infinite, as the float64 reference says).
-// (The three-argument form, without that case, is the CUDA kernel's until it passes x too.)
-template <class V> FL_HD V softmax_kl_div_term(V et, V u, V s) { return select(et == V(0), V(0), et * (u - s)); }
 template <class V> FL_HD V softmax_kl_div_term(V et, V u, V s, V x) {
   const V inf(INFINITY);
   return select(et == V(0), select(x == -inf, select(u > -inf, inf, V(0)), V(0)), et * (u - s));
