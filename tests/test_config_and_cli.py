@@ -169,3 +169,38 @@ def test_unavailable_fastloss_cpu_isa_is_an_error_naming_it():
     result = run_python("import fastloss, numpy as np; fastloss.cross_entropy(np.zeros((2, 3)), np.array([0, 2]))",
                         FASTLOSS_CPU_ISA="sse9")
     assert result.returncode != 0 and "FASTLOSS_CPU_ISA=sse9" in result.stderr
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _requirements() -> dict[str, str]:
+    """name -> lower bound of every requirement in pyproject.toml (dependencies and extras)."""
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lines = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    bounds: dict[str, str] = {}
+    for line in lines:
+        name, _, low = line.partition(">=")
+        assert low and "," not in low, f"{line!r}: every requirement is a plain lower bound"
+        assert bounds.setdefault(name, low) == low, f"{name} has two lower bounds"
+    return bounds
+
+
+@pytest.mark.skipif(not (ROOT / ".ci" / "oldest.txt").is_file(), reason="needs the source tree")
+def test_the_oldest_versions_job_pins_exactly_the_claimed_lower_bounds():
+    pins = dict(line.split("==") for line in (ROOT / ".ci" / "oldest.txt").read_text().splitlines()
+                if line and not line.startswith("#"))
+    assert pins == _requirements()
+
+
+@pytest.mark.skipif(not (ROOT / "README.md").is_file(), reason="needs the source tree")
+def test_readme_and_classifiers_claim_the_same_python_versions():
+    tomllib = pytest.importorskip("tomllib")
+    classifiers = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["classifiers"]
+    claimed = {c.rsplit(" :: ", 1)[1] for c in classifiers if c.startswith("Programming Language :: Python :: 3.")}
+    import re
+
+    tested = re.search(r"Tested on CPython ([\d., and]+)", (ROOT / "README.md").read_text())
+    assert tested, "README.md says which Python versions are tested"
+    assert set(re.findall(r"3\.\d+", tested.group(1))) == claimed

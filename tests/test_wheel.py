@@ -3,6 +3,7 @@ installs it with no compiler and no source (--no-index --only-binary), and its c
 pass ``python -m fastloss check`` and a multi-threaded problem against the NumPy reference.
 
 Minutes of build: runs only with FASTLOSS_TEST_WHEEL=1, which .ci/run sets for its own step.
+FASTLOSS_WHEELHOUSE=DIR keeps the wheel there (.ci/run's oldest-versions job installs it).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ print("threaded ok", fastloss.get_num_threads())
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    dest = tmp_path_factory.mktemp("wheelhouse")
+    keep = os.environ.get("FASTLOSS_WHEELHOUSE")
+    dest = Path(keep) if keep else tmp_path_factory.mktemp("wheelhouse")
     env = dict(os.environ, PYTHON=sys.executable)
     r = subprocess.run(["bash", str(ROOT / "tools" / "build_wheel.sh"), str(dest)], env=env, cwd=ROOT,
                        capture_output=True, text=True, check=False)
