@@ -9,7 +9,7 @@ import fastloss
 
 project = "fastloss"
 release = version = fastloss.__version__
-copyright = "the fastloss developers"  # noqa: A001 - Sphinx's setting name
+copyright = "the fastloss developers"
 extensions = ["myst_parser", "sphinx.ext.autodoc"]
 source_suffix = {".md": "markdown"}
 exclude_patterns = ["loss_notes/*", "conf.py"]

@@ -116,6 +116,9 @@ def test_cli_check_passes_and_covers_every_loss_and_implementation():
                 for spec in fastloss.LOSSES]
     assert [tuple(row[:2]) for row in table] == expected
     assert "FAIL" not in result.stdout
+    # aligned: the header and every row end their columns at the same place, the longest loss name too
+    widths = {len(line) for line in result.stdout.splitlines()[1:-1]}
+    assert len(widths) == 1, widths
 
 
 def test_check_fails_on_a_wrong_backend(monkeypatch, capsys):
@@ -169,6 +172,48 @@ def test_unavailable_fastloss_cpu_isa_is_an_error_naming_it():
     result = run_python("import fastloss, numpy as np; fastloss.cross_entropy(np.zeros((2, 3)), np.array([0, 2]))",
                         FASTLOSS_CPU_ISA="sse9")
     assert result.returncode != 0 and "FASTLOSS_CPU_ISA=sse9" in result.stderr
+
+
+def test_an_unknown_cpu_isa_fails_at_import_naming_the_valid_values():
+    result = run_python("import fastloss", FASTLOSS_CPU_ISA="avx9")
+    assert result.returncode != 0
+    assert "FASTLOSS_CPU_ISA=avx9 is not an instruction set fastloss knows; valid values: avx512, avx2, neon, " \
+           "scalar" in result.stderr
+
+
+def test_a_known_isa_this_cpu_lacks_fails_at_import_saying_so():
+    if _backends._C is None:
+        return  # the variable only steers the native backend
+    missing = [isa for isa in ("avx512", "avx2", "neon") if isa not in _backends._C.available_isas()]
+    result = run_python("import fastloss", FASTLOSS_CPU_ISA=missing[0])
+    assert result.returncode != 0
+    assert f"FASTLOSS_CPU_ISA={missing[0]} is not available on this CPU; it can run" in result.stderr
+
+
+def test_import_fastloss_torch_without_torch_says_to_install_it():
+    # a meta-path finder that hides torch, as on a machine without it
+    code = ("import sys, importlib.abc\n"
+            "class NoTorch(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'torch' or name.startswith('torch.'):\n"
+            "            raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n"
+            "sys.meta_path.insert(0, NoTorch())\n"
+            "import fastloss\n"
+            "try:\n"
+            "    import fastloss.torch\n"
+            "except ImportError as exc:\n"
+            "    print(exc)\n")
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert "fastloss.torch needs PyTorch, which is not installed: pip install torch" in result.stdout
+
+
+def test_info_says_how_to_build_cuda_when_it_is_not_built():
+    from fastloss import _config
+
+    info = _config.config()["cuda"]
+    if info.startswith("not built"):
+        assert "FASTLOSS_CUDA=ON pip install ." in info
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,9 +22,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 
 def build(out: Path, source: Path) -> None:
-    from sphinx.cmd.build import build_main
-
     import gen_docs
+    from sphinx.cmd.build import build_main
 
     shutil.rmtree(source, ignore_errors=True)
     shutil.copytree(ROOT / "docs", source)

@@ -182,8 +182,8 @@ def _loss_page(spec, formulas: dict[str, dict[str, str]], notes: Path) -> str:
     kind = "row-wise (one loss per row along the class axis `axis`, default -1)" if spec.rowwise \
         else "point-wise (one loss per element)"
     out = [f"# {spec.name}\n", f"```text\n{spec.formula}\n```\n",
-           f"- **Kind:** {kind}.\n- **Target:** {_docstrings._target(spec).replace('``', '`')}.\n"
-           f"- **Reductions:** {reductions}; `\"mean\"` is taken over {spec.mean_over.replace('_', ' ')}.\n",
+           (f"- **Kind:** {kind}.\n- **Target:** {_docstrings._target(spec).replace('``', '`')}.\n"
+           f"- **Reductions:** {reductions}; `\"mean\"` is taken over {spec.mean_over.replace('_', ' ')}.\n"),
            "![loss, gradient and Hessian diagonal](img/" + spec.name + ".png)\n",
            "The curves are computed at build time by the functions below (`reduction=\"none\"`; the "
            "gradient and Hessian by `" + spec.name + "_grad_hess`).\n",
@@ -204,7 +204,7 @@ def _loss_page(spec, formulas: dict[str, dict[str, str]], notes: Path) -> str:
     for framework, table in formulas.items():
         if spec.name in table:
             out += [f"## The same loss in {framework}\n",
-                    f"What the benchmarks time against fastloss (and the tests compare with):\n",
+                    "What the benchmarks time against fastloss (and the tests compare with):\n",
                     f"```python\n{table[spec.name]}\n```\n"]
     out.append("## Functions\n")
     for suffix in FORMS:
@@ -218,9 +218,9 @@ def _losses(src: Path) -> None:
     (src / "losses" / "img").mkdir(parents=True, exist_ok=True)
     formulas = {"PyTorch": _competitor_formulas(BENCH / "torch_competitor.py", "_torch_losses"),
                 "JAX (optax)": _competitor_formulas(BENCH / "jax_competitor.py", "_optax_losses")}
-    index = ["# Losses\n", "Every loss has four forms: `fl.L` (the loss), `fl.L_grad` (its gradient), "
+    index = ["# Losses\n", ("Every loss has four forms: `fl.L` (the loss), `fl.L_grad` (its gradient), "
              "`fl.L_with_grad` (both from one pass) and `fl.L_grad_hess` (gradient and Hessian diagonal "
-             "of the unreduced loss, for gradient boosting).\n", _every_loss_table(fl.LOSSES, "")]
+             "of the unreduced loss, for gradient boosting).\n"), _every_loss_table(fl.LOSSES, "")]
     index.append("```{toctree}\n:hidden:\n\n" + "\n".join(s.name for s in fl.LOSSES) + "\n```\n")
     (src / "losses" / "index.md").write_text("\n".join(index))
     for spec in fl.LOSSES:
@@ -299,9 +299,9 @@ def _benchmarks(src: Path) -> None:
     img.mkdir(exist_ok=True)
     summary = (RESULTS / "summary.md").read_text()
     out = ["# Benchmarks\n",
-           "Measured with `PYTHONPATH=python python benchmarks/run_suite.py --preset reduced` on the project's "
+           ("Measured with `PYTHONPATH=python python benchmarks/run_suite.py --preset reduced` on the project's "
            "development machine; the first line of the table says which machine and when. Every competitor "
-           "ran in the same process on the same data; 'x NAME' is NAME's time divided by fastloss's.\n",
+           "ran in the same process on the same data; 'x NAME' is NAME's time divided by fastloss's.\n"),
            _demote(summary)]
     for png in sorted(RESULTS.glob("*.png")):
         shutil.copy(png, img / png.name)
