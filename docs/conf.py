@@ -18,13 +18,16 @@ html_theme = "furo"
 html_title = f"fastloss {release}"
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
+autodoc_inherit_docstrings = False  # torch.nn.Module.forward's text is not about our losses
+html_static_path = ["_static"]
+html_css_files = ["docstrings.css"]
 
 
 def _verbatim(app, what, name, obj, options, lines):
     """Docstrings are plain text with formulas (``|e|``, ``**``), not reStructuredText: show them
     as written, in a literal block, rather than let docutils misread them."""
     if lines:
-        lines[:] = ["::", ""] + ["    " + line for line in lines] + [""]
+        lines[:] = [".. code-block:: text", "   :class: docstring", ""] + ["   " + line for line in lines] + [""]
 
 
 def setup(app):
