@@ -181,7 +181,7 @@ def _loss_page(spec, formulas: dict[str, dict[str, str]], notes: Path) -> str:
     reductions = ", ".join(repr(r) for r in ("mean", "sum", "none", *spec.extra_reductions))
     kind = "row-wise (one loss per row along the class axis `axis`, default -1)" if spec.rowwise \
         else "point-wise (one loss per element)"
-    out = [f"# {spec.name}\n", f"```text\n{spec.formula}\n```\n",
+    out = [f"# {spec.name}\n", f"```{{code-block}} text\n:class: docstring\n\n{spec.formula}\n```\n",
            (f"- **Kind:** {kind}.\n- **Target:** {_docstrings._target(spec).replace('``', '`')}.\n"
            f"- **Reductions:** {reductions}; `\"mean\"` is taken over {spec.mean_over.replace('_', ' ')}.\n"),
            "![loss, gradient and Hessian diagonal](img/" + spec.name + ".png)\n",
@@ -251,7 +251,7 @@ def _module_page(name: str) -> str:
     except ImportError as exc:  # the docs were built without this adapter's framework
         print(f"gen_docs: fastloss.{name} not documented: {exc}", file=sys.stderr)
         return title + f"\nThis page was built without the module's dependency ({exc}).\n"
-    return title + "\n" + _rst(f".. automodule:: fastloss.{name}\n   :members:\n   :show-inheritance:")
+    return title + "\n" + _rst(f".. automodule:: fastloss.{name}\n   :members:")
 
 
 def _core_page(fl) -> str:
