@@ -204,7 +204,8 @@ def _loss_page(spec, formulas: dict[str, dict[str, str]], notes: Path) -> str:
     for framework, table in formulas.items():
         if spec.name in table:
             out += [f"## The same loss in {framework}\n",
-                    "What the benchmarks time against fastloss (and the tests compare with):\n",
+                    ("The formula the benchmarks time against fastloss (`fastloss/_bench`), with the default "
+                    "options:\n"),
                     f"```python\n{table[spec.name]}\n```\n"]
     out.append("## Functions\n")
     for suffix in FORMS:
