@@ -208,12 +208,16 @@ def test_import_fastloss_torch_without_torch_says_to_install_it():
     assert "fastloss.torch needs PyTorch, which is not installed: pip install torch" in result.stdout
 
 
-def test_info_says_how_to_build_cuda_when_it_is_not_built():
+def test_info_says_how_to_build_cuda_when_it_is_not_built(capsys):
     from fastloss import _config
 
-    info = _config.config()["cuda"]
-    if info.startswith("not built"):
-        assert "FASTLOSS_CUDA=ON pip install ." in info
+    fastloss.show_config()
+    out = capsys.readouterr().out
+    if _config.config()["cuda"].startswith("not built"):
+        assert "this build is CPU only; for NVIDIA GPUs reinstall from source with the CUDA toolkit on PATH: " \
+               "FASTLOSS_CUDA=ON pip install ." in out
+    else:
+        assert "FASTLOSS_CUDA=ON" not in out
 
 
 ROOT = Path(__file__).resolve().parents[1]

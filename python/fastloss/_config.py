@@ -54,10 +54,8 @@ def config() -> dict:
         from ._backends import cuda as _cuda_api
 
         info["cuda"] = _cuda_api.describe()
-        if info["cuda"].startswith("not built"):
-            info["cuda"] = f"not built: {CUDA_HINT}"
-    except ImportError:
-        info["cuda"] = f"not built: {CUDA_HINT}"
+    except ImportError as exc:
+        info["cuda"] = f"not built ({exc})"
     return info
 
 
@@ -72,8 +70,11 @@ def _isa(native) -> str | None:
 
 def show_config() -> None:
     """Print version, backend, CPU ISA in use and available, threads, CUDA build and devices."""
-    for key, value in config().items():
+    info = config()
+    for key, value in info.items():
         print(f"{key:>20}: {value}")
+    if str(info["cuda"]).startswith("not built"):
+        print(f"{'':>20}  {CUDA_HINT}")
 
 
 check_cpu_isa_request()
