@@ -123,6 +123,27 @@ def test_bench_user_shapes(bench_main, tmp_path):
         assert plot.stat().st_size > 1000
 
 
+def test_a_size_without_loss_times_cross_entropy_only(bench_main, tmp_path):
+    out = tmp_path / "rows.json"
+    text = bench_main("--tiny", "--shape", "16x50", "--dtype", "float32", "--against", "none", "--json", str(out))
+    assert [r["loss"] for r in json.loads(out.read_text())["rows"]] == ["cross_entropy"]
+    assert "--loss all times every loss" in text
+    bench_main("--tiny", "--shape", "16x50", "--dtype", "float32", "--against", "none", "--loss", "all",
+               "--json", str(out))
+    assert [r["loss"] for r in json.loads(out.read_text())["rows"]] == [s.name for s in LOSSES]
+
+
+def test_bench_output_explains_its_columns_without_third_party_noise():
+    pytest.importorskip("torch")
+    proc = run("-m", "fastloss", "bench", "--tiny", "--loss", "huber_loss", "--dtype", "float32",
+               "--against", "torch,compile")
+    assert "% copy: np.copyto's time for the same number of bytes" in proc.stdout
+    assert "time left" in proc.stdout and "s left: huber_loss" in proc.stderr  # the progress line
+    noise = [line for line in (proc.stdout + proc.stderr).splitlines()
+             if "warn" in line.lower() or "No CUDA runtime" in line]
+    assert not noise, noise
+
+
 def test_bench_against_torch_compile(bench_main, tmp_path):
     out = tmp_path / "rows.json"
     bench_main("--shape", "256", "--loss", "huber_loss", "--dtype", "float32", "--threads", "1",
@@ -180,6 +201,13 @@ def test_verdict_and_crossover_wording():
     assert verdict(slow, {"JAX jit": fast}) == "fastloss 4.1x slower than JAX jit"
     assert "as fast as torch.compile" in verdict(fast, {"torch.compile": close})
     assert verdict(fast, {}, {"JAX jit": "optax has no x"}) == "fastloss: no JAX jit (optax has no x)"
+    # a ratio is no verdict when a timing is unsteady, or when overlapping timings differ a lot
+    noisy = Timing.of([0.2, 1.0, 6.0, 1.5, 0.3])
+    assert verdict(noisy, {"torch eager": slow}).startswith("fastloss no verdict against torch eager")
+    wide = Timing.of([1.0, 1.2, 1.5, 1.9, 2.2])
+    overlapping = Timing.of([1.4, 1.6, 1.9, 2.3, 2.4])
+    text = verdict(wide, {"JAX jit": overlapping})
+    assert "no verdict against JAX jit" in text and "overlap" in text and "faster" not in text
     sizes = ["a", "b", "c", "d"]
     assert crossover(sizes, [5, 1, 3, 1], [2, 2, 2, 2], "fl", "pt") == \
         "crossover: fl is faster than pt from d on (slower at a, c)"

@@ -116,6 +116,9 @@ def test_cli_check_passes_and_covers_every_loss_and_implementation():
                 for spec in fastloss.LOSSES]
     assert [tuple(row[:2]) for row in table] == expected
     assert "FAIL" not in result.stdout
+    # aligned: the header and every row end their columns at the same place, the longest loss name too
+    widths = {len(line) for line in result.stdout.splitlines()[1:-1]}
+    assert len(widths) == 1, widths
 
 
 def test_check_fails_on_a_wrong_backend(monkeypatch, capsys):
@@ -169,3 +172,84 @@ def test_unavailable_fastloss_cpu_isa_is_an_error_naming_it():
     result = run_python("import fastloss, numpy as np; fastloss.cross_entropy(np.zeros((2, 3)), np.array([0, 2]))",
                         FASTLOSS_CPU_ISA="sse9")
     assert result.returncode != 0 and "FASTLOSS_CPU_ISA=sse9" in result.stderr
+
+
+def test_an_unknown_cpu_isa_fails_at_import_naming_the_valid_values():
+    result = run_python("import fastloss", FASTLOSS_CPU_ISA="avx9")
+    assert result.returncode != 0
+    assert "FASTLOSS_CPU_ISA=avx9 is not an instruction set fastloss knows; valid values: avx512, avx2, neon, " \
+           "scalar" in result.stderr
+
+
+def test_a_known_isa_this_cpu_lacks_fails_at_import_saying_so():
+    if _backends._C is None:
+        return  # the variable only steers the native backend
+    missing = [isa for isa in ("avx512", "avx2", "neon") if isa not in _backends._C.available_isas()]
+    result = run_python("import fastloss", FASTLOSS_CPU_ISA=missing[0])
+    assert result.returncode != 0
+    assert f"FASTLOSS_CPU_ISA={missing[0]} is not available on this CPU; it can run" in result.stderr
+
+
+def test_import_fastloss_torch_without_torch_says_to_install_it():
+    # a meta-path finder that hides torch, as on a machine without it
+    code = ("import sys, importlib.abc\n"
+            "class NoTorch(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'torch' or name.startswith('torch.'):\n"
+            "            raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n"
+            "sys.meta_path.insert(0, NoTorch())\n"
+            "import fastloss\n"
+            "try:\n"
+            "    import fastloss.torch\n"
+            "except ImportError as exc:\n"
+            "    print(exc)\n")
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert "fastloss.torch needs PyTorch, which is not installed: pip install torch" in result.stdout
+
+
+def test_info_says_how_to_build_cuda_when_it_is_not_built(capsys):
+    from fastloss import _config
+
+    fastloss.show_config()
+    out = capsys.readouterr().out
+    if _config.config()["cuda"].startswith("not built"):
+        assert "this build is CPU only; for NVIDIA GPUs reinstall from source with the CUDA toolkit on PATH: " \
+               "FASTLOSS_CUDA=ON pip install ." in out
+    else:
+        assert "FASTLOSS_CUDA=ON" not in out
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _requirements() -> dict[str, str]:
+    """name -> lower bound of every requirement in pyproject.toml (dependencies and extras)."""
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lines = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    bounds: dict[str, str] = {}
+    for line in lines:
+        name, _, low = line.partition(">=")
+        assert low and "," not in low, f"{line!r}: every requirement is a plain lower bound"
+        assert bounds.setdefault(name, low) == low, f"{name} has two lower bounds"
+    return bounds
+
+
+@pytest.mark.skipif(not (ROOT / ".ci" / "oldest.txt").is_file(), reason="needs the source tree")
+def test_the_oldest_versions_job_pins_exactly_the_claimed_lower_bounds():
+    pins = dict(line.split("==") for line in (ROOT / ".ci" / "oldest.txt").read_text().splitlines()
+                if line and not line.startswith("#"))
+    assert pins == _requirements()
+
+
+@pytest.mark.skipif(not (ROOT / "README.md").is_file(), reason="needs the source tree")
+def test_readme_and_classifiers_claim_the_same_python_versions():
+    tomllib = pytest.importorskip("tomllib")
+    classifiers = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["classifiers"]
+    claimed = {c.rsplit(" :: ", 1)[1] for c in classifiers if c.startswith("Programming Language :: Python :: 3.")}
+    import re
+
+    tested = re.search(r"Tested on CPython ([\d., and]+)", (ROOT / "README.md").read_text())
+    assert tested, "README.md says which Python versions are tested"
+    assert set(re.findall(r"3\.\d+", tested.group(1))) == claimed

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -58,6 +59,42 @@ uint32_t __wrap_arc4random(void) {
   while (__wrap_getentropy(&v, sizeof v) != 0) {
   }
   return v;
+}
+
+// A thread_local with a destructor (dispatch.cpp's per-thread buffers) makes the compiler register
+// the destructor with __cxa_thread_atexit, which the static libstdc++ forwards to glibc 2.18's
+// __cxa_thread_atexit_impl: the one symbol that kept the wheel above manylinux2014 (glibc 2.17).
+// Defining __cxa_thread_atexit here keeps libstdc++'s member out of the link; the destructors run
+// when the thread exits, newest first, from a pthread key's destructor (glibc 2.2.5). As with any
+// pthread key, none runs for the main thread at process exit: the OS takes its memory back.
+struct FlThreadDtor {
+  void (*fn)(void*);
+  void* obj;
+  FlThreadDtor* next;
+};
+static pthread_key_t fl_dtor_key;
+static pthread_once_t fl_dtor_once = PTHREAD_ONCE_INIT;
+
+static void fl_run_thread_dtors(void* head) {
+  for (FlThreadDtor* d = static_cast<FlThreadDtor*>(head); d != nullptr;) {
+    FlThreadDtor* next = d->next;
+    d->fn(d->obj);
+    free(d);
+    d = next;
+  }
+}
+
+static void fl_make_dtor_key(void) { pthread_key_create(&fl_dtor_key, fl_run_thread_dtors); }
+
+int __cxa_thread_atexit(void (*fn)(void*), void* obj, void* /*dso_handle*/) {
+  pthread_once(&fl_dtor_once, fl_make_dtor_key);
+  FlThreadDtor* d = static_cast<FlThreadDtor*>(malloc(sizeof(FlThreadDtor)));
+  if (d == nullptr) return -1;
+  d->fn = fn;
+  d->obj = obj;
+  d->next = static_cast<FlThreadDtor*>(pthread_getspecific(fl_dtor_key));
+  pthread_setspecific(fl_dtor_key, d);  // a destructor that registers another makes pthread run it too
+  return 0;
 }
 
 }  // extern "C"

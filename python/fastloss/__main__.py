@@ -11,7 +11,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="print version, backend, ISA, threads and CUDA devices")
     sub.add_parser("check", help="check every loss of every backend against the NumPy reference")
-    bench = sub.add_parser("bench", help="quick benchmark of every loss (a few seconds per loss)")
+    bench = sub.add_parser("bench", help="time loss+gradient against PyTorch and JAX (every loss: minutes; "
+                                         "--loss NAME for one)")
     from . import _bench
 
     _bench.add_arguments(bench)

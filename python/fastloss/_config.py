@@ -7,6 +7,26 @@ import platform
 
 from . import _backends
 
+# The CPU instruction sets the native backend has kernels for (csrc/cpu/dispatch.cpp), best first.
+CPU_ISAS = ("avx512", "avx2", "neon", "scalar")
+CUDA_HINT = ("this build is CPU only; for NVIDIA GPUs reinstall from source with the CUDA toolkit on "
+             "PATH: FASTLOSS_CUDA=ON pip install .")
+
+
+def check_cpu_isa_request() -> None:
+    """Refuse a FASTLOSS_CPU_ISA this CPU cannot run, when fastloss is imported rather than at the
+    first call: an unknown name lists the valid ones, a known one says what this CPU can run."""
+    requested = os.environ.get("FASTLOSS_CPU_ISA") or None
+    if requested is None:
+        return
+    if requested not in CPU_ISAS:
+        raise ValueError(f"FASTLOSS_CPU_ISA={requested} is not an instruction set fastloss knows; "
+                         f"valid values: {', '.join(CPU_ISAS)} (or unset it to pick the best)")
+    native = _backends._C
+    if native is not None and requested not in native.available_isas():
+        raise ValueError(f"FASTLOSS_CPU_ISA={requested} is not available on this CPU; it can run "
+                         f"{', '.join(native.available_isas())} (or unset it to pick the best)")
+
 
 def backend() -> str:
     """The active CPU backend: 'native' (compiled SIMD kernels) or 'numpy' (the fallback)."""
@@ -50,5 +70,11 @@ def _isa(native) -> str | None:
 
 def show_config() -> None:
     """Print version, backend, CPU ISA in use and available, threads, CUDA build and devices."""
-    for key, value in config().items():
+    info = config()
+    for key, value in info.items():
         print(f"{key:>20}: {value}")
+    if str(info["cuda"]).startswith("not built"):
+        print(f"{'':>20}  {CUDA_HINT}")
+
+
+check_cpu_isa_request()

@@ -39,9 +39,11 @@ def _flat(values):
 
 def add_arguments(parser) -> None:
     parser.description = (
-        "Time the loss+gradient (forward+backward) of every fastloss loss against PyTorch, torch.compile "
-        "and JAX on your shapes, dtypes and threads. Example: python -m fastloss bench --shape 512x50000 "
-        "--loss cross_entropy --against torch,compile")
+        "Time the loss+gradient (forward+backward) of fastloss against PyTorch, torch.compile and JAX on "
+        "your shapes, dtypes and threads. Without options: every loss at one DRAM-sized shape in float32 "
+        "and bfloat16 (minutes; progress and the time left on stderr). With a size but no --loss: "
+        "cross_entropy only (huber_loss for --elements alone). "
+        "Example: python -m fastloss bench --shape 512x50000 --against torch,compile")
     size = parser.add_argument_group("sizes (default: one DRAM-sized shape per loss)")
     size.add_argument("--shape", action="append", type=shape, metavar="RxC",
                       help="an input shape, e.g. 512x50000 (rows x classes, class axis last); point-wise "
@@ -52,11 +54,12 @@ def add_arguments(parser) -> None:
     size.add_argument("--elements", action="append", type=counts, metavar="N[,N...]",
                       help="point-wise losses at N elements, e.g. 1e6 or 4Mi (repeatable)")
     size.add_argument("--quick", action="store_const", dest="size", const="quick", default="default",
-                      help="smaller default inputs (cache-resident; a few seconds per loss)")
+                      help="smaller default inputs (cache-resident)")
     size.add_argument("--tiny", action="store_const", dest="size", const="tiny",
                       help="tiny inputs: checks that everything runs (used by the tests)")
-    parser.add_argument("--loss", action="append", choices=[s.name for s in fastloss.LOSSES],
-                        help="only this loss (repeatable; default: every loss of fastloss.LOSSES)")
+    parser.add_argument("--loss", action="append", choices=[s.name for s in fastloss.LOSSES] + ["all"],
+                        metavar="NAME", help="a loss of fastloss.LOSSES, or all (repeatable; default: every "
+                                             "loss, but cross_entropy only when a size is given)")
     parser.add_argument("--dtype", action="append", type=_dtypes, metavar="D[,D...]",
                         help=f"{', '.join(DTYPES)} (repeatable; default: float32 and bfloat16)")
     parser.add_argument("--form", choices=tuple(FORMS), default="fused",
@@ -81,6 +84,8 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
+    if args.loss and "all" in args.loss:
+        args.loss = [s.name for s in fastloss.LOSSES]
     args.dtype = _flat(args.dtype)
     args.classes = _flat(args.classes)
     args.elements = _flat(args.elements)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 
 class ProgressBar:
@@ -12,11 +13,15 @@ class ProgressBar:
         self.total, self.done, self.width = total, 0, width
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
+        self.start = time.perf_counter()
 
     def step(self, label: str) -> None:
         self.done += 1
         filled = self.width * self.done // max(1, self.total)
-        text = f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} {label}"
+        elapsed = time.perf_counter() - self.start
+        left = elapsed / self.done * (self.total - self.done)
+        text = (f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} "
+                f"{elapsed:.0f} s, ~{left:.0f} s left: {label}")
         if self.tty:
             self.stream.write("\r" + text[: 118].ljust(118))
             if self.done == self.total:

@@ -15,6 +15,7 @@ from .figures import plot_rows
 from .jax_competitor import jax_fn
 from .machine import machine_info, set_threads
 from .progress import ProgressBar
+from .quiet import third_parties_quiet
 from .sizes import plan_sizes
 from .table import format_table
 from .timing import Timing, measure_many
@@ -69,10 +70,24 @@ def measure_row(case: Case, against: list[str], threads: int, timing: dict = TIM
     return row
 
 
+def _losses(args) -> tuple[list, list[str]]:
+    """The losses to time, and a note when they were chosen for the user: every loss by default,
+    but one when the user gave a size without --loss (all 14 at a user's shape take minutes)."""
+    if args.loss:
+        return [s for s in fastloss.LOSSES if s.name in args.loss], []
+    if not (args.shape or args.classes or args.elements):
+        return list(fastloss.LOSSES), []
+    name = "cross_entropy" if args.shape or args.classes else "huber_loss"
+    return [s for s in fastloss.LOSSES if s.name == name], [
+        (f"a size without --loss times {name} only; --loss NAME (repeatable) picks others, --loss all "
+        "times every loss")]
+
+
 def _plan(args) -> tuple[list[tuple], list[str]]:
     rowwise, pointwise, notes = plan_sizes(args.size, args.shape or [], args.classes or [],
                                            args.elements or [])
-    specs = [s for s in fastloss.LOSSES if not args.loss or s.name in args.loss]
+    specs, chosen = _losses(args)
+    notes = notes + chosen
     dtypes = args.dtype or ["float32", "bfloat16"]
     plan = [(spec, dtype, shape) for spec in specs for shape in (rowwise if spec.rowwise else pointwise)
             for dtype in dtypes]
@@ -80,6 +95,11 @@ def _plan(args) -> tuple[list[tuple], list[str]]:
 
 
 def main(args) -> int:
+    with third_parties_quiet():
+        return _run(args)
+
+
+def _run(args) -> int:
     set_threads(args.threads)
     plan, plan_notes = _plan(args)
     notes = set(plan_notes)
@@ -88,6 +108,8 @@ def main(args) -> int:
           f"isa={info['cpu_isa']} threads={args.threads} cpu={info['cpu_model']} ({info['cores']} cores)")
     if "jax" in args.against and args.threads != info["cores"]:
         notes.add(f"JAX jit: XLA uses its own thread pool (all {info['cores']} cores), not --threads")
+    print(f"timing {len(plan)} case(s) against {', '.join(args.against) or 'nothing'}; progress and the "
+          "time left on stderr", flush=True)
     bar = ProgressBar(len(plan))
     rows = []
     for spec, dtype, shape in plan:
@@ -106,11 +128,13 @@ def main(args) -> int:
     for r in rows:
         print(f"{r['loss']} {'x'.join(map(str, r['shape']))} {r['dtype']}: {r['verdict']}")
     call = f"fastloss.<loss>{FORMS[args.form]}(x, t{'' if args.form == 'forward' else ', out=grad'})"
-    print(f"Times: median {WHAT[args.form]} per call, ±half the interquartile range of the samples; "
-          f"fastloss = {call} "
-          "on NumPy arrays, torch = autograd (forward, then backward for a gradient). GB/s counts the least "
-          "bytes a call must move (fastloss._bench.bytes_moved); '% copy' compares with np.copyto of the "
-          "same bytes, same run.")
+    print(f"Times: median {WHAT[args.form]} per call ±half the interquartile range; fastloss = {call} on "
+          "NumPy arrays, torch = autograd (forward, then backward for a gradient).")
+    print("GB/s: the least bytes a call must read and write, per second (fastloss._bench.bytes_moved).")
+    print("% copy: np.copyto's time for the same number of bytes (same run) / fastloss's time; 100% = as fast "
+          "as copying the data, and above 100% is possible since a call writes less than it reads.")
+    print("No verdict: a timing's middle half spans more than ±25%, or two timings overlap while their "
+          "medians differ by over 10%.")
     for note in sorted(notes):
         print(f"note: {note}")
     if args.plot:

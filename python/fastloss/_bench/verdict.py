@@ -22,12 +22,28 @@ def _overlap(a: Timing, b: Timing) -> bool:
     return a_lo <= b_hi and b_lo <= a_hi
 
 
+# Above this spread (half the interquartile range over the median) a timing is too unsteady for a
+# ratio to mean anything: the middle half of its samples spans more than +-25%.
+UNRELIABLE_SPREAD = 0.25
+# Overlapping timings whose medians are this close are called "as fast"; further apart, no verdict.
+SAME_SPEED = 1.1
+
+
 def compare(ours: Timing, theirs: Timing, label: str) -> str:
-    """``4.1x faster than torch eager`` / ``1.3x slower than ...`` / ``as fast as ... (within noise)``:
-    'as fast' when the middle halves of the two sets of samples overlap."""
+    """``4.1x faster than torch eager`` / ``1.3x slower than ...`` / ``as fast as ...``, or no
+    verdict when a ratio cannot be trusted: either timing varies by more than UNRELIABLE_SPREAD, or
+    the middle halves of the two sets of samples overlap while their medians differ by more than
+    SAME_SPEED."""
     ratio = theirs.median / ours.median
+    spread = max(ours.spread, theirs.spread)
+    if spread > UNRELIABLE_SPREAD:
+        return (f"no verdict against {label} (median ratio {ratio:.2f}x, but the timings vary by "
+                f"±{100 * spread:.0f}%; rerun on a quieter machine)")
     if _overlap(ours, theirs):
-        return f"as fast as {label} ({ratio:.2f}x, within noise)"
+        if 1 / SAME_SPEED <= ratio <= SAME_SPEED:
+            return f"as fast as {label} ({ratio:.2f}x, within noise)"
+        return (f"no verdict against {label} (median ratio {ratio:.2f}x, but the middle halves of the "
+                f"timings overlap; rerun on a quieter machine)")
     if ratio >= 1:
         return f"{ratio:.1f}x faster than {label}"
     return f"{1 / ratio:.1f}x slower than {label}"

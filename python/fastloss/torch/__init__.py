@@ -29,6 +29,13 @@ not from differentiable torch ops, so the backward raises instead of returning a
 silently give a zero second derivative.
 """
 
+try:
+    import torch as _torch  # noqa: F401 - only to say what is missing
+except ImportError as _missing:
+    raise ImportError(
+        "fastloss.torch needs PyTorch, which is not installed: pip install torch (or pip install "
+        "'fastloss[bench]'); the NumPy API, import fastloss, works without it") from _missing
+
 from . import functional as _functional
 from . import modules as _modules
 from .contrastive import clip_loss, info_nce, nt_xent, siglip_loss
