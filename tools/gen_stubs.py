@@ -1,6 +1,6 @@
-"""Write fastloss's type stubs: ``__init__.pyi`` (the real signatures of the public functions) and,
-where torch is importable, ``torch/__init__.pyi`` (the drop-ins derived from the spec, beside the
-hand-written ones re-exported from their modules). The loss functions are generated at import from
+"""Write fastloss's type stubs: ``__init__.pyi`` (the real signatures of the public functions) and
+``torch/__init__.pyi`` (the drop-ins derived from the spec, beside the hand-written ones re-exported
+from their modules; read from the sources, so torch need not be installed). The loss functions are generated at import from
 the spec, so without these stubs mypy sees them as ``Any`` (or not at all) and a misspelled option
 type-checks.
 
@@ -13,6 +13,8 @@ Usage: python tools/gen_stubs.py [PACKAGE_DIR]   (default: python/fastloss of th
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import inspect
 import sys
 from pathlib import Path
@@ -129,34 +131,40 @@ def _torch_module_stub(name: str, loss) -> str:
 
 
 def torch_stub_text() -> str:
-    """fastloss.torch's stub: the spec-derived drop-ins written out, the rest re-exported."""
-    sys.path.insert(0, str(ROOT / "python"))
-    import fastloss.torch as ft
-    from fastloss.torch import functional
-    from fastloss.torch._derived import class_name
+    """fastloss.torch's stub: the spec-derived drop-ins written out, the rest re-exported.
 
-    functions = {loss.name: loss for loss in functional.DERIVED}
-    classes = {class_name(loss): loss for loss in functional.DERIVED}
-    derived = set(functions) | set(classes)
+    Read from the sources (the package's imports and ``__all__``, functional.py's
+    PYTORCH_COUNTERPARTS) rather than by importing fastloss.torch, so an isolated pip build, which
+    has no torch, writes the same stub as a checkout that has it."""
+    sys.path.insert(0, str(ROOT / "python"))
+    from fastloss import _spec
+
+    torch_dir = ROOT / "python" / "fastloss" / "torch"
+    names = importlib.util.spec_from_file_location("fastloss_torch_names", torch_dir / "_names.py")
+    class_name = importlib.util.module_from_spec(names)
+    names.loader.exec_module(class_name)
+    init = ast.parse((torch_dir / "__init__.py").read_text())
+    modules = {alias.name: f"fastloss.torch.{node.module}" for node in ast.walk(init)
+               if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module for alias in node.names}
+    listed = next(ast.literal_eval(node.value) for node in init.body if isinstance(node, ast.Assign)
+                  and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets))
+    functional = ast.parse((torch_dir / "functional.py").read_text())
+    counterparts = next(ast.literal_eval(node.value.args[0]) for node in functional.body if isinstance(node, ast.Assign)
+                        and any(isinstance(t, ast.Name) and t.id == "PYTORCH_COUNTERPARTS" for t in node.targets))
+    derived = [loss for loss in _spec.LOSSES if loss.name not in counterparts]
+    functions = {loss.name: loss for loss in derived}
+    classes = {class_name.class_name(loss): loss for loss in derived}
+    public = [*listed, *functions, *classes]
     out = [HEADER.split("\n", 1)[0] + "\n", "from typing import Literal\n\nfrom torch import Tensor, nn\n\n"]
-    for name in ft.__all__:
-        if name not in derived:
-            module = getattr(ft, name).__module__
-            out.append(f"from {module} import {name} as {name}\n")
+    out += [f"from {modules[name]} import {name} as {name}\n" for name in listed]
     out.append("\n")
-    for name in ft.__all__:
+    for name in public:
         if name in classes:
             out.append(_torch_module_stub(name, classes[name]))
         elif name in functions:
             out.append(_torch_function_stub(functions[name]))
-    out.append(f"\n__all__ = {list(ft.__all__)!r}\n")
+    out.append(f"\n__all__ = {public!r}\n")
     return "".join(out)
-
-
-def _torch_importable() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("torch") is not None
 
 
 def main(argv: list[str]) -> int:
@@ -173,8 +181,7 @@ def main(argv: list[str]) -> int:
         return 1
     package.mkdir(parents=True, exist_ok=True)
     written = [_write(package / "__init__.pyi", text)]
-    if _torch_importable():
-        written.append(_write(package / "torch" / "__init__.pyi", torch_stub_text()))
+    written.append(_write(package / "torch" / "__init__.pyi", torch_stub_text()))
     print("gen_stubs:", ", ".join(str(p) for p in written))
     return 0
 

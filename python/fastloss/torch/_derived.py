@@ -24,15 +24,7 @@ from torch import Tensor, nn
 
 from .. import _spec
 from . import _ops
-
-# Words spelled as PyTorch spells them in class names (KLDivLoss, MultiMarginLoss).
-_CLASS_WORDS = {"kl": "KL", "div": "Div", "multiclass": "MultiClass"}
-
-
-def class_name(loss: _spec.Loss) -> str:
-    """``log_cosh_loss`` -> ``LogCoshLoss``, ``softmax_kl_div`` -> ``SoftmaxKLDivLoss``."""
-    words = loss.name.split("_")
-    return "".join(_CLASS_WORDS.get(w, w.capitalize()) for w in words) + ("" if words[-1] == "loss" else "Loss")
+from ._names import class_name
 
 
 def _default(opt: _spec.Opt) -> Any:
