@@ -127,3 +127,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(_lgb_estimators, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The lazily imported estimators too (``dir``, tab completion and the API reference see them)."""
+    return sorted(set(globals()) | set(__all__))
