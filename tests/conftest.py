@@ -37,7 +37,8 @@ def _fastloss_torch_kernels_at_every_size(request, monkeypatch):
     marked ``torch_crossover``, which test it."""
     ops = sys.modules.get("fastloss.torch._ops")
     if ops is not None and "torch_crossover" not in request.keywords:
-        monkeypatch.setattr(ops, "TORCH_FASTER_BELOW", 0)
+        for threshold in ("TORCH_FASTER_BELOW", "COMPILED_TORCH_FASTER_BELOW", "COMPILED_POINTWISE_TORCH_FASTER_BELOW"):
+            monkeypatch.setattr(ops, threshold, 0)
 
 
 @pytest.fixture(params=implementations(), ids=lambda p: p[0] if p[1] is None else f"{p[0]}-{p[1]}")

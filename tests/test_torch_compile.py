@@ -10,6 +10,7 @@ import fastloss.torch as ft
 import pytest
 import torch
 import torch.nn.functional as F
+from fastloss.torch import _ops
 
 
 def _data(seed=0):
@@ -118,3 +119,102 @@ def test_dynamo_sees_no_graph_break():
         str(node.target) for g in explanation.graphs for node in g.graph.nodes if node.op == "call_function"
     ]
     assert "fastloss.loss_with_grad.default" in ops
+
+
+# ---- below the size switch a compiled drop-in is PyTorch's own op (inductor fuses it) ------------
+
+
+def _recording_backend(graphs, ran=None):
+    """A torch.compile backend that keeps each FX graph Dynamo hands it (in ``graphs``) and runs it
+    as it is, appending the graph to ``ran`` at each call."""
+
+    def backend(gm, _example_inputs):
+        graphs.append(gm)
+
+        def run(*args):
+            if ran is not None:
+                ran.append(gm)
+            return gm.forward(*args)
+
+        return run
+
+    return backend
+
+
+def _fastloss_ops(gm):
+    return [n.target for n in gm.graph.nodes if isinstance(n.target, torch._ops.OpOverload)
+            and n.target.namespace == "fastloss"]
+
+
+def _pointwise_target(x):
+    return x.detach().flip(0)
+
+
+# Every drop-in whose eager mode switches to PyTorch's op: (fastloss.torch fn, PyTorch fn, target, kwargs).
+SWITCHED = [
+    (ft.cross_entropy, F.cross_entropy, lambda x: torch.arange(x.shape[0]) % x.shape[1], {}),
+    (ft.multi_margin_loss, F.multi_margin_loss, lambda x: torch.arange(x.shape[0]) % x.shape[1], {"p": 2}),
+    (ft.huber_loss, F.huber_loss, _pointwise_target, {"delta": 0.5}),
+    (ft.smooth_l1_loss, F.smooth_l1_loss, _pointwise_target, {"beta": 0.5}),
+    (ft.mse_loss, F.mse_loss, _pointwise_target, {}),
+    (ft.l1_loss, F.l1_loss, _pointwise_target, {}),
+    (ft.binary_cross_entropy_with_logits, F.binary_cross_entropy_with_logits,
+     lambda x: torch.sigmoid(x.detach().flip(0)), {}),
+    (ft.kl_div, F.kl_div, lambda x: torch.softmax(x.detach().flip(0), 1), {"reduction": "batchmean"}),
+]
+
+
+@pytest.mark.torch_crossover
+@pytest.mark.parametrize("fn, torch_fn, make_target, kwargs", SWITCHED, ids=[s[0].__name__ for s in SWITCHED])
+def test_compiled_drop_in_is_pytorchs_op_below_the_switch_and_fastloss_above(monkeypatch, fn, torch_fn, make_target,
+                                                                             kwargs):
+    # Small thresholds keep the test fast; the real ones are exercised by the next test.
+    monkeypatch.setattr(_ops, "COMPILED_TORCH_FASTER_BELOW", 60)
+    monkeypatch.setattr(_ops, "COMPILED_POINTWISE_TORCH_FASTER_BELOW", 60)
+    torch._dynamo.reset()
+    graphs = []
+    compiled = torch.compile(lambda x, t: fn(x, t, **kwargs), backend=_recording_backend(graphs), fullgraph=True)
+    g = torch.Generator().manual_seed(0)
+    for rows, has_fastloss_op in ((4, False), (40, True)):  # 4 x 5 = 20 elements, 40 x 5 = 200
+        x = torch.randn(rows, 5, generator=g, dtype=torch.float64)
+        target = make_target(x)
+        ours = _loss_and_grad(compiled, x, target)
+        theirs = _loss_and_grad(lambda x, t: torch_fn(x, t, **kwargs), x, target)
+        assert bool(_fastloss_ops(graphs[-1])) == has_fastloss_op, graphs[-1].graph
+        if has_fastloss_op:
+            torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+        else:  # PyTorch's own op: the same numbers, bit for bit
+            assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1])
+
+
+@pytest.mark.torch_crossover
+def test_compiled_switch_guards_a_dynamic_size_and_recompiles_once_per_side():
+    """dynamic=True: the element count is symbolic; the graph for one side serves every size on
+    that side, at the real thresholds (cross-entropy's row-wise one, Huber's point-wise one)."""
+    for fn, make_target, below in ((ft.cross_entropy, lambda x: torch.arange(x.shape[0]) % x.shape[1],
+                                    _ops.COMPILED_TORCH_FASTER_BELOW),
+                                   (ft.huber_loss, _pointwise_target, _ops.COMPILED_POINTWISE_TORCH_FASTER_BELOW)):
+        torch._dynamo.reset()
+        graphs, ran = [], []
+        compiled = torch.compile(fn, backend=_recording_backend(graphs, ran), dynamic=True)
+        sides = []
+        for rows in (16, 24, below // 4 - 1, below // 4, below // 2, 20):  # (rows, 4): below x 3, above x 2, below
+            x = torch.randn(rows, 4)
+            compiled(x.requires_grad_(), make_target(x)).backward()
+            sides.append(bool(_fastloss_ops(ran[-1])))
+        assert sides == [False, False, False, True, True, False], (fn.__name__, sides)
+        assert len(graphs) == 2, (fn.__name__, len(graphs))  # one graph per side, reused across sizes
+
+
+def test_dynamic_shapes_trace_in_one_graph_for_every_size():
+    """dynamic=True makes the float options symbolic: packing them must not break the graph."""
+    torch._dynamo.reset()
+    graphs = []
+    compiled = torch.compile(lambda x, t: ft.cross_entropy(x, t, label_smoothing=0.1),
+                             backend=_recording_backend(graphs), fullgraph=True, dynamic=True)
+    for rows in (6, 9, 13):
+        x, t = torch.randn(rows, 5, dtype=torch.float64), torch.arange(rows) % 5
+        torch.testing.assert_close(_loss_and_grad(compiled, x, t),
+                                   _loss_and_grad(lambda x, t: F.cross_entropy(x, t, label_smoothing=0.1), x, t),
+                                   rtol=1e-12, atol=1e-12)
+    assert len(graphs) == 1 and _fastloss_ops(graphs[0])

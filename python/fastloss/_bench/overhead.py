@@ -2,7 +2,8 @@
 
 Forward+backward from tiny to large inputs, 1 thread by default, for the ways a user gets a loss
 and its gradient: fastloss's core call into a preallocated gradient (NumPy), ``fastloss.torch``
-with ``.backward()``, PyTorch eager, ``torch.compile`` and optionally JAX. At small sizes the time
+with ``.backward()``, PyTorch eager, ``torch.compile`` of PyTorch's loss and of ``fastloss.torch``'s
+(both sides compiled the same way) and optionally JAX. At small sizes the time
 is per-call overhead (argument checks, dispatch, autograd), at large sizes memory traffic; the
 report says from which size on ``fastloss.torch`` beats what it replaces.
 """
@@ -43,7 +44,7 @@ SWEEPS: dict[str, dict[str, tuple]] = {
 TIME_PER_FN = {"tiny": 0.02, "quick": 0.12, "full": 0.4}  # seconds of samples per implementation and size
 DEFAULT_LOSSES = ("cross_entropy", "huber_loss")
 CORE, FL_TORCH, EAGER = "fastloss core", "fastloss.torch", "torch eager"
-COMPILE, JAX = "torch.compile", "JAX jit"
+COMPILE, FL_COMPILE, JAX = "torch.compile", "fl.torch compiled", "JAX jit"
 _AGAINST = {"torch": EAGER, "compile": COMPILE, "jax": JAX}
 
 
@@ -67,6 +68,14 @@ def _core(case: Case, compiled: dict) -> Callable[[], Any]:
 
 
 def _fastloss_torch(case: Case, compiled: dict) -> Callable[[], Any]:
+    return _torch_step(_fastloss_loss(case), case)
+
+
+def _eager(case: Case, compiled: dict) -> Callable[[], Any]:
+    return _torch_step(torch_loss(case), case)
+
+
+def _fastloss_loss(case: Case) -> Callable:
     try:
         import fastloss.torch as flt
     except ImportError as exc:
@@ -74,25 +83,31 @@ def _fastloss_torch(case: Case, compiled: dict) -> Callable[[], Any]:
     loss = getattr(flt, case.spec.name, None)
     if loss is None:
         raise Skip(f"fastloss.torch has no {case.spec.name}")
-    return _torch_step(loss, case)
-
-
-def _eager(case: Case, compiled: dict) -> Callable[[], Any]:
-    return _torch_step(torch_loss(case), case)
+    return loss
 
 
 def _compiled(case: Case, compiled: dict) -> Callable[[], Any]:
+    return _compiled_step(case, compiled, COMPILE, torch_loss)
+
+
+def _fastloss_compiled(case: Case, compiled: dict) -> Callable[[], Any]:
+    return _compiled_step(case, compiled, FL_COMPILE, _fastloss_loss)
+
+
+def _compiled_step(case: Case, compiled: dict, impl: str, loss_of: Callable[[Case], Callable]) -> Callable[[], Any]:
     """``torch.compile(dynamic=True)``: compiled once per loss (the first call, outside the
-    timing), then reused at every size, as a training loop with varying batch sizes would."""
+    timing), then reused at every size, as a training loop with varying batch sizes would (the
+    fastloss drop-in recompiles once more where a size crosses its switch to PyTorch's op, also
+    in the untimed first call)."""
     import torch
 
-    name = case.spec.name
-    if name not in compiled:
-        compiled[name] = torch.compile(torch_loss(case), dynamic=True)
+    key = (impl, case.spec.name)
+    if key not in compiled:
+        compiled[key] = torch.compile(loss_of(case), dynamic=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return _torch_step(compiled[name], case)
+            return _torch_step(compiled[key], case)
         except Skip:
             raise
         except Exception as exc:  # noqa: BLE001 - any compiler failure means "cannot compare here"
@@ -103,7 +118,8 @@ def _jax(case: Case, compiled: dict) -> Callable[[], Any]:
     return jax_fn(case)
 
 
-BUILDERS = {CORE: _core, FL_TORCH: _fastloss_torch, EAGER: _eager, COMPILE: _compiled, JAX: _jax}
+BUILDERS = {CORE: _core, FL_TORCH: _fastloss_torch, EAGER: _eager, COMPILE: _compiled, FL_COMPILE: _fastloss_compiled,
+            JAX: _jax}
 
 
 def _build(impl: str, case: Case, compiled: dict):
@@ -124,6 +140,8 @@ def run(losses: list[str], preset: str, against: list[str], threads: int, dtype:
         raise ValueError(f"clock='cpu' (process CPU time) measures 1-thread runs only, got threads={threads}")
     set_threads(threads)
     impls = [CORE, FL_TORCH] + [_AGAINST[a] for a in against if a in _AGAINST]
+    if COMPILE in impls:  # compiled on both sides: fastloss.torch under torch.compile beside it
+        impls.insert(impls.index(COMPILE) + 1, FL_COMPILE)
     specs = [s for s in fastloss.LOSSES if s.name in losses]
     bar = ProgressBar(sum(len(SWEEPS[preset]["rowwise" if s.rowwise else "pointwise"]) for s in specs))
     compiled: dict = {}
@@ -174,14 +192,15 @@ def report(result: dict, command: str) -> str:
          [result.get("clock", "wall")]),
         ("columns: core = fl.<loss>_with_grad(x, t, out=buf) on NumPy arrays; fastloss.torch, torch eager, "
          "torch.compile(dynamic=True) = loss(x, t).backward() on a leaf tensor that requires grad, then "
-         "x.grad = None"),
+         "x.grad = None; fl.torch compiled = fastloss.torch's loss under torch.compile(dynamic=True), "
+         "compiled/compiled its time over torch.compile's"),
     ]
     for sweep in result["sweeps"]:
         rowwise = sweep["rowwise"]
         present = [i for i in sweep["impls"] if any(i in p["timings"] for p in sweep["points"])]
         columns = [("size", "shape (N, C)" if rowwise else "elements")] + [(i, i) for i in present]
-        ratios = [(FL_TORCH, EAGER, "fl.torch/eager"), (CORE, EAGER, "core/eager"), (FL_TORCH, COMPILE,
-                                                                                   "fl.torch/compile")]
+        ratios = [(FL_TORCH, EAGER, "fl.torch/eager"), (CORE, EAGER, "core/eager"),
+                  (FL_TORCH, COMPILE, "fl.torch/compile"), (FL_COMPILE, COMPILE, "compiled/compiled")]
         ratios = [r for r in ratios if r[0] in present and r[1] in present]
         columns += [(label, label) for _, _, label in ratios]
         rows = []

@@ -75,7 +75,9 @@ def _pack(options: dict[str, Any]) -> list[float]:
     packed = []
     for name, kind in _FIELDS:
         value = options.get(name)
-        if isinstance(value, float) and math.isnan(value):
+        # value != value, not math.isnan: under torch.compile(dynamic=True) a float option is a
+        # symbolic float, which math.isnan cannot take without a graph break.
+        if isinstance(value, float) and value != value:  # noqa: PLR0124 - the NaN test, see above
             raise ValueError(f"{name} must be finite, got nan")
         if kind == "choice" and value is not None:
             value = _CHOICES[name].index(value) if value in _CHOICES[name] else math.inf  # inf: rejected later
@@ -353,12 +355,31 @@ def _option_values(spec: LossSpec, options: dict[str, Any], vector: Tensor | Non
 # ~17 us of backward alone, about PyTorch's whole (8, 2) cross-entropy, and fastloss's fused kernel
 # wins from ~50-100k elements (cross-entropy (1024, 100): 0.83x PyTorch's time; Huber 64k: 1.1x).
 TORCH_FASTER_BELOW = 131072
+# The same crossover against inductor's code, under torch.compile: there PyTorch's loss is fused
+# (log_softmax + nll and the backward in one generated loop; a point-wise loss into its reduction)
+# and fastloss's custom op pays its Python dispatch (at (64, 10): 400 us a step against inductor's
+# 223 us), so the crossover is measured separately (benchmarks/overhead.py, "compiled/compiled", 1 thread, CPU
+# time): cross-entropy 1.18x inductor's time at (1024, 100), 0.84x at (2048, 100); Huber 1.26x at
+# 256 Ki elements, 1.01x at 512 Ki, 0.89x at 768 Ki, 0.89-0.94x at 1 Mi.
+COMPILED_TORCH_FASTER_BELOW = 131072
+COMPILED_POINTWISE_TORCH_FASTER_BELOW = 1 << 20
 
 
-def torch_is_faster(input: Any) -> bool:
-    """True for small CPU inputs in eager mode, where the drop-in should run PyTorch's own op."""
-    return (type(input) is Tensor and not input.is_cuda and input.numel() < TORCH_FASTER_BELOW
-            and not torch.compiler.is_compiling())
+def torch_is_faster(input: Any, pointwise: bool = False) -> bool:
+    """True for small CPU inputs, where the drop-in should run PyTorch's own op (eager or compiled).
+
+    ``pointwise``: an element-wise loss, whose crossover under torch.compile is higher (inductor
+    fuses it into one loop). Under ``torch.compile`` the element count may be symbolic (dynamic
+    shapes): comparing it makes Dynamo guard on which side of the threshold the graph was traced
+    for, so a graph traced for small inputs holds PyTorch's op (which inductor fuses), one traced
+    for large inputs fastloss's custom op, and a call that crosses the threshold recompiles once.
+    """
+    if type(input) is not Tensor or input.is_cuda:
+        return False
+    if torch.compiler.is_compiling():
+        below = COMPILED_POINTWISE_TORCH_FASTER_BELOW if pointwise else COMPILED_TORCH_FASTER_BELOW
+        return input.numel() < below
+    return input.numel() < TORCH_FASTER_BELOW
 
 
 def reduction_of(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
