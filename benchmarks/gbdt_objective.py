@@ -4,7 +4,8 @@ Three tables, every timing side by side in one run (``measure_many`` interleaves
 
 1. Multi-class, (rows, classes) margins (default 1M x 10), float32 as XGBoost hands them: fastloss
    ``cross_entropy_grad_hess`` / ``softmax_focal_loss_grad_hess`` into preallocated buffers vs a
-   NumPy softmax grad/hess written the way a user writes it (max, exp, sum, divide, one-hot), and
+   NumPy softmax grad/hess written the way a user writes it (max, exp, sum, divide, one-hot), vs
+   fastloss's own NumPy backend (``fl.use_backend("numpy")``, the same call) for cross-entropy, and
    vs fastloss's float64 NumPy reference for the focal loss.
 2. Point-wise ``*_grad_hess`` (default 16M elements, float32) vs a copy of the bytes they must move
    (read margin + label, write grad + hess: 16 B/element) and vs NumPy.
@@ -12,7 +13,8 @@ Three tables, every timing side by side in one run (``measure_many`` interleaves
    the objective's share of the round.
 
 Usage: ``PYTHONPATH=python python benchmarks/gbdt_objective.py [--rows N] [--classes C]
-[--elements N] [--threads T] [--no-xgboost]``. Threads default to 1 (the targets are per core).
+[--elements N] [--threads T] [--no-xgboost] | tee benchmarks/results/gbdt_objective.txt``. Threads
+default to 1 (the targets are per core).
 """
 
 from __future__ import annotations
@@ -75,17 +77,27 @@ def multiclass(rows, classes, rng):
     w = rng.uniform(0.5, 2.0, rows).astype(np.float32)
     g, h = np.empty_like(z), np.empty_like(z)
     g2, h2 = np.empty_like(z), np.empty_like(z)
+    g3, h3 = np.empty_like(z), np.empty_like(z)
+
+    def fl_numpy_backend():
+        with fl.use_backend("numpy"):
+            fl.cross_entropy_grad_hess(z, y, sample_weight=w, out=(g3, h3))
+
     fns = {
         "fl_ce": lambda: fl.cross_entropy_grad_hess(z, y, sample_weight=w, out=(g, h)),
         "np_ce": lambda: numpy_softmax_grad_hess(z, y, w, g2, h2),
+        "fl_numpy_ce": fl_numpy_backend,
         "fl_focal": lambda: fl.softmax_focal_loss_grad_hess(z, y, sample_weight=w, gamma=2.0, out=(g, h)),
         "np_focal": lambda: numpy_focal_reference(z, y, w, 2.0),
     }
     t = measure_many(fns, min_time=0.5, max_time=4.0, min_repeats=3, max_repeats=20)
     fl.cross_entropy_grad_hess(z, y, sample_weight=w, out=(g, h))
     numpy_softmax_grad_hess(z, y, w, g2, h2)
+    fl_numpy_backend()
     assert np.allclose(h, h2, atol=1e-6) and np.allclose(g, g2, atol=1e-6)
+    assert np.allclose(h, h3, atol=1e-6) and np.allclose(g, g3, atol=1e-6)
     row("cross_entropy_grad_hess (target >= 10x)", t["fl_ce"], t["np_ce"], "NumPy softmax grad/hess")
+    row("cross_entropy_grad_hess", t["fl_ce"], t["fl_numpy_ce"], "fastloss NumPy backend ")
     row("softmax_focal_loss_grad_hess gamma=2", t["fl_focal"], t["np_focal"], "NumPy focal (float64)")
     c = cpu_times({k: fns[k] for k in ("fl_ce", "np_ce")})
     print(f"  CPU time (least of 5): cross_entropy_grad_hess {c['fl_ce'] * 1e3:.1f} ms, NumPy {c['np_ce'] * 1e3:.1f} ms "

@@ -218,3 +218,19 @@ def test_dynamic_shapes_trace_in_one_graph_for_every_size():
                                    _loss_and_grad(lambda x, t: F.cross_entropy(x, t, label_smoothing=0.1), x, t),
                                    rtol=1e-12, atol=1e-12)
     assert len(graphs) == 1 and _fastloss_ops(graphs[0])
+
+
+@pytest.mark.torch_crossover
+@pytest.mark.parametrize("fn, torch_fn, make_target, kwargs", SWITCHED[:4], ids=[s[0].__name__ for s in SWITCHED[:4]])
+def test_compiled_small_graph_takes_default_options_as_constants(fn, torch_fn, make_target, kwargs):
+    """dynamic=True turns a float default (label_smoothing, delta, beta, margin) into a graph input,
+    so inductor would compile PyTorch's loss for any value: the drop-in's graph takes the same
+    inputs as PyTorch's own (the input and the target)."""
+    torch._dynamo.reset()
+    graphs = []
+    compiled = torch.compile(fn, backend=_recording_backend(graphs), dynamic=True)
+    x = torch.randn(8, 5, dtype=torch.float64)
+    compiled(x, make_target(x))
+    inputs = [n.meta["example_value"] for n in graphs[0].graph.nodes if n.op == "placeholder"]
+    assert len([v for v in inputs if isinstance(v, torch.Tensor)]) == 2, graphs[0].graph
+    assert not _fastloss_ops(graphs[0])

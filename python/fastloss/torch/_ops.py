@@ -382,6 +382,16 @@ def torch_is_faster(input: Any, pointwise: bool = False) -> bool:
     return input.numel() < TORCH_FASTER_BELOW
 
 
+def literal_default(value: Any, default: float) -> Any:
+    """``default`` itself where ``value`` equals it, else ``value``.
+
+    Under ``torch.compile(dynamic=True)`` Dynamo turns a float that comes from a function's defaults
+    into a symbolic float, an input of the graph: handed on to PyTorch's op, inductor then generates
+    code for any value (cross-entropy with a runtime label smoothing: 1.7x the time at (256, 100)).
+    The comparison guards on the value, and the literal goes into the graph as a constant."""
+    return default if value == default else value
+
+
 def reduction_of(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
     if size_average is not None or reduce is not None:
         return torch.nn._reduction.legacy_get_string(size_average, reduce)

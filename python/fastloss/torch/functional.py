@@ -39,7 +39,8 @@ def cross_entropy(
     ``inplace_backward`` (see the module docstring).
     """
     if not z_loss and softcap is None and not inplace_backward and _ops.torch_is_faster(input):
-        return F.cross_entropy(input, target, weight, size_average, ignore_index, reduce, reduction, label_smoothing)
+        return F.cross_entropy(input, target, weight, size_average, ignore_index, reduce, reduction,
+                               _ops.literal_default(label_smoothing, 0.0))
     return _ops.apply(
         "cross_entropy",
         input,
@@ -67,7 +68,7 @@ def huber_loss(
     ``e = input - target``; an elementwise ``weight`` multiplies each loss before the reduction.
     """
     if _ops.torch_is_faster(input, pointwise=True):
-        return F.huber_loss(input, target, reduction, delta, weight)
+        return F.huber_loss(input, target, reduction, _ops.literal_default(delta, 1.0), weight)
     input, target = _ops.same_shape_target(input, target)
     if weight is None:
         return _ops.apply("huber_loss", input, target, reduction, delta=delta)
@@ -87,7 +88,7 @@ def smooth_l1_loss(
 ) -> Tensor:
     """``torch.nn.functional.smooth_l1_loss``: ``l = 0.5*e**2/beta if |e| < beta else |e| - 0.5*beta``."""
     if _ops.torch_is_faster(input, pointwise=True):
-        return F.smooth_l1_loss(input, target, size_average, reduce, reduction, beta)
+        return F.smooth_l1_loss(input, target, size_average, reduce, reduction, _ops.literal_default(beta, 1.0))
     input, target = _ops.same_shape_target(input, target)
     return _ops.apply("smooth_l1_loss", input, target, _ops.reduction_of(size_average, reduce, reduction), beta=beta)
 
@@ -111,7 +112,8 @@ def multi_margin_loss(
     if input.dim() > 2:
         raise ValueError(f"multi_margin_loss expects a 0-D, 1-D or 2-D input, got shape {tuple(input.shape)}")
     if _ops.torch_is_faster(input):
-        return F.multi_margin_loss(input, target, p, margin, weight, size_average, reduce, reduction)
+        return F.multi_margin_loss(input, target, p, _ops.literal_default(margin, 1.0), weight, size_average, reduce,
+                                   reduction)
     reduction = _ops.reduction_of(size_average, reduce, reduction)
     unbatched = input.dim() < 2  # PyTorch: a 0-d or (C,) input is one sample, its target 0-d or (1,)
     if unbatched and target.numel() != 1:
