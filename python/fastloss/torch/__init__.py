@@ -13,7 +13,10 @@ loss and the gradient for ``grad_output = 1``; the gradient is saved and the bac
 by ``grad_output`` (per loss element for ``reduction="none"``, broadcast along the class dim). In eager
 mode this is a plain ``torch.autograd.Function`` (cheap per call); under ``torch.compile`` the same
 work runs through ``torch.library`` custom ops (``torch.ops.fastloss.*``) with fake (meta)
-implementations, so ``torch.compile(fullgraph=True)`` traces them without graph breaks. When no gradient is needed
+implementations, so ``torch.compile(fullgraph=True)`` traces them without graph breaks. Small CPU inputs
+of the losses PyTorch has run PyTorch's own op instead, in eager mode and compiled graphs alike (where
+inductor fuses it); Dynamo guards on the input's size, so a graph serves every size on its side of
+the switch and one recompile covers the other. When no gradient is needed
 (``torch.no_grad()``, or an input that does not require grad) only the loss is computed.
 
 ``inplace_backward=True`` writes the gradient over the input (the logits) during the forward, so no
