@@ -234,3 +234,22 @@ def test_compiled_small_graph_takes_default_options_as_constants(fn, torch_fn, m
     inputs = [n.meta["example_value"] for n in graphs[0].graph.nodes if n.op == "placeholder"]
     assert len([v for v in inputs if isinstance(v, torch.Tensor)]) == 2, graphs[0].graph
     assert not _fastloss_ops(graphs[0])
+
+
+@pytest.mark.torch_crossover
+def test_a_data_dependent_size_takes_the_custom_op(monkeypatch):
+    """A size Dynamo cannot guard on (boolean-mask indexing with captured dynamic output shapes)
+    does not break the graph: the switch cannot be decided, so fastloss's custom op runs."""
+    monkeypatch.setattr(_ops, "COMPILED_TORCH_FASTER_BELOW", 60)
+    torch._dynamo.reset()
+    graphs = []
+    g = torch.Generator().manual_seed(0)
+    x, t = torch.randn(64, 5, generator=g, dtype=torch.float64), torch.arange(64) % 5
+    mask = torch.rand(64, generator=g) > 0.5
+    with torch._dynamo.config.patch(capture_dynamic_output_shape_ops=True):
+        compiled = torch.compile(lambda x, t: ft.cross_entropy(x[mask], t[mask]),
+                                 backend=_recording_backend(graphs), fullgraph=True)
+        ours = _loss_and_grad(compiled, x, t)
+    theirs = _loss_and_grad(lambda x, t: F.cross_entropy(x[mask], t[mask]), x, t)
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+    assert _fastloss_ops(graphs[-1])

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.fx.experimental.symbolic_shapes import guard_or_false
 
 from .. import _api, _fast, _spec
 from .._registry import BY_NAME, LossSpec
@@ -378,7 +379,9 @@ def torch_is_faster(input: Any, pointwise: bool = False) -> bool:
         return False
     if torch.compiler.is_compiling():
         below = COMPILED_POINTWISE_TORCH_FASTER_BELOW if pointwise else COMPILED_TORCH_FASTER_BELOW
-        return input.numel() < below
+        # guard_or_false: a data-dependent (unbacked) size, which cannot be guarded on, takes
+        # fastloss's custom op, as every size did before the switch; a backed size is guarded.
+        return guard_or_false(input.numel() < below)
     return input.numel() < TORCH_FASTER_BELOW
 
 
