@@ -33,6 +33,35 @@ inline typename V::scalar distill_rescued_A(const T* x, const T* y, int64_t C, i
   return A;
 }
 
+// The centred loss's two terms at one class (softmax_kl_div.h), W lanes: St q phi(e) added to phi,
+// St q e to esum. es and et from the gradient sweep's buffers when it stored them (ebp non-null),
+// else recomputed. x is intact: rowwise_loop never stores es over an in-place input for this loss.
+template <class W, class T>
+inline void distill_centred_at(const T* xp, const T* yp, const typename W::scalar* ebp, const typename W::scalar* tbp,
+                               W mxh, W myh, W it2, W mean_d, W exp_mean_d, W& phi, W& esum) {
+  const W xc = W::load(xp), yc = W::load(yp);
+  const W es = ebp ? W::load(ebp) : fl_exp_nonpos(softmax_kl_div_shift(xc, mxh, it2));
+  const W et = ebp ? W::load(tbp) : fl_exp_nonpos(softmax_kl_div_shift(yc, myh, it2));
+  const W e = softmax_kl_div_centred_d(xc, yc, mxh, myh, it2) - mean_d;
+  phi = phi + softmax_kl_div_centred_term(es, et, e, exp_mean_d);
+  esum = esum + select(et == W(0), W(0), et * e);
+}
+
+template <class V, class T>
+inline typename V::scalar distill_centred_row(const T* x, const T* y, int64_t C, const typename V::scalar* ebuf,
+                                              const typename V::scalar* tbuf, typename V::scalar mxh,
+                                              typename V::scalar myh, typename V::scalar it2,
+                                              const KlDivRow<typename V::scalar>& r, typename V::scalar St) {
+  using S = typename V::scalar;
+  Dual<V> phi(0), esum(0);
+  vector_loop2<V>(0, C, [&](int64_t c, auto tag, int j) {
+    using W = decltype(tag);
+    distill_centred_at<W>(x + c, y + c, ebuf ? ebuf + c : nullptr, ebuf ? tbuf + c : nullptr, W(mxh), W(myh), W(it2),
+                          W(r.mean_d), W(r.exp_mean_d), phi.get(tag, j), esum.get(tag, j));
+  });
+  return softmax_kl_div_centred_loss<S>(phi.sum(), esum.sum(), St);
+}
+
 template <class V, class T>
 inline typename V::scalar distill_row(const RowContext<typename V::scalar>& k, const T* x, const T* y, T* g,
                                       typename V::scalar scale, typename V::scalar* ebuf,
@@ -69,7 +98,9 @@ inline typename V::scalar distill_row(const RowContext<typename V::scalar>& k, c
   }
   const bool fold = scale - scale == S(0) && it - it == S(0);
   const KlGradScale<S> gs = softmax_kl_div_grad_scale(it, scale, fold);
-  const KlDivRow<S> r = softmax_kl_div_finalize(A, ss.sum(), st.sum(), gs.inv_t, gs.scale, A_scale);
+  const S St = st.sum();
+  KlDivRow<S> r = softmax_kl_div_finalize(A, ss.sum(), St, gs.inv_t, gs.scale, A_scale);
+  if (r.centre) r.loss = distill_centred_row<V>(x, y, C, g ? ebuf : nullptr, tbuf, mxh, myh, it2, r, St);
   if (g) {
     vector_loop<V>(0, C, [&](int64_t c, auto tag) {
       using W = decltype(tag);
@@ -129,7 +160,8 @@ inline void distill_tile(const RowContext<typename V::scalar>& k, const T* x, co
       AS[j] = softmax_kl_div_rescue_scale<S>();
     }
   }
-  S SC[NL], KZ[NL], IE[NL];
+  S SC[NL], KZ[NL], IE[NL], D[NL], ED[NL];
+  bool CE[NL], centre = false;
   // every lane's scale and 1/T finite: folded into the coefficients, as in distill_row
   bool fold = k.inv_temperature - k.inv_temperature == S(0);
   for (int j = 0; j < NL; ++j) {
@@ -140,10 +172,26 @@ inline void distill_tile(const RowContext<typename V::scalar>& k, const T* x, co
     const KlGradScale<S> gs = softmax_kl_div_grad_scale(k.inv_temperature, SC[j], fold);
     const KlDivRow<S> r = softmax_kl_div_finalize(accl[j], ssl[j], stl[j], gs.inv_t, gs.scale, AS[j]);
     loss[j] = r.loss;
+    D[j] = r.mean_d;
+    ED[j] = r.exp_mean_d;
+    CE[j] = r.centre;
+    centre = centre || r.centre;
     A[j] = r.a;
     B[j] = r.a_minus_b;
     KZ[j] = gs.keep_zero;
     IE[j] = gs.ieee;
+  }
+  if (centre) {  // some lane's loss cancelled: the centred sums for all lanes, kept where it did
+    const V dv = V::from_lanes(D), edv = V::from_lanes(ED);
+    V phi(0), esum(0);
+    for (int64_t c = 0; c < C; ++c)
+      distill_centred_at<V>(x + c * in, y + c * in, g ? ebuf + c * estride : nullptr, tbuf + c * NL, msv, mtv, it2, dv,
+                            edv, phi, esum);
+    S phil[NL], esl[NL];
+    phi.lanes_to(phil);
+    esum.lanes_to(esl);
+    for (int j = 0; j < NL; ++j)
+      if (CE[j]) loss[j] = softmax_kl_div_centred_loss<S>(phil[j], esl[j], stl[j]);
   }
   if (!g) return;
   const V av = V::from_lanes(A), bv = V::from_lanes(B), kzv = V::from_lanes(KZ), iev = V::from_lanes(IE);
