@@ -178,7 +178,7 @@ def test_w9_wasserstein_gradient_with_many_classes(backend, p):
     B = np.sum(prob * H, 1, keepdims=True)
     want = prob * (H - B)
     err = np.abs(got - want)
-    assert np.all(err <= 8 * 2.0**-23 * prob * (np.abs(H - B) + np.abs(B)))
+    assert np.all(err <= 2 * 2.0**-23 * prob * (np.abs(H - B) + np.abs(B)))
     assert err.max() <= 1e-7 * np.abs(want).max()
 
 

@@ -146,11 +146,12 @@ __global__ void __launch_bounds__(256) wasserstein_kernel(const RowwiseArgs a) {
   for (long long c = 0; c < C; ++c) m = MaxOp{}(m, to_math(x[c * st]));
   m = softmax_safe_max(m);
   double s = 0;
-  for (long long c = 0; c < C; ++c) s += double(fl_exp(to_math(x[c * st]) - m));
+  for (long long c = 0; c < C; ++c) s += double(wasserstein_exp_shifted(to_math(x[c * st]), m));
   const double inv_s = 1.0 / s;
   double cum = 0, G = 0, loss = 0, B = 0, htot = 0;
   for (long long c = 0; c < C; ++c) {
-    const LossGrad<double> h = emd_step(double(fl_exp(to_math(x[c * st]) - m)), y, c, st, t, inv_s, square, cum, G);
+    const double e = double(wasserstein_exp_shifted(to_math(x[c * st]), m));
+    const LossGrad<double> h = emd_step(e, y, c, st, t, inv_s, square, cum, G);
     loss += h.loss;
     B += h.grad * __dmul_rn(cum, inv_s);
     htot += h.grad;
@@ -161,7 +162,7 @@ __global__ void __launch_bounds__(256) wasserstein_kernel(const RowwiseArgs a) {
   double hpre = 0;
   cum = G = 0;
   for (long long c = 0; c < C; ++c) {
-    const double e = double(fl_exp(to_math(x[c * st]) - m));  // x[c] is read before g[c] is written
+    const double e = double(wasserstein_exp_shifted(to_math(x[c * st]), m));  // x[c] is read before g[c] is written
     const LossGrad<double> h = emd_step(e, y, c, st, t, inv_s, square, cum, G);
     g[c * st] = from_math<T>(S(e * k * (hb - hpre)));
     hpre += h.grad;

@@ -285,7 +285,7 @@ LOSSES: tuple[Loss, ...] = (
         formula=(
             "1-D earth mover's distance over ordered classes: l_i = sum_c |F_c - G_c|**p, F = cumsum(softmax(x)), "
             "G = cumsum(target distribution) (one-hot for class indices); p in {1, 2}. Accuracy of the gradient "
-            "p_j (H_j - B) (H_j = sum_{c>=j} dl/dF_c, B = sum_k p_k H_k): each entry within ~8 eps p_j (|H_j - B| + "
+            "p_j (H_j - B) (H_j = sum_{c>=j} dl/dF_c, B = sum_k p_k H_k): each entry within ~2 eps p_j (|H_j - B| + "
             "|B|), eps the math type's rounding step (each p_k carries its exp's rounding into B, of order C), "
             "so an entry where H_j ~ B is less accurate relative to itself"
         ),
