@@ -309,6 +309,23 @@ def test_softmax_kl_div_small_losses_at_large_temperatures(dtype, classes, rng):
             assert np.all(err <= 64 * eps * want), (T, err / want / eps)
 
 
+@pytest.mark.parametrize("p", [1, 2])
+def test_wasserstein_gradient_small_entries_with_many_classes(p, rng):
+    """Issue 22's W9 on CUDA: each entry p_j (H_j - B) within 2 eps p_j (|H_j - B| + |B|), the bound in
+    wasserstein_loss's docstring (B = sum_k p_k H_k is of order C; each p_k carries its exp's rounding)."""
+    C = 4099
+    x = (2.0 * rng.standard_normal((2, C))).astype(np.float32)
+    t = np.array([5, C - 7])
+    got = fastloss.wasserstein_loss_grad(to_cuda(x), to_cuda(t), reduction="sum", p=p).cpu().numpy().astype(np.float64)
+    xx = x.astype(np.float64)
+    prob = np.exp(xx - xx.max(1, keepdims=True))
+    prob /= prob.sum(1, keepdims=True)
+    d = np.cumsum(prob, 1) - (np.arange(C)[None] >= t[:, None])
+    H = np.cumsum((np.sign(d) if p == 1 else 2 * d)[:, ::-1], 1)[:, ::-1]
+    B = np.sum(prob * H, 1, keepdims=True)
+    assert np.all(np.abs(got - prob * (H - B)) <= 2 * 2.0**-23 * prob * (np.abs(H - B) + np.abs(B)))
+
+
 def test_bad_targets_are_reported_without_a_per_call_sync(monkeypatch):
     x = torch.randn(4, 5, device=DEVICE)
     bad = torch.tensor([0, 7, 1, 2], device=DEVICE)
