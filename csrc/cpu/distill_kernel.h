@@ -2,10 +2,11 @@
 //
 // Three sweeps over a row that stays in L1/L2, two exps per element:
 //   1. the maxima of x and y (x/T's maximum is max(x)/T: multiplying by 1/T > 0 is monotonic)
-//   2. es = exp(x/T - ms) to ebuf (the gradient buffer itself when it has the math type, even in
-//      place over x: x_c is read before g_c is written), et = exp(y/T - mt) to tbuf, their sums
-//      and A = sum et (u - s)
+//   2. es = exp(x/T - ms) to ebuf (the gradient buffer itself when it has the math type and is
+//      not x: rowwise_loop gives scratch in place), et = exp(y/T - mt) to tbuf, their sums and
+//      A = sum et (u - s)
 //   3. g = es * a - et * b (in softmax_kl_div_grad's form), written once in the storage dtype.
+//   A row whose loss cancelled (softmax_kl_div.h) first gets its centred loss from x, y, es, et.
 // Tiles (class axis not last): V::lanes neighbouring rows at stride `inner`, vectorised across
 // them, so no transposing copy is made. The target is always dense (teacher logits): no ignored rows.
 #pragma once
@@ -34,14 +35,13 @@ inline typename V::scalar distill_rescued_A(const T* x, const T* y, int64_t C, i
 }
 
 // The centred loss's two terms at one class (softmax_kl_div.h), W lanes: St q phi(e) added to phi,
-// St q e to esum. es and et from the gradient sweep's buffers when it stored them (ebp non-null),
-// else recomputed. x is intact: rowwise_loop never stores es over an in-place input for this loss.
+// St q e to esum; es and et from the second sweep's buffers. x is intact: rowwise_loop never stores
+// es over an in-place input for this loss.
 template <class W, class T>
 inline void distill_centred_at(const T* xp, const T* yp, const typename W::scalar* ebp, const typename W::scalar* tbp,
                                W mxh, W myh, W it2, W mean_d, W exp_mean_d, W& phi, W& esum) {
   const W xc = W::load(xp), yc = W::load(yp);
-  const W es = ebp ? W::load(ebp) : fl_exp_nonpos(softmax_kl_div_shift(xc, mxh, it2));
-  const W et = ebp ? W::load(tbp) : fl_exp_nonpos(softmax_kl_div_shift(yc, myh, it2));
+  const W es = W::load(ebp), et = W::load(tbp);
   const W e = softmax_kl_div_centred_d(xc, yc, mxh, myh, it2) - mean_d;
   phi = phi + softmax_kl_div_centred_term(es, et, e, exp_mean_d);
   esum = esum + select(et == W(0), W(0), et * e);
@@ -56,8 +56,8 @@ inline typename V::scalar distill_centred_row(const T* x, const T* y, int64_t C,
   Dual<V> phi(0), esum(0);
   vector_loop2<V>(0, C, [&](int64_t c, auto tag, int j) {
     using W = decltype(tag);
-    distill_centred_at<W>(x + c, y + c, ebuf ? ebuf + c : nullptr, ebuf ? tbuf + c : nullptr, W(mxh), W(myh), W(it2),
-                          W(r.mean_d), W(r.exp_mean_d), phi.get(tag, j), esum.get(tag, j));
+    distill_centred_at<W>(x + c, y + c, ebuf + c, tbuf + c, W(mxh), W(myh), W(it2), W(r.mean_d), W(r.exp_mean_d),
+                          phi.get(tag, j), esum.get(tag, j));
   });
   return softmax_kl_div_centred_loss<S>(phi.sum(), esum.sum(), St);
 }
@@ -83,10 +83,8 @@ inline typename V::scalar distill_row(const RowContext<typename V::scalar>& k, c
     const W s = softmax_kl_div_shift(xc, W(mxh), W(it2));
     const W u = softmax_kl_div_shift(W::load(y + c), W(myh), W(it2));
     const W es = fl_exp_nonpos(s), et = fl_exp_nonpos(u);
-    if (g) {
-      es.store(ebuf + c);
-      et.store(tbuf + c);
-    }
+    es.store(ebuf + c);  // also without a gradient: the centred rescue rereads them
+    et.store(tbuf + c);
     ss.get(tag, j) = ss.get(tag, j) + es;
     st.get(tag, j) = st.get(tag, j) + et;
     acc.get(tag, j) = acc.get(tag, j) + softmax_kl_div_term(et, u, s, xc);
@@ -100,7 +98,7 @@ inline typename V::scalar distill_row(const RowContext<typename V::scalar>& k, c
   const KlGradScale<S> gs = softmax_kl_div_grad_scale(it, scale, fold);
   const S St = st.sum();
   KlDivRow<S> r = softmax_kl_div_finalize(A, ss.sum(), St, gs.inv_t, gs.scale, A_scale);
-  if (r.centre) r.loss = distill_centred_row<V>(x, y, C, g ? ebuf : nullptr, tbuf, mxh, myh, it2, r, St);
+  if (r.centre) r.loss = distill_centred_row<V>(x, y, C, ebuf, tbuf, mxh, myh, it2, r, St);
   if (g) {
     vector_loop<V>(0, C, [&](int64_t c, auto tag) {
       using W = decltype(tag);
@@ -141,10 +139,8 @@ inline void distill_tile(const RowContext<typename V::scalar>& k, const T* x, co
     const V s = softmax_kl_div_shift(xc, msv, it2);
     const V u = softmax_kl_div_shift(V::load(y + c * in), mtv, it2);
     const V es = fl_exp_nonpos(s), et = fl_exp_nonpos(u);
-    if (g) {
-      es.store(ebuf + c * estride);
-      et.store(tbuf + c * NL);
-    }
+    es.store(ebuf + c * estride);
+    et.store(tbuf + c * NL);
     ss = ss + es;
     st = st + et;
     acc = acc + softmax_kl_div_term(et, u, s, xc);
@@ -185,7 +181,7 @@ inline void distill_tile(const RowContext<typename V::scalar>& k, const T* x, co
     const V dv = V::from_lanes(D), edv = V::from_lanes(ED);
     V phi(0), esum(0);
     for (int64_t c = 0; c < C; ++c)
-      distill_centred_at<V>(x + c * in, y + c * in, g ? ebuf + c * estride : nullptr, tbuf + c * NL, msv, mtv, it2, dv,
+      distill_centred_at<V>(x + c * in, y + c * in, ebuf + c * estride, tbuf + c * NL, msv, mtv, it2, dv,
                             edv, phi, esum);
     S phil[NL], esl[NL];
     phi.lanes_to(phil);
