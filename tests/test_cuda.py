@@ -17,9 +17,11 @@ from __future__ import annotations
 import os
 
 import fastloss
+import ml_dtypes
 import numpy as np
 import pytest
 from cuda_device import emulated, route_cpu_tensors_to_cuda
+from emd_reference import wasserstein_grad_and_bound
 from fastloss._backends import cuda as _cuda_api
 from problems import (
     CASES,
@@ -277,6 +279,47 @@ def test_empty_batch():
     assert fastloss.cross_entropy(x, t, reduction="sum").item() == 0.0
     assert torch.isnan(fastloss.cross_entropy(x, t))
     assert fastloss.huber_loss(torch.empty(0, device=DEVICE), torch.empty(0, device=DEVICE), reduction="sum") == 0
+
+
+def test_mse_gradient_near_the_float32_maximum():
+    """Issue 22's W5 on CUDA: 2 e overflowed before the 1/n of 'mean' (the factor 2 now goes into the
+    gradient scale, as on the CPU), and grad_output = 0 gave 0 * inf = nan."""
+    x, y = to_cuda(np.full(4, 3e38, np.float32)), to_cuda(np.zeros(4, np.float32))
+    np.testing.assert_allclose(fastloss.mse_loss_grad(x, y).cpu().numpy(), np.full(4, 2 * 3e38 / 4), rtol=1e-6)
+    assert not fastloss.mse_loss_grad(x, y, grad_output=0.0).cpu().numpy().any()
+    loss, grad = fastloss.mse_loss_with_grad(x, y, reduction="sum", grad_output=0.5)
+    assert loss.item() == np.inf and np.allclose(grad.cpu().numpy(), np.full(4, 3e38), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("classes", [20, 37], ids=["thread-per-row", "block-per-row"])
+def test_softmax_kl_div_small_losses_at_large_temperatures(dtype, classes, rng):
+    """Issue 22's W9 on CUDA: losses down to ~1e-12 of their terms (student = teacher + small noise,
+    T up to 1000) within the documented 64 rounding steps of the math type, relative, of the float64
+    reference (itself checked against mpmath in test_extreme_value_regressions.py)."""
+    nd = np.dtype(dtype) if dtype != "bfloat16" else np.dtype(ml_dtypes.bfloat16)
+    eps = 2.0**-52 if dtype == "float64" else 2.0**-23
+    for T in (1.0, 100.0, 1000.0):
+        x = (3.0 * rng.standard_normal((4, classes))).astype(nd)
+        noise = np.array([1.0, 0.1, 1e-2, 1e-3])[:, None] * rng.standard_normal((4, classes))
+        t = (x.astype(np.float64) + noise).astype(nd)
+        want = reference("softmax_kl_div", "loss", x, t, temperature=T, reduction="none")
+        for got in (fastloss.softmax_kl_div(to_cuda(x), to_cuda(t), temperature=T, reduction="none"),
+                    fastloss.softmax_kl_div_with_grad(to_cuda(x), to_cuda(t), temperature=T, reduction="none")[0]):
+            err = np.abs(got.cpu().numpy().astype(np.float64) - want)
+            assert np.all(err <= 64 * eps * want), (T, err / want / eps)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_wasserstein_gradient_small_entries_with_many_classes(p, rng):
+    """Issue 22's W9 on CUDA: each entry p_j (H_j - B) within 2 eps p_j (|H_j - B| + |B|), the bound in
+    wasserstein_loss's docstring (B = sum_k p_k H_k is of order C; each p_k carries its exp's rounding)."""
+    C = 4099
+    x = (2.0 * rng.standard_normal((2, C))).astype(np.float32)
+    t = np.array([5, C - 7])
+    got = fastloss.wasserstein_loss_grad(to_cuda(x), to_cuda(t), reduction="sum", p=p).cpu().numpy().astype(np.float64)
+    want, bound = wasserstein_grad_and_bound(x, t, p)
+    assert np.all(np.abs(got - want) <= bound)
 
 
 def test_bad_targets_are_reported_without_a_per_call_sync(monkeypatch):

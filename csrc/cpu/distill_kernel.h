@@ -2,10 +2,11 @@
 //
 // Three sweeps over a row that stays in L1/L2, two exps per element:
 //   1. the maxima of x and y (x/T's maximum is max(x)/T: multiplying by 1/T > 0 is monotonic)
-//   2. es = exp(x/T - ms) to ebuf (the gradient buffer itself when it has the math type, even in
-//      place over x: x_c is read before g_c is written), et = exp(y/T - mt) to tbuf, their sums
-//      and A = sum et (u - s)
+//   2. es = exp(x/T - ms) to ebuf (the gradient buffer itself when it has the math type and is
+//      not x: rowwise_loop gives scratch in place), et = exp(y/T - mt) to tbuf, their sums and
+//      A = sum et (u - s)
 //   3. g = es * a - et * b (in softmax_kl_div_grad's form), written once in the storage dtype.
+//   A row whose loss cancelled (softmax_kl_div.h) first gets its centred loss from x, y, es, et.
 // Tiles (class axis not last): V::lanes neighbouring rows at stride `inner`, vectorised across
 // them, so no transposing copy is made. The target is always dense (teacher logits): no ignored rows.
 #pragma once
@@ -33,6 +34,34 @@ inline typename V::scalar distill_rescued_A(const T* x, const T* y, int64_t C, i
   return A;
 }
 
+// The centred loss's two terms at one class (softmax_kl_div.h), W lanes: St q phi(e) added to phi,
+// St q e to esum; es and et from the second sweep's buffers. x is intact: rowwise_loop never stores
+// es over an in-place input for this loss.
+template <class W, class T>
+inline void distill_centred_at(const T* xp, const T* yp, const typename W::scalar* ebp, const typename W::scalar* tbp,
+                               W mxh, W myh, W it2, W mean_d, W exp_mean_d, W& phi, W& esum) {
+  const W xc = W::load(xp), yc = W::load(yp);
+  const W es = W::load(ebp), et = W::load(tbp);
+  const W e = softmax_kl_div_centred_d(xc, yc, mxh, myh, it2) - mean_d;
+  phi = phi + softmax_kl_div_centred_term(es, et, e, exp_mean_d);
+  esum = esum + select(et == W(0), W(0), et * e);
+}
+
+template <class V, class T>
+inline typename V::scalar distill_centred_row(const T* x, const T* y, int64_t C, const typename V::scalar* ebuf,
+                                              const typename V::scalar* tbuf, typename V::scalar mxh,
+                                              typename V::scalar myh, typename V::scalar it2,
+                                              const KlDivRow<typename V::scalar>& r, typename V::scalar St) {
+  using S = typename V::scalar;
+  Dual<V> phi(0), esum(0);
+  vector_loop2<V>(0, C, [&](int64_t c, auto tag, int j) {
+    using W = decltype(tag);
+    distill_centred_at<W>(x + c, y + c, ebuf + c, tbuf + c, W(mxh), W(myh), W(it2), W(r.mean_d), W(r.exp_mean_d),
+                          phi.get(tag, j), esum.get(tag, j));
+  });
+  return softmax_kl_div_centred_loss<S>(phi.sum(), esum.sum(), St);
+}
+
 template <class V, class T>
 inline typename V::scalar distill_row(const RowContext<typename V::scalar>& k, const T* x, const T* y, T* g,
                                       typename V::scalar scale, typename V::scalar* ebuf,
@@ -54,10 +83,8 @@ inline typename V::scalar distill_row(const RowContext<typename V::scalar>& k, c
     const W s = softmax_kl_div_shift(xc, W(mxh), W(it2));
     const W u = softmax_kl_div_shift(W::load(y + c), W(myh), W(it2));
     const W es = fl_exp_nonpos(s), et = fl_exp_nonpos(u);
-    if (g) {
-      es.store(ebuf + c);
-      et.store(tbuf + c);
-    }
+    es.store(ebuf + c);  // also without a gradient: the centred rescue rereads them
+    et.store(tbuf + c);
     ss.get(tag, j) = ss.get(tag, j) + es;
     st.get(tag, j) = st.get(tag, j) + et;
     acc.get(tag, j) = acc.get(tag, j) + softmax_kl_div_term(et, u, s, xc);
@@ -69,7 +96,9 @@ inline typename V::scalar distill_row(const RowContext<typename V::scalar>& k, c
   }
   const bool fold = scale - scale == S(0) && it - it == S(0);
   const KlGradScale<S> gs = softmax_kl_div_grad_scale(it, scale, fold);
-  const KlDivRow<S> r = softmax_kl_div_finalize(A, ss.sum(), st.sum(), gs.inv_t, gs.scale, A_scale);
+  const S St = st.sum();
+  KlDivRow<S> r = softmax_kl_div_finalize(A, ss.sum(), St, gs.inv_t, gs.scale, A_scale);
+  if (r.centre) r.loss = distill_centred_row<V>(x, y, C, ebuf, tbuf, mxh, myh, it2, r, St);
   if (g) {
     vector_loop<V>(0, C, [&](int64_t c, auto tag) {
       using W = decltype(tag);
@@ -110,10 +139,8 @@ inline void distill_tile(const RowContext<typename V::scalar>& k, const T* x, co
     const V s = softmax_kl_div_shift(xc, msv, it2);
     const V u = softmax_kl_div_shift(V::load(y + c * in), mtv, it2);
     const V es = fl_exp_nonpos(s), et = fl_exp_nonpos(u);
-    if (g) {
-      es.store(ebuf + c * estride);
-      et.store(tbuf + c * NL);
-    }
+    es.store(ebuf + c * estride);
+    et.store(tbuf + c * NL);
     ss = ss + es;
     st = st + et;
     acc = acc + softmax_kl_div_term(et, u, s, xc);
@@ -129,7 +156,8 @@ inline void distill_tile(const RowContext<typename V::scalar>& k, const T* x, co
       AS[j] = softmax_kl_div_rescue_scale<S>();
     }
   }
-  S SC[NL], KZ[NL], IE[NL];
+  S SC[NL], KZ[NL], IE[NL], D[NL], ED[NL];
+  bool CE[NL], centre = false;
   // every lane's scale and 1/T finite: folded into the coefficients, as in distill_row
   bool fold = k.inv_temperature - k.inv_temperature == S(0);
   for (int j = 0; j < NL; ++j) {
@@ -140,10 +168,26 @@ inline void distill_tile(const RowContext<typename V::scalar>& k, const T* x, co
     const KlGradScale<S> gs = softmax_kl_div_grad_scale(k.inv_temperature, SC[j], fold);
     const KlDivRow<S> r = softmax_kl_div_finalize(accl[j], ssl[j], stl[j], gs.inv_t, gs.scale, AS[j]);
     loss[j] = r.loss;
+    D[j] = r.mean_d;
+    ED[j] = r.exp_mean_d;
+    CE[j] = r.centre;
+    centre = centre || r.centre;
     A[j] = r.a;
     B[j] = r.a_minus_b;
     KZ[j] = gs.keep_zero;
     IE[j] = gs.ieee;
+  }
+  if (centre) {  // some lane's loss cancelled: the centred sums for all lanes, kept where it did
+    const V dv = V::from_lanes(D), edv = V::from_lanes(ED);
+    V phi(0), esum(0);
+    for (int64_t c = 0; c < C; ++c)
+      distill_centred_at<V>(x + c * in, y + c * in, ebuf + c * estride, tbuf + c * NL, msv, mtv, it2, dv,
+                            edv, phi, esum);
+    S phil[NL], esl[NL];
+    phi.lanes_to(phil);
+    esum.lanes_to(esl);
+    for (int j = 0; j < NL; ++j)
+      if (CE[j]) loss[j] = softmax_kl_div_centred_loss<S>(phil[j], esl[j], stl[j]);
   }
   if (!g) return;
   const V av = V::from_lanes(A), bv = V::from_lanes(B), kzv = V::from_lanes(KZ), iev = V::from_lanes(IE);

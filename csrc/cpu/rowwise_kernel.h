@@ -40,7 +40,8 @@ template <class V> inline WorkPlan rowwise_plan(const FlRowwiseArgs& a) {
 // The loss of one call: row(x, y, t, g, h, scale, ebuf, thbuf) -> loss for a contiguous row, and
 // tile(tag, x, y, tgt, g, h, rs, loss, ebuf, estride, thbuf) for decltype(tag)::lanes rows at stride
 // inner; h (the Hessian of the *_grad_hess form) is null unless a.hess_out is set.
-template <class V, class T, class Row, class Tile>
+// kKeepInput: ebuf is never the gradient over an in-place x (the loss may reread x after its sweeps).
+template <class V, class T, bool kKeepInput = false, class Row, class Tile>
 inline double rowwise_loop(const FlRowwiseArgs& a, const Workspace& ws, const RowContext<typename V::scalar>& k,
                            Row&& row, Tile&& tile) {
   using S = typename V::scalar;
@@ -74,7 +75,8 @@ inline double rowwise_loop(const FlRowwiseArgs& a, const Workspace& ws, const Ro
           if (gr) vector_loop<V>(0, C, [&](int64_t c, auto tag) { decltype(tag)(S(0)).store(gr + c); });
           if (hr) vector_loop<V>(0, C, [&](int64_t c, auto tag) { decltype(tag)(S(0)).store(hr + c); });
         } else {
-          S* eb = kGradIsMath && gr ? reinterpret_cast<S*>(gr) : ebuf;
+          const bool over_x = kKeepInput && static_cast<const void*>(gr) == static_cast<const void*>(x + r * C);
+          S* eb = kGradIsMath && gr && !over_x ? reinterpret_cast<S*>(gr) : ebuf;
           l = row(x + r * C, y ? y + r * C : nullptr, t, gr, hr, rs ? k.grad_scale * load_scalar<S>(rs + r) : k.grad_scale, eb,
                   thbuf);
         }
@@ -92,8 +94,10 @@ inline double rowwise_loop(const FlRowwiseArgs& a, const Workspace& ws, const Ro
         using W = decltype(tag);
         T* gt = g ? g + base + i : nullptr;
         T* ht = hs ? hs + base + i : nullptr;
-        S* eb = kGradIsMath && gt ? reinterpret_cast<S*>(gt) : ebuf;
-        const int64_t estride = kGradIsMath && gt ? inner : W::lanes;
+        const bool own = kGradIsMath && gt &&
+                         !(kKeepInput && static_cast<const void*>(gt) == static_cast<const void*>(x + base + i));
+        S* eb = own ? reinterpret_cast<S*>(gt) : ebuf;
+        const int64_t estride = own ? inner : W::lanes;
         const int64_t* tl = k.soft ? nullptr : lane_copy<W::lanes>(a.target + o * inner + i, lanes_t);
         tile(tag, x + base + i, y ? y + base + i : nullptr, tl, gt, ht,
              rs ? lane_copy<W::lanes>(rs + o * inner + i, lanes_rs) : nullptr, lanes_loss, eb, estride, thbuf);
@@ -138,8 +142,8 @@ template <class V, class T> inline double rowwise_run(const FlRowwiseArgs& a, co
           [&](auto tag, const T* x, const T*, const int64_t* tgt, T* g, T* h, const S* rs, S* loss, S*, int64_t, S*) {
             hinge_tile<decltype(tag)>(k, x, tgt, g, h, rs, loss);
           });
-    case LOSS_softmax_kl_div:
-      return rowwise_loop<V, T>(
+    case LOSS_softmax_kl_div:  // its centred rescue rereads x
+      return rowwise_loop<V, T, true>(
           a, ws, k,
           // hess_out (T* h) never reaches these families: dispatch.cpp refuses it (FL_LOSSES_WITHOUT_NATIVE_HESS)
           [&](const T* x, const T* y, int64_t, T* g, T*, S scale, S* eb, S* tb) {

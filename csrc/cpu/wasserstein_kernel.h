@@ -31,7 +31,7 @@ inline typename V::scalar wasserstein_row(const RowContext<typename V::scalar>& 
   const S m = softmax_safe_max(mx.max());
   vector_loop<V>(0, C, [&](int64_t c, auto tag) {
     using W = decltype(tag);
-    fl_exp_nonpos(W::load(x + c) - W(m)).store(ebuf + c);
+    wasserstein_exp_shifted(W::load(x + c), W(m)).store(ebuf + c);
   });
   // ebuf may be the caller's gradient (misaligned): its elements are read and written through
   // load_scalar / store_scalar. The normaliser in double too: 1 - F_c = (sum_{k>c} e_k)/s is what the gradient at a confident
@@ -88,7 +88,7 @@ inline void wasserstein_tile(const RowContext<typename V::scalar>& k, const T* x
   const V mv = V::from_lanes(m), tv = V::from_lanes(tf);
   V s(0);
   for (int64_t c = 0; c < C; ++c) {
-    const V e = fl_exp_nonpos(V::load(x + c * in) - mv);
+    const V e = wasserstein_exp_shifted(V::load(x + c * in), mv);
     e.store(ebuf + c * estride);
     s = s + e;
   }

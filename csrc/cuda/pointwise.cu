@@ -24,11 +24,23 @@ template <int kLoss, class S> using PointwiseConsts = typename PointwiseLossOf<k
 template <class L, class = void> struct VectorsOf { static constexpr int value = 0; };
 template <class L> struct VectorsOf<L, std::void_t<decltype(L::kVectors)>> { static constexpr int value = L::kVectors; };
 
-// The loss at one element: with its per-element vectors (i % period, or the option's scalar).
+// A loss whose unit_grad(x, y) is its gradient divided by L::kGradFactor (mse_loss: 2 e overflows
+// for |e| > max / 2 where the scaled gradient does not): the factor goes into the gradient scale,
+// as in the CPU kernels (csrc/cpu/pointwise_kernel.h).
+template <class L, class = void> struct GradFactorOf { static constexpr double value = 1.0; };
+template <class L> struct GradFactorOf<L, std::void_t<decltype(L::kGradFactor)>> {
+  static constexpr double value = L::kGradFactor;
+};
+
+// The loss at one element (its gradient divided by GradFactorOf<L>): with its per-element vectors
+// (i % period, or the option's scalar).
 template <class L, class S>
 __device__ __forceinline__ LossGrad<S> loss_at(const PointwiseArgs& a, const L& k, long long e, S x, S y) {
   constexpr int K = VectorsOf<L>::value;
-  if constexpr (K == 0) {
+  if constexpr (GradFactorOf<L>::value != 1.0) {
+    static_assert(K == 0, "a loss with per-element vectors has no unit_grad");
+    return k.unit_grad(x, y);
+  } else if constexpr (K == 0) {
     return k(x, y);
   } else {
     S v[K];
@@ -70,7 +82,8 @@ __global__ void __launch_bounds__(kPointwiseThreads) pointwise_kernel(const Poin
   constexpr int V = Vec16<T>::kSize;
   constexpr long long kSegment = pointwise_segment<T>();
   const PointwiseConsts<kLoss, S> k(a.params);
-  const S scale = S(grad_scale(a.scale));
+  using L = PointwiseConsts<kLoss, S>;
+  const S scale = S(grad_scale(a.scale) * GradFactorOf<L>::value);
   const long long start = (long long)blockIdx.x * kSegment;
   const long long len = a.n - start < kSegment ? a.n - start : kSegment;
   const T* x = static_cast<const T*>(a.x) + start;

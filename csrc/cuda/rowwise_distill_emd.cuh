@@ -4,7 +4,8 @@
 // Plans (every one fuses loss and gradient; none uses atomics; in place over x is safe because
 // each thread reads an element's inputs before it writes that element's gradient):
 //  - softmax_kl_div, class axis last: a block per row, three strided sweeps (maxima; exps, sums
-//    and A; gradient recomputing the exps) with block reductions in fixed order. Class axis not
+//    and A; gradient recomputing the exps) with block reductions in fixed order, and a fourth for
+//    the centred loss of a row whose plain loss cancelled. Class axis not
 //    last: a thread per row, neighbouring threads on neighbouring `inner` positions (coalesced).
 //  - wasserstein_loss: a thread per row for every layout. The scan over the ordered classes is
 //    sequential; it runs twice (loss, B and Htot; then the gradient with the running Hpre), in
@@ -83,7 +84,20 @@ __global__ void __launch_bounds__(256) distill_kernel(const RowwiseArgs a) {
   const S scale = S(row_grad_scale(a, row));
   const bool fold = scale - scale == S(0) && it - it == S(0);
   const KlGradScale<S> gs = softmax_kl_div_grad_scale(it, scale, fold);
-  const KlDivRow<S> r = softmax_kl_div_finalize(acc, ss, sq, gs.inv_t, gs.scale, A_scale);
+  KlDivRow<S> r = softmax_kl_div_finalize(acc, ss, sq, gs.inv_t, gs.scale, A_scale);
+  if (r.centre) {  // the loss cancelled: its centred form (softmax_kl_div.h), as the CPU kernels
+    S phi = 0, esum = 0;
+    for (long long c = lane; c < C; c += lanes) {
+      const S xc = to_math(x[c * st]), yc = to_math(y[c * st]);
+      const S es = fl_exp(softmax_kl_div_shift(xc, mxh, it2)), et = fl_exp(softmax_kl_div_shift(yc, myh, it2));
+      const S e = softmax_kl_div_centred_d(xc, yc, mxh, myh, it2) - r.mean_d;
+      phi += softmax_kl_div_centred_term(es, et, e, r.exp_mean_d);
+      esum += et == S(0) ? S(0) : et * e;
+    }
+    phi = group_allreduce<G>(phi, SumOp{}, scratch);
+    esum = group_allreduce<G>(esum, SumOp{}, scratch);
+    r.loss = softmax_kl_div_centred_loss<S>(phi, esum, sq);
+  }
   if (a.row_loss && lane == 0) static_cast<S*>(a.row_loss)[row] = r.loss;
   if (!g) return;
   for (long long c = lane; c < C; c += lanes) {
@@ -132,11 +146,12 @@ __global__ void __launch_bounds__(256) wasserstein_kernel(const RowwiseArgs a) {
   for (long long c = 0; c < C; ++c) m = MaxOp{}(m, to_math(x[c * st]));
   m = softmax_safe_max(m);
   double s = 0;
-  for (long long c = 0; c < C; ++c) s += double(fl_exp(to_math(x[c * st]) - m));
+  for (long long c = 0; c < C; ++c) s += double(wasserstein_exp_shifted(to_math(x[c * st]), m));
   const double inv_s = 1.0 / s;
   double cum = 0, G = 0, loss = 0, B = 0, htot = 0;
   for (long long c = 0; c < C; ++c) {
-    const LossGrad<double> h = emd_step(double(fl_exp(to_math(x[c * st]) - m)), y, c, st, t, inv_s, square, cum, G);
+    const double e = double(wasserstein_exp_shifted(to_math(x[c * st]), m));
+    const LossGrad<double> h = emd_step(e, y, c, st, t, inv_s, square, cum, G);
     loss += h.loss;
     B += h.grad * __dmul_rn(cum, inv_s);
     htot += h.grad;
@@ -147,7 +162,7 @@ __global__ void __launch_bounds__(256) wasserstein_kernel(const RowwiseArgs a) {
   double hpre = 0;
   cum = G = 0;
   for (long long c = 0; c < C; ++c) {
-    const double e = double(fl_exp(to_math(x[c * st]) - m));  // x[c] is read before g[c] is written
+    const double e = double(wasserstein_exp_shifted(to_math(x[c * st]), m));  // x[c] is read before g[c] is written
     const LossGrad<double> h = emd_step(e, y, c, st, t, inv_s, square, cum, G);
     g[c * st] = from_math<T>(S(e * k * (hb - hpre)));
     hpre += h.grad;

@@ -13,6 +13,18 @@
 
 FL_NAMESPACE_BEGIN
 
+// p_k's numerator exp(x - m) (m the row maximum), with the rounding error err of x - m folded in as
+// exp(r) (1 + err), r + err = x - m exactly (TwoSum): a float32 x - m rounds by eps |x - m|, which
+// exp carries into p_k as relative error, and the gradient's B = sum_k p_k H_k (of order C) sums
+// every p_k's error into each entry p_j (H_j - B). A non-finite err (x or m infinite) folds in 0.
+// e (1 + err), not e + e err: no product-sum a compiler could contract into an FMA at one call site
+// and not another (the CUDA kernel recomputes e in each sweep and needs the same value each time).
+template <class V> FL_HD V wasserstein_exp_shifted(V x, V m) {
+  const V r = x - m, bv = r - x;
+  const V err = (x - (r - bv)) - (m + bv);
+  return fl_exp_nonpos(r) * (V(1) + select(err - err == V(0), err, V(0)));
+}
+
 // |d|**P and its derivative h for P = 1 (square = false) or 2.
 template <class V> FL_HD LossGrad<V> wasserstein_term(V d, bool square) {
   LossGrad<V> r;
