@@ -29,6 +29,11 @@ template <class V> struct Dual {
     (void)tag;
     if constexpr (std::is_same<W, V>::value) return k ? v2 : v; else return l;
   }
+  void scale(typename V::scalar f) {
+    v = v * V(f);
+    v2 = v2 * V(f);
+    l = l * L(f);
+  }
   typename V::scalar sum() const { return hsum(v + v2) + l.v; }
   typename V::scalar max() const { return fl_max(hmax(fl_max(v, v2)), l.v); }
 };
@@ -69,6 +74,19 @@ template <class V, class Body> inline void vector_loop2(int64_t begin, int64_t e
     body(i + V::lanes, V(), 1);
   }
   vector_loop<V>(i, end, [&](int64_t j, auto tag) { body(j, tag, 0); });
+}
+
+// Prefetch the bytes [p, p + bytes) of the row after this one while this row's exp sweep runs:
+// the sweeps after the first read the row from L1/L2, so without it the next row's first sweep
+// waits on memory with no arithmetic to overlap. Rows up to kPrefetchL1Bytes go to L1, longer
+// ones to L2 (a 128 KB row would evict the row being computed). Never faults past the array end.
+constexpr int64_t kPrefetchL1Bytes = 16384;
+template <bool WRITE> inline void prefetch_ahead(const void* p, int64_t bytes, bool to_l1) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t b = 0; b < bytes; b += 64) {
+    if (to_l1) __builtin_prefetch(c + b, WRITE ? 1 : 0, 3);
+    else __builtin_prefetch(c + b, WRITE ? 1 : 0, 2);
+  }
 }
 
 // n values from p (any alignment) into the aligned local array out, which is returned: the
