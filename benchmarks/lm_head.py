@@ -65,10 +65,10 @@ def _step(method: str, x, w, t, chunk_size=None):
     loss.backward()
 
 
-def _inputs(n, h, v, seed=0):
+def _inputs(n, h, v, seed=0, dtype=torch.float32):
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, h, generator=g).requires_grad_()
-    w = (torch.randn(v, h, generator=g) / h**0.5).requires_grad_()
+    x = torch.randn(n, h, generator=g).to(dtype).requires_grad_()
+    w = (torch.randn(v, h, generator=g) / h**0.5).to(dtype).requires_grad_()
     t = torch.randint(0, v, (n,), generator=g)
     return x, w, t
 
@@ -81,17 +81,18 @@ def _status_kb(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def _memory_case(method, n, h, v, threads, chunk_size) -> dict:
+def _memory_case(method, n, h, v, threads, chunk_size, dtype="float32") -> dict:
     """Run in a fresh process: extra peak RSS of one step (see the module docstring)."""
     torch.set_num_threads(threads)
-    _step(method, *_inputs(64, 16, 100), chunk_size=None)
-    x, w, t = _inputs(n, h, v)
+    dtype = getattr(torch, dtype)
+    _step(method, *_inputs(64, 16, 100, dtype=dtype), chunk_size=None)
+    x, w, t = _inputs(n, h, v, dtype=dtype)
     before = _status_kb("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     _step(method, x, w, t, chunk_size)
     extra_mb = (_status_kb("VmHWM") - before) / 1024
-    grads_mb = (x.numel() + w.numel()) * 4 / 2**20
+    grads_mb = (x.numel() + w.numel()) * x.element_size() / 2**20
     return {
         "method": method,
         "extra_mb": extra_mb,
@@ -100,16 +101,16 @@ def _memory_case(method, n, h, v, threads, chunk_size) -> dict:
     }
 
 
-def measure_memory(method, n, h, v, threads, chunk_size=None) -> dict:
-    call = f"b._memory_case({method!r}, {n}, {h}, {v}, {threads}, {chunk_size!r})"
+def measure_memory(method, n, h, v, threads, chunk_size=None, dtype="float32") -> dict:
+    call = f"b._memory_case({method!r}, {n}, {h}, {v}, {threads}, {chunk_size!r}, {dtype!r})"
     code = f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import lm_head as b; print(json.dumps({call}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def measure_time(n, h, v, threads, repeats, methods=METHODS, chunk_size=None) -> dict[str, float]:
+def measure_time(n, h, v, threads, repeats, methods=METHODS, chunk_size=None, dtype="float32") -> dict[str, float]:
     torch.set_num_threads(threads)
-    x, w, t = _inputs(n, h, v)
+    x, w, t = _inputs(n, h, v, dtype=getattr(torch, dtype))
     times: dict[str, list[float]] = {m: [] for m in methods}
     for m in methods:  # warm-up
         x.grad = w.grad = None

@@ -145,7 +145,7 @@ def _head(
             _hard_target_check(t, shard_size, ignore_index)
         chunk_loss = chunks.core_chunk_loss(opts, weight)
     needs = chunks.Needs(*needs)
-    chunk = chunk_size if chunk_size > 0 else chunks.auto_chunk_rows(x.shape[0], shard_size, input.device)
+    chunk = chunk_size if chunk_size > 0 else chunks.auto_chunk_rows(x.shape[0], shard_size, input.device, x.dtype)
 
     def run(per_row, grad_output):
         return chunks.run_head(x, linear_weight, t, linear_bias, chunk_loss, chunk=chunk, needs=needs,
@@ -393,8 +393,10 @@ def linear_cross_entropy(
     probabilities (..., V) (single process only); ``weight``: class weights (V,) of the full vocabulary.
     ``l_i = (1-eps)*w_t*(lse - z_t) + (eps/V)*sum_c w_c*(lse - z_c) + z_loss*lse**2`` with
     ``z = softcap*tanh(x/softcap)`` if ``softcap`` else the logits ``x``; "mean" divides by the sum of
-    ``w_t`` over the non-ignored rows (PyTorch's rule). ``chunk_size``: rows per chunk (default: chosen
-    from the vocabulary size and free memory; extra memory is about ``4 * chunk_size * V`` bytes).
+    ``w_t`` over the non-ignored rows (PyTorch's rule). ``chunk_size``: rows per chunk (default: from a
+    memory budget, the vocabulary size and free memory, see ``_head_chunks``; the extra memory is about
+    ``chunk_size * V`` logits of the input dtype, plus an fp32 (V, H) weight-gradient accumulator for
+    16-bit inputs).
     ``options``: PyTorch's ``LinearCrossEntropyOptions``, accepted for compatibility; its
     ``batch_chunk_size`` is used as ``chunk_size``. 16-bit inputs: matmuls in the input dtype with fp32
     accumulation, the loss kernel in fp32, and the weight/bias gradients accumulated across chunks in fp32.
