@@ -255,6 +255,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="one small shape, 2 timed steps")
     p.add_argument("--steps", type=int, default=None, help="timed steps per variant (default 4; 2 with --quick)")
+    p.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), default=None,
+                   help="only these training shapes (default: all)")
+    p.add_argument("--no-distill", action="store_true", help="skip the distillation-head table")
     p.add_argument("--out", default=str(RESULTS / "hf_training.txt"))
     args = p.parse_args()
     steps = args.steps or (2 if args.quick else 4)
@@ -266,8 +269,11 @@ def main() -> None:
              f"{transformers.__version__}, {os.cpu_count()} CPUs shared with other jobs)")
     lines = [title]
     rows: list[dict] = []
-    run_training(QUICK_SHAPES if args.quick else SHAPES, steps, lines, rows)
-    if args.quick:
+    shapes = QUICK_SHAPES if args.quick else {k: v for k, v in SHAPES.items() if k in (args.shapes or SHAPES)}
+    run_training(shapes, steps, lines, rows)
+    if args.no_distill:
+        pass
+    elif args.quick:
         run_distill(steps, lines, rows, n=1024, h=256, v=8000)
     else:
         run_distill(steps + 1, lines, rows)

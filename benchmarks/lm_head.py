@@ -1,6 +1,6 @@
 """The LM head: time and extra peak memory of forward+backward, fused vs unfused; vocab-parallel scaling.
 
-    PYTHONPATH=python python benchmarks/lm_head.py                  # (4096, 512 -> 32000), 1 and 2 threads
+    PYTHONPATH=python python benchmarks/lm_head.py                  # (4096, 512 -> 32000), fp32 and bf16, 1 and 2 threads
     PYTHONPATH=python python benchmarks/lm_head.py --big            # also (8192, 2048 -> 128256)
     PYTHONPATH=python python benchmarks/lm_head.py --parallel-only  # vocab-parallel part alone
 
@@ -8,7 +8,8 @@ Methods, each a full training step of the head (loss, then ``backward`` into inp
 ``unfused`` = ``F.cross_entropy(F.linear(x, W), t)``; ``torch_chunked`` = PyTorch 2.13's
 ``F.linear_cross_entropy(..., options=LinearCrossEntropyOptions())``; ``fastloss`` =
 ``fastloss.torch.linear_cross_entropy``; ``matmuls`` = the three matmuls alone (``x @ W.T``,
-``z @ W``, ``z.T @ x``), the floor for any head that computes exact gradients.
+``z @ W``, ``z.T @ x``, in the input dtype), the floor for any head that computes exact gradients;
+"x matmuls (floor)" is each method's time over theirs.
 
 Time: the methods run round-robin in ONE process (so a busy machine slows them alike), the median
 of ``--repeats`` steps after one warm-up step each.
@@ -18,7 +19,7 @@ problem (so lazily imported modules and one-time allocations are not counted), b
 reads VmRSS, resets the peak with ``echo 5 > /proc/self/clear_refs``, runs one step and reads VmHWM:
 extra peak = VmHWM - VmRSS before the step, i.e. everything the step made resident, the gradients
 included. "beyond grads" subtracts the gradient outputs (``x.grad`` and ``W.grad``), which every
-method must return. RSS is what the OS gave the process, so it sees torch's allocations that
+method must return; its last column is that over ``torch_chunked``'s. RSS is what the OS gave the process, so it sees torch's allocations that
 tracemalloc cannot; it is Linux-only.
 
 Vocab-parallel: ``linear_cross_entropy(..., process_group=pg)`` over Gloo on 1, 2 and 4 local
@@ -191,19 +192,23 @@ def measure_parallel(world, n, h, v, repeats) -> dict:
 # ---- report ------------------------------------------------------------------------------------
 
 
-def run_shape(n, h, v, threads_list, repeats, lines, rows):
-    lines.append(f"\n## ({n}, {h} -> {v}), fp32, forward+backward (input and weight gradients)\n")
-    lines.append("threads | method | time s | x matmuls | extra peak MB | beyond grads MB")
-    lines.append("---|---|---|---|---|---")
+def run_shape(n, h, v, threads_list, repeats, lines, rows, dtype="float32"):
+    lines.append(f"\n## ({n}, {h} -> {v}), {dtype}, forward+backward (input and weight gradients)\n")
+    lines.append("threads | method | time s | x matmuls (floor) | extra peak MB | beyond grads MB | "
+                 "beyond grads vs torch_chunked")
+    lines.append("---|---|---|---|---|---|---")
     for threads in threads_list:
-        times = measure_time(n, h, v, threads, repeats)
+        times = measure_time(n, h, v, threads, repeats, dtype=dtype)
+        mems = {m: measure_memory(m, n, h, v, threads, dtype=dtype) for m in METHODS}
         for m in METHODS:
-            mem = measure_memory(m, n, h, v, threads)
+            mem = mems[m]
             ratio = times[m] / times["matmuls"]
+            vs_torch = mem["beyond_grads_mb"] / mems["torch_chunked"]["beyond_grads_mb"]
             lines.append(
-                f"{threads} | {m} | {times[m]:.3f} | {ratio:.2f} | {mem['extra_mb']:.0f} | {mem['beyond_grads_mb']:.0f}"
+                f"{threads} | {m} | {times[m]:.3f} | {ratio:.2f} | {mem['extra_mb']:.0f} | "
+                f"{mem['beyond_grads_mb']:.0f} | {vs_torch:.2f}"
             )
-            rows.append({"shape": [n, h, v], "threads": threads, "time_s": times[m], **mem})
+            rows.append({"shape": [n, h, v], "dtype": dtype, "threads": threads, "time_s": times[m], **mem})
             print(lines[-1], flush=True)
 
 
@@ -214,6 +219,8 @@ def main() -> None:
         "--big", action="store_true", help="also (8192, 2048 -> 128256), 2 threads (minutes, ~15 GB)"
     )
     p.add_argument("--parallel-only", action="store_true")
+    p.add_argument("--no-parallel", action="store_true", help="skip the vocab-parallel part")
+    p.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
     p.add_argument("--out", default=str(RESULTS / "lm_head.txt"))
     args = p.parse_args()
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -222,16 +229,14 @@ def main() -> None:
     ]
     rows: list[dict] = []
     if not args.parallel_only:
-        run_shape(4096, 512, 32000, (1, 2), args.repeats, lines, rows)
+        for dtype in args.dtypes:
+            run_shape(4096, 512, 32000, (1, 2), args.repeats, lines, rows, dtype)
         if args.big:
             run_shape(8192, 2048, 128256, (2,), 1, lines, rows)
     n, h, v = 4096, 512, 32000
-    lines.append(
-        f"\n## vocab-parallel linear_cross_entropy over Gloo, ({n}, {h} -> {v}), 1 thread per rank\n"
-    )
-    lines.append("ranks | time s | collectives per step | bytes into collectives per rank: forward (loss) | backward (input grad)")
-    lines.append("---|---|---|---|---")
-    for world in (1, 2, 4):
+    for world in () if args.no_parallel else (1, 2, 4):
+        if world == 1:
+            lines += _parallel_header(n, h, v)
         r = measure_parallel(world, n, h, v, args.repeats)
         backward = r["bytes"] - r["forward_bytes"]
         lines.append(f"{world} | {r['time_s']:.3f} | {r['calls']} | {r['forward_bytes']} | {backward}")
@@ -243,6 +248,14 @@ def main() -> None:
     _plot(rows, Path(args.out).with_suffix(".png"))
 
 
+def _parallel_header(n, h, v) -> list[str]:
+    return [
+        f"\n## vocab-parallel linear_cross_entropy over Gloo, ({n}, {h} -> {v}), 1 thread per rank\n",
+        "ranks | time s | collectives per step | bytes into collectives per rank: forward (loss) | backward (input grad)",
+        "---|---|---|---|---",
+    ]
+
+
 def _plot(rows, path: Path) -> None:
     try:
         import matplotlib
@@ -251,7 +264,7 @@ def _plot(rows, path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    head = [r for r in rows if "method" in r and r["shape"] == [4096, 512, 32000]]
+    head = [r for r in rows if "method" in r and r["shape"] == [4096, 512, 32000] and r["dtype"] == "float32"]
     if not head:
         return
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 4))
