@@ -409,23 +409,9 @@ def linear_cross_entropy(
     return _linear_cross_entropy(**locals())
 
 
-def _linear_cross_entropy(
-    input: Tensor,
-    linear_weight: Tensor,
-    target: Tensor,
-    *,
-    linear_bias: Tensor | None = None,
-    weight: Tensor | None = None,
-    reduction: str = "mean",
-    ignore_index: int | None = -100,
-    label_smoothing: float = 0.0,
-    options=None,
-    z_loss: float = 0.0,
-    softcap: float | None = None,
-    chunk_size: int | None = None,
-    process_group=None,
-    fp32_loss: bool = False,
-) -> Tensor:
+def _linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weight=None, reduction="mean",
+                          ignore_index=-100, label_smoothing=0.0, options=None, z_loss=0.0, softcap=None,
+                          chunk_size=None, process_group=None, fp32_loss: bool = False) -> Tensor:
     """:func:`linear_cross_entropy`; ``fp32_loss``: a 16-bit input's loss comes back in fp32, computed
     from the same logits (the on-ramp's HF loss dtype); the gradients are the same."""
     if linear_weight.dim() > 2 and process_group is None:
