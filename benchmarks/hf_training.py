@@ -207,10 +207,11 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b > 0 else "-"
 
 
-def run_training(shapes: dict, steps: int, lines: list[str], rows: list[dict]) -> None:
+def run_training(shapes: dict, steps: int, lines: list[str], rows: list[dict],
+                 dtypes=("float32", "bfloat16")) -> None:
     for name, shape in shapes.items():
         vocab, hidden, layers, batch, seq = shape
-        for dtype in ("float32", "bfloat16"):
+        for dtype in dtypes:
             lines.append(f"\n## {name}: vocab {vocab}, hidden {hidden}, {layers} layers, batch {batch}x{seq}, "
                          f"{dtype}, fused AdamW, {THREADS} threads\n")
             lines.append("variant | wall s/step | CPU s/step | CPU time vs hf | fwd+bwd peak MiB | vs hf | "
@@ -258,6 +259,7 @@ def main() -> None:
     p.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), default=None,
                    help="only these training shapes (default: all)")
     p.add_argument("--no-distill", action="store_true", help="skip the distillation-head table")
+    p.add_argument("--dtypes", nargs="+", choices=["float32", "bfloat16"], default=["float32", "bfloat16"])
     p.add_argument("--out", default=str(RESULTS / "hf_training.txt"))
     args = p.parse_args()
     steps = args.steps or (2 if args.quick else 4)
@@ -270,7 +272,7 @@ def main() -> None:
     lines = [title]
     rows: list[dict] = []
     shapes = QUICK_SHAPES if args.quick else {k: v for k, v in SHAPES.items() if k in (args.shapes or SHAPES)}
-    run_training(shapes, steps, lines, rows)
+    run_training(shapes, steps, lines, rows, args.dtypes)
     if args.no_distill:
         pass
     elif args.quick:

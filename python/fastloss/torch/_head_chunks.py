@@ -27,8 +27,8 @@ from . import _shard_math
 # - 16-bit on CPU: a 64 MiB buffer (1024 rows of 32000 in bf16). Each chunk adds a 16-bit product into
 #   the fp32 accumulator, a pass over 4*V*H bytes that is as long as a third of the chunk's matmuls at
 #   256 rows; measured at (4096, 512 -> 32000) bf16, 1 thread: 1.55x the three bf16 matmuls at 256
-#   rows, 1.22x at 512, 0.98x at 1024. Extra memory there: 64 MiB + 62.5 MiB accumulator, about half of
-#   PyTorch 2.14's chunked F.linear_cross_entropy (which keeps an fp32 scratch of its own).
+#   rows, 1.22x at 512, 0.98x at 1024. Extra memory there: 64 MiB + 62.5 MiB accumulator + an 8 MiB
+#   product block (_BLOCK_BYTES), about half of PyTorch 2.14's chunked F.linear_cross_entropy (270 MiB).
 # GPUs need taller chunks to fill their SMs.
 _CPU_CHUNK_BYTES = 32 << 20
 _CPU_CHUNK_BYTES_16BIT = 64 << 20
@@ -120,9 +120,12 @@ def shard_chunk_loss(shard: _shard_math.Shard, compute: torch.dtype) -> ChunkLos
     return run
 
 
-# Bytes of one 16-bit (H, block) product in _accumulate_16bit: small enough to be still in cache when
-# it is added to the fp32 accumulator (2048 columns at H=512; measured ~10% faster than 4096).
-_BLOCK_BYTES = 2 << 20
+# Bytes of one 16-bit (H, block) product in _accumulate_16bit (4096 columns at H=1024, 8192 at H=512):
+# a transient of this size, and few enough matmul+add pairs per chunk. On 2 busy cores each parallel
+# region waits for a descheduled thread; measured at (4096, 512 -> 32000) bf16, 2 threads, medians of 3
+# interleaved steps: 2.02x the three matmuls with 2 MiB blocks, 1.09-1.24x with 8 MiB, 1.19-1.23x with
+# 16-64 MiB; 1 thread: 0.92-1.02x for all.
+_BLOCK_BYTES = 8 << 20
 
 
 def _accumulate_16bit(gw_t: Tensor, z: Tensor, xc: Tensor) -> None:
