@@ -19,7 +19,7 @@ from . import _shard_math
 
 # The memory budget of the automatic chunk: the extra memory of a training step beyond its gradient
 # outputs is the (chunk, V) logits buffer, plus for 16-bit weights the fp32 (V, H) weight-gradient
-# accumulator (accuracy: chunks are summed in fp32), plus O(chunk * H + 4 MiB) temporaries.
+# accumulator (accuracy: chunks are summed in fp32), plus O(chunk * H) and 8 MiB temporaries.
 # - fp32 on CPU: a 32 MiB logits buffer (256 rows of a 32000 vocabulary). Below ~128 rows the
 #   weight-gradient accumulation (which reads and writes the whole (V, H) gradient once per chunk) and
 #   the matmuls' short dimension cost time (measured: 1.24x the three matmuls' time at 128 rows, 1.11x
