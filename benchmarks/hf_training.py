@@ -208,7 +208,7 @@ def _ratio(a: float, b: float) -> str:
 
 
 def run_training(shapes: dict, steps: int, lines: list[str], rows: list[dict],
-                 dtypes=("float32", "bfloat16")) -> None:
+                 dtypes=("float32", "bfloat16"), variants=VARIANTS) -> None:
     for name, shape in shapes.items():
         vocab, hidden, layers, batch, seq = shape
         for dtype in dtypes:
@@ -218,7 +218,7 @@ def run_training(shapes: dict, steps: int, lines: list[str], rows: list[dict],
                          "beyond grads MiB | vs hf | whole step MiB | loss vs hf")
             lines.append("---|---|---|---|---|---|---|---|---|---")
             results = {}
-            for variant in VARIANTS:
+            for variant in variants:
                 r = _fresh(f"b.train_case({variant!r}, {list(shape)!r}, {dtype!r}, {steps})")
                 results[variant] = r
                 rows.append({"shape": name, "dims": list(shape), "dtype": dtype, **r})
@@ -260,6 +260,8 @@ def main() -> None:
                    help="only these training shapes (default: all)")
     p.add_argument("--no-distill", action="store_true", help="skip the distillation-head table")
     p.add_argument("--dtypes", nargs="+", choices=["float32", "bfloat16"], default=["float32", "bfloat16"])
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS),
+                   help="these variants (hf, the reference of the ratios, always runs first)")
     p.add_argument("--out", default=str(RESULTS / "hf_training.txt"))
     args = p.parse_args()
     steps = args.steps or (2 if args.quick else 4)
@@ -272,7 +274,8 @@ def main() -> None:
     lines = [title]
     rows: list[dict] = []
     shapes = QUICK_SHAPES if args.quick else {k: v for k, v in SHAPES.items() if k in (args.shapes or SHAPES)}
-    run_training(shapes, steps, lines, rows, args.dtypes)
+    variants = ["hf"] + [v for v in args.variants if v != "hf"]
+    run_training(shapes, steps, lines, rows, args.dtypes, variants)
     if args.no_distill:
         pass
     elif args.quick:

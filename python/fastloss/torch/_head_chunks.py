@@ -29,11 +29,15 @@ from . import _shard_math
 #   256 rows; measured at (4096, 512 -> 32000) bf16, 1 thread: 1.55x the three bf16 matmuls at 256
 #   rows, 1.22x at 512, 0.98x at 1024. Extra memory there: 64 MiB + 62.5 MiB accumulator + an 8 MiB
 #   product block (_BLOCK_BYTES), about half of PyTorch 2.14's chunked F.linear_cross_entropy (270 MiB).
+#   The accumulation's share of the time depends on the rows alone (a pass over V*H per chunk against
+#   6*rows*V*H matmul flops), hence a floor of 512 rows: at (2048, 1024 -> 128256) bf16, 1 thread,
+#   256 rows (the 64 MiB budget) took 1.40x the three matmuls, 512 rows 0.98x, 1024 rows 0.97x.
 # GPUs need taller chunks to fill their SMs.
 _CPU_CHUNK_BYTES = 32 << 20
 _CPU_CHUNK_BYTES_16BIT = 64 << 20
 _CUDA_CHUNK_BYTES = 1 << 30
 _MIN_ROWS = 128
+_MIN_ROWS_16BIT = 512
 
 
 def _free_bytes(device: torch.device) -> int:
@@ -59,7 +63,7 @@ def auto_chunk_rows(rows: int, classes: int, device: torch.device, dtype: torch.
     else:
         budget = _CPU_CHUNK_BYTES_16BIT if sixteen else _CPU_CHUNK_BYTES
         per_row = (2 if sixteen else 4) * classes
-    chunk = max(_MIN_ROWS, budget // per_row)
+    chunk = max(_MIN_ROWS_16BIT if sixteen and device.type != "cuda" else _MIN_ROWS, budget // per_row)
     chunk = min(chunk, _free_bytes(device) // 8 // per_row)  # never more than an eighth of free memory
     if chunk >= 64:
         chunk -= chunk % 16  # whole SIMD/tensor-core tiles for the matmuls
