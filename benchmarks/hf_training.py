@@ -207,17 +207,18 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b > 0 else "-"
 
 
-def run_training(shapes: dict, steps: int, lines: list[str], rows: list[dict]) -> None:
+def run_training(shapes: dict, steps: int, lines: list[str], rows: list[dict],
+                 dtypes=("float32", "bfloat16"), variants=VARIANTS) -> None:
     for name, shape in shapes.items():
         vocab, hidden, layers, batch, seq = shape
-        for dtype in ("float32", "bfloat16"):
+        for dtype in dtypes:
             lines.append(f"\n## {name}: vocab {vocab}, hidden {hidden}, {layers} layers, batch {batch}x{seq}, "
                          f"{dtype}, fused AdamW, {THREADS} threads\n")
             lines.append("variant | wall s/step | CPU s/step | CPU time vs hf | fwd+bwd peak MiB | vs hf | "
                          "beyond grads MiB | vs hf | whole step MiB | loss vs hf")
             lines.append("---|---|---|---|---|---|---|---|---|---")
             results = {}
-            for variant in VARIANTS:
+            for variant in variants:
                 r = _fresh(f"b.train_case({variant!r}, {list(shape)!r}, {dtype!r}, {steps})")
                 results[variant] = r
                 rows.append({"shape": name, "dims": list(shape), "dtype": dtype, **r})
@@ -255,6 +256,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="one small shape, 2 timed steps")
     p.add_argument("--steps", type=int, default=None, help="timed steps per variant (default 4; 2 with --quick)")
+    p.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), default=None,
+                   help="only these training shapes (default: all)")
+    p.add_argument("--no-distill", action="store_true", help="skip the distillation-head table")
+    p.add_argument("--dtypes", nargs="+", choices=["float32", "bfloat16"], default=["float32", "bfloat16"])
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS),
+                   help="these variants (hf, the reference of the ratios, always runs first)")
     p.add_argument("--out", default=str(RESULTS / "hf_training.txt"))
     args = p.parse_args()
     steps = args.steps or (2 if args.quick else 4)
@@ -266,8 +273,12 @@ def main() -> None:
              f"{transformers.__version__}, {os.cpu_count()} CPUs shared with other jobs)")
     lines = [title]
     rows: list[dict] = []
-    run_training(QUICK_SHAPES if args.quick else SHAPES, steps, lines, rows)
-    if args.quick:
+    shapes = QUICK_SHAPES if args.quick else {k: v for k, v in SHAPES.items() if k in (args.shapes or SHAPES)}
+    variants = ["hf"] + [v for v in args.variants if v != "hf"]
+    run_training(shapes, steps, lines, rows, args.dtypes, variants)
+    if args.no_distill:
+        pass
+    elif args.quick:
         run_distill(steps, lines, rows, n=1024, h=256, v=8000)
     else:
         run_distill(steps + 1, lines, rows)

@@ -1,6 +1,6 @@
 """The LM head: time and extra peak memory of forward+backward, fused vs unfused; vocab-parallel scaling.
 
-    PYTHONPATH=python python benchmarks/lm_head.py                  # (4096, 512 -> 32000), 1 and 2 threads
+    PYTHONPATH=python python benchmarks/lm_head.py                  # (4096, 512 -> 32000), fp32 and bf16, 1 and 2 threads
     PYTHONPATH=python python benchmarks/lm_head.py --big            # also (8192, 2048 -> 128256)
     PYTHONPATH=python python benchmarks/lm_head.py --parallel-only  # vocab-parallel part alone
 
@@ -8,7 +8,8 @@ Methods, each a full training step of the head (loss, then ``backward`` into inp
 ``unfused`` = ``F.cross_entropy(F.linear(x, W), t)``; ``torch_chunked`` = PyTorch 2.13's
 ``F.linear_cross_entropy(..., options=LinearCrossEntropyOptions())``; ``fastloss`` =
 ``fastloss.torch.linear_cross_entropy``; ``matmuls`` = the three matmuls alone (``x @ W.T``,
-``z @ W``, ``z.T @ x``), the floor for any head that computes exact gradients.
+``z @ W``, ``z.T @ x``, in the input dtype), the floor for any head that computes exact gradients;
+"x matmuls (floor)" is each method's time over theirs.
 
 Time: the methods run round-robin in ONE process (so a busy machine slows them alike), the median
 of ``--repeats`` steps after one warm-up step each.
@@ -18,7 +19,7 @@ problem (so lazily imported modules and one-time allocations are not counted), b
 reads VmRSS, resets the peak with ``echo 5 > /proc/self/clear_refs``, runs one step and reads VmHWM:
 extra peak = VmHWM - VmRSS before the step, i.e. everything the step made resident, the gradients
 included. "beyond grads" subtracts the gradient outputs (``x.grad`` and ``W.grad``), which every
-method must return. RSS is what the OS gave the process, so it sees torch's allocations that
+method must return; its last column is that over ``torch_chunked``'s. RSS is what the OS gave the process, so it sees torch's allocations that
 tracemalloc cannot; it is Linux-only.
 
 Vocab-parallel: ``linear_cross_entropy(..., process_group=pg)`` over Gloo on 1, 2 and 4 local
@@ -65,10 +66,10 @@ def _step(method: str, x, w, t, chunk_size=None):
     loss.backward()
 
 
-def _inputs(n, h, v, seed=0):
+def _inputs(n, h, v, seed=0, dtype=torch.float32):
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, h, generator=g).requires_grad_()
-    w = (torch.randn(v, h, generator=g) / h**0.5).requires_grad_()
+    x = torch.randn(n, h, generator=g).to(dtype).requires_grad_()
+    w = (torch.randn(v, h, generator=g) / h**0.5).to(dtype).requires_grad_()
     t = torch.randint(0, v, (n,), generator=g)
     return x, w, t
 
@@ -81,17 +82,18 @@ def _status_kb(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def _memory_case(method, n, h, v, threads, chunk_size) -> dict:
+def _memory_case(method, n, h, v, threads, chunk_size, dtype="float32") -> dict:
     """Run in a fresh process: extra peak RSS of one step (see the module docstring)."""
     torch.set_num_threads(threads)
-    _step(method, *_inputs(64, 16, 100), chunk_size=None)
-    x, w, t = _inputs(n, h, v)
+    dtype = getattr(torch, dtype)
+    _step(method, *_inputs(64, 16, 100, dtype=dtype), chunk_size=None)
+    x, w, t = _inputs(n, h, v, dtype=dtype)
     before = _status_kb("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     _step(method, x, w, t, chunk_size)
     extra_mb = (_status_kb("VmHWM") - before) / 1024
-    grads_mb = (x.numel() + w.numel()) * 4 / 2**20
+    grads_mb = (x.numel() + w.numel()) * x.element_size() / 2**20
     return {
         "method": method,
         "extra_mb": extra_mb,
@@ -100,16 +102,16 @@ def _memory_case(method, n, h, v, threads, chunk_size) -> dict:
     }
 
 
-def measure_memory(method, n, h, v, threads, chunk_size=None) -> dict:
-    call = f"b._memory_case({method!r}, {n}, {h}, {v}, {threads}, {chunk_size!r})"
+def measure_memory(method, n, h, v, threads, chunk_size=None, dtype="float32") -> dict:
+    call = f"b._memory_case({method!r}, {n}, {h}, {v}, {threads}, {chunk_size!r}, {dtype!r})"
     code = f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import lm_head as b; print(json.dumps({call}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def measure_time(n, h, v, threads, repeats, methods=METHODS, chunk_size=None) -> dict[str, float]:
+def measure_time(n, h, v, threads, repeats, methods=METHODS, chunk_size=None, dtype="float32") -> dict[str, float]:
     torch.set_num_threads(threads)
-    x, w, t = _inputs(n, h, v)
+    x, w, t = _inputs(n, h, v, dtype=getattr(torch, dtype))
     times: dict[str, list[float]] = {m: [] for m in methods}
     for m in methods:  # warm-up
         x.grad = w.grad = None
@@ -190,19 +192,23 @@ def measure_parallel(world, n, h, v, repeats) -> dict:
 # ---- report ------------------------------------------------------------------------------------
 
 
-def run_shape(n, h, v, threads_list, repeats, lines, rows):
-    lines.append(f"\n## ({n}, {h} -> {v}), fp32, forward+backward (input and weight gradients)\n")
-    lines.append("threads | method | time s | x matmuls | extra peak MB | beyond grads MB")
-    lines.append("---|---|---|---|---|---")
+def run_shape(n, h, v, threads_list, repeats, lines, rows, dtype="float32"):
+    lines.append(f"\n## ({n}, {h} -> {v}), {dtype}, forward+backward (input and weight gradients)\n")
+    lines.append("threads | method | time s | x matmuls (floor) | extra peak MB | beyond grads MB | "
+                 "beyond grads vs torch_chunked")
+    lines.append("---|---|---|---|---|---|---")
     for threads in threads_list:
-        times = measure_time(n, h, v, threads, repeats)
+        times = measure_time(n, h, v, threads, repeats, dtype=dtype)
+        mems = {m: measure_memory(m, n, h, v, threads, dtype=dtype) for m in METHODS}
         for m in METHODS:
-            mem = measure_memory(m, n, h, v, threads)
+            mem = mems[m]
             ratio = times[m] / times["matmuls"]
+            vs_torch = mem["beyond_grads_mb"] / mems["torch_chunked"]["beyond_grads_mb"]
             lines.append(
-                f"{threads} | {m} | {times[m]:.3f} | {ratio:.2f} | {mem['extra_mb']:.0f} | {mem['beyond_grads_mb']:.0f}"
+                f"{threads} | {m} | {times[m]:.3f} | {ratio:.2f} | {mem['extra_mb']:.0f} | "
+                f"{mem['beyond_grads_mb']:.0f} | {vs_torch:.2f}"
             )
-            rows.append({"shape": [n, h, v], "threads": threads, "time_s": times[m], **mem})
+            rows.append({"shape": [n, h, v], "dtype": dtype, "threads": threads, "time_s": times[m], **mem})
             print(lines[-1], flush=True)
 
 
@@ -213,6 +219,8 @@ def main() -> None:
         "--big", action="store_true", help="also (8192, 2048 -> 128256), 2 threads (minutes, ~15 GB)"
     )
     p.add_argument("--parallel-only", action="store_true")
+    p.add_argument("--no-parallel", action="store_true", help="skip the vocab-parallel part")
+    p.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
     p.add_argument("--out", default=str(RESULTS / "lm_head.txt"))
     args = p.parse_args()
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -221,16 +229,14 @@ def main() -> None:
     ]
     rows: list[dict] = []
     if not args.parallel_only:
-        run_shape(4096, 512, 32000, (1, 2), args.repeats, lines, rows)
+        for dtype in args.dtypes:
+            run_shape(4096, 512, 32000, (1, 2), args.repeats, lines, rows, dtype)
         if args.big:
             run_shape(8192, 2048, 128256, (2,), 1, lines, rows)
     n, h, v = 4096, 512, 32000
-    lines.append(
-        f"\n## vocab-parallel linear_cross_entropy over Gloo, ({n}, {h} -> {v}), 1 thread per rank\n"
-    )
-    lines.append("ranks | time s | collectives per step | bytes into collectives per rank: forward (loss) | backward (input grad)")
-    lines.append("---|---|---|---|---")
-    for world in (1, 2, 4):
+    for world in () if args.no_parallel else (1, 2, 4):
+        if world == 1:
+            lines += _parallel_header(n, h, v)
         r = measure_parallel(world, n, h, v, args.repeats)
         backward = r["bytes"] - r["forward_bytes"]
         lines.append(f"{world} | {r['time_s']:.3f} | {r['calls']} | {r['forward_bytes']} | {backward}")
@@ -242,6 +248,14 @@ def main() -> None:
     _plot(rows, Path(args.out).with_suffix(".png"))
 
 
+def _parallel_header(n, h, v) -> list[str]:
+    return [
+        f"\n## vocab-parallel linear_cross_entropy over Gloo, ({n}, {h} -> {v}), 1 thread per rank\n",
+        "ranks | time s | collectives per step | bytes into collectives per rank: forward (loss) | backward (input grad)",
+        "---|---|---|---|---",
+    ]
+
+
 def _plot(rows, path: Path) -> None:
     try:
         import matplotlib
@@ -250,7 +264,7 @@ def _plot(rows, path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    head = [r for r in rows if "method" in r and r["shape"] == [4096, 512, 32000]]
+    head = [r for r in rows if "method" in r and r["shape"] == [4096, 512, 32000] and r["dtype"] == "float32"]
     if not head:
         return
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 4))

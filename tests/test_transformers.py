@@ -95,12 +95,13 @@ def _max_rel(a, b):
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
 
 
-def _assert_same_training(reference, patched, tol, **kwargs):
+def _assert_same_training(reference, patched, tol, loss_tol=None, **kwargs):
     out_ref = reference(**kwargs)
     out = patched(**kwargs)
     assert out.logits is None
     assert out.loss.dtype == torch.float32 == out_ref.loss.dtype
-    assert abs(out.loss.item() - out_ref.loss.item()) <= tol * abs(out_ref.loss.item()), (out.loss, out_ref.loss)
+    loss_tol = tol if loss_tol is None else loss_tol
+    assert abs(out.loss.item() - out_ref.loss.item()) <= loss_tol * abs(out_ref.loss.item()), (out.loss, out_ref.loss)
     out_ref.loss.backward()
     out.loss.backward()
     for (name, p_ref), (_, p) in zip(reference.named_parameters(), patched.named_parameters()):
@@ -117,12 +118,14 @@ def test_loss_and_every_gradient_match_hf_fp32(family):
     _assert_same_training(reference, patched, 1e-5, input_ids=ids, attention_mask=mask, labels=labels)
 
 
-@pytest.mark.parametrize("family", ["llama", "gemma2", "gpt2"])
-def test_loss_and_gradients_match_hf_bf16(family):
+@pytest.mark.parametrize("family, loss_tol", [("llama", 1e-5), ("gpt2", 1e-5), ("gemma2", 3e-2)])
+def test_loss_and_gradients_match_hf_bf16(family, loss_tol):
     reference, patched = _pair(FAMILIES[family], torch.bfloat16)
     ids, mask, labels = _batch()
-    # HF rounds its bf16 logits before the fp32 loss; fastloss keeps them in fp32 inside the kernel
-    _assert_same_training(reference, patched, 3e-2, input_ids=ids, attention_mask=mask, labels=labels)
+    # Both compute the loss in fp32 from the same bf16 logits (the fp32 loss is never rounded to bf16);
+    # Gemma's softcap HF applies in bf16 (rounding thrice), fastloss in fp32 inside the kernel. The
+    # gradients are bf16 tensors: bf16 tolerance.
+    _assert_same_training(reference, patched, 3e-2, loss_tol, input_ids=ids, attention_mask=mask, labels=labels)
 
 
 def test_num_items_in_batch_is_hf_gradient_accumulation_mean():
@@ -203,6 +206,13 @@ def test_torch_compile_after_apply():
     ids, mask, labels = _batch()
     compiled = torch.compile(patched, backend="aot_eager")  # dynamo + AOT autograd; inductor's codegen is slow
     _assert_same_training(reference, compiled, 1e-5, input_ids=ids, attention_mask=mask, labels=labels)
+
+
+def test_torch_compile_after_apply_bf16_gives_the_fp32_loss():
+    reference, patched = _pair(_llama, torch.bfloat16)
+    ids, mask, labels = _batch()
+    compiled = torch.compile(patched, backend="aot_eager")
+    _assert_same_training(reference, compiled, 3e-2, 1e-5, input_ids=ids, attention_mask=mask, labels=labels)
 
 
 def test_trainer_with_gradient_accumulation_logs_hf_losses(tmp_path):

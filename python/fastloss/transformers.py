@@ -278,7 +278,7 @@ def causal_lm_loss(
     (already aligned with ``hidden``) is given. "mean" over non-ignored tokens, or
     ``sum / num_items_in_batch`` when that is given.
     """
-    from .torch import linear_cross_entropy
+    from .torch.lm_head import _linear_cross_entropy
 
     if shift_labels is None:
         if labels is None:
@@ -292,8 +292,10 @@ def causal_lm_loss(
             f"(hidden states {tuple(hidden.shape)}; logits_to_keep with labels?)"
         )
     reduction = "mean" if num_items_in_batch is None else "sum"
-    loss = linear_cross_entropy(
-        x, weight, target, linear_bias=bias, ignore_index=ignore_index, softcap=softcap, reduction=reduction
+    # fp32_loss: a 16-bit model's loss is not rounded to its dtype (HF computes it in fp32)
+    loss = _linear_cross_entropy(
+        x, weight, target, linear_bias=bias, ignore_index=ignore_index, softcap=softcap, reduction=reduction,
+        fp32_loss=True,
     ).float()
     if num_items_in_batch is not None:
         if torch.is_tensor(num_items_in_batch):

@@ -17,14 +17,27 @@ import fastloss
 
 from . import _shard_math
 
-# The automatic chunk's logits budget. On CPU, 32 MiB (256 rows of a 32000 vocabulary) keeps the
-# extra memory small; below ~128 rows the weight-gradient accumulation (which reads and writes the
-# whole (V, H) gradient once per chunk) and the matmuls' short dimension cost time (measured: 1.24x
-# the three matmuls' time at 128 rows, 1.11x at 256, 1.01x at 512 on 2 busy cores), hence the floor.
+# The memory budget of the automatic chunk: the extra memory of a training step beyond its gradient
+# outputs is the (chunk, V) logits buffer, plus for 16-bit weights the fp32 (V, H) weight-gradient
+# accumulator (accuracy: chunks are summed in fp32), plus O(chunk * H) and 8 MiB temporaries.
+# - fp32 on CPU: a 32 MiB logits buffer (256 rows of a 32000 vocabulary). Below ~128 rows the
+#   weight-gradient accumulation (which reads and writes the whole (V, H) gradient once per chunk) and
+#   the matmuls' short dimension cost time (measured: 1.24x the three matmuls' time at 128 rows, 1.11x
+#   at 256, 1.01x at 512 on 2 busy cores), hence the floor of rows.
+# - 16-bit on CPU: a 64 MiB buffer (1024 rows of 32000 in bf16). Each chunk adds a 16-bit product into
+#   the fp32 accumulator, a pass over 4*V*H bytes that is as long as a third of the chunk's matmuls at
+#   256 rows; measured at (4096, 512 -> 32000) bf16, 1 thread: 1.55x the three bf16 matmuls at 256
+#   rows, 1.22x at 512, 0.98x at 1024. Extra memory there: 64 MiB + 62.5 MiB accumulator + an 8 MiB
+#   product block (_BLOCK_BYTES), about half of PyTorch 2.14's chunked F.linear_cross_entropy (270 MiB).
+#   The accumulation's share of the time depends on the rows alone (a pass over V*H per chunk against
+#   6*rows*V*H matmul flops), hence a floor of 512 rows: at (2048, 1024 -> 128256) bf16, 1 thread,
+#   256 rows (the 64 MiB budget) took 1.40x the three matmuls, 512 rows 0.98x, 1024 rows 0.97x.
 # GPUs need taller chunks to fill their SMs.
 _CPU_CHUNK_BYTES = 32 << 20
+_CPU_CHUNK_BYTES_16BIT = 64 << 20
 _CUDA_CHUNK_BYTES = 1 << 30
 _MIN_ROWS = 128
+_MIN_ROWS_16BIT = 512
 
 
 def _free_bytes(device: torch.device) -> int:
@@ -40,11 +53,17 @@ def _free_bytes(device: torch.device) -> int:
     return _CPU_CHUNK_BYTES * 16
 
 
-def auto_chunk_rows(rows: int, classes: int, device: torch.device) -> int:
-    """Rows per chunk so that the fp32 (chunk, classes) logits fit the budget and free memory."""
-    budget = _CUDA_CHUNK_BYTES if device.type == "cuda" else _CPU_CHUNK_BYTES
-    per_row = 4 * classes
-    chunk = max(_MIN_ROWS, budget // per_row)
+def auto_chunk_rows(rows: int, classes: int, device: torch.device, dtype: torch.dtype = torch.float32) -> int:
+    """Rows per chunk so that the (chunk, classes) logits of ``dtype`` fit the budget and free memory.
+
+    ``dtype``: the logits buffer's (the input's); on CUDA the budget is counted in fp32 elements."""
+    sixteen = dtype in (torch.float16, torch.bfloat16)
+    if device.type == "cuda":
+        budget, per_row = _CUDA_CHUNK_BYTES, 4 * classes
+    else:
+        budget = _CPU_CHUNK_BYTES_16BIT if sixteen else _CPU_CHUNK_BYTES
+        per_row = (2 if sixteen else 4) * classes
+    chunk = max(_MIN_ROWS_16BIT if sixteen and device.type != "cuda" else _MIN_ROWS, budget // per_row)
     chunk = min(chunk, _free_bytes(device) // 8 // per_row)  # never more than an eighth of free memory
     if chunk >= 64:
         chunk -= chunk % 16  # whole SIMD/tensor-core tiles for the matmuls
@@ -105,6 +124,35 @@ def shard_chunk_loss(shard: _shard_math.Shard, compute: torch.dtype) -> ChunkLos
     return run
 
 
+# Bytes of one 16-bit (H, block) product in _accumulate_16bit (4096 columns at H=1024, 8192 at H=512):
+# a transient of this size, and few enough matmul+add pairs per chunk. On 2 busy cores each parallel
+# region waits for a descheduled thread; measured at (4096, 512 -> 32000) bf16, 2 threads, medians of 3
+# interleaved steps: 2.02x the three matmuls with 2 MiB blocks, 1.09-1.24x with 8 MiB, 1.19-1.23x with
+# 16-64 MiB; 1 thread: 0.92-1.02x for all.
+_BLOCK_BYTES = 8 << 20
+
+
+def _accumulate_16bit(gw_t: Tensor, z: Tensor, xc: Tensor, *, first: bool) -> None:
+    """``gw_t += xc.T @ z`` (``=`` for the ``first`` chunk): the weight gradient, transposed, for 16-bit
+    ``z``, ``xc`` into fp32 ``gw_t``.
+
+    One 16-bit matmul per chunk and vocabulary block (fp32 accumulation inside it, at AMX/AVX512-BF16
+    speed), rounded once to 16 bits and summed across chunks in fp32. Measured at (1024 rows, 512 ->
+    32000) bf16, 1 thread: 0.28-0.50 s per 4096 rows, against 0.77-0.92 s for ``gw += z.T @ xc`` (the
+    (V, H) layout; PyTorch's transposed-A bf16 matmul is slower) and ~3.7 s for one fp32 ``addmm_`` on
+    upcast copies.
+    """
+    xc_t = xc.T.contiguous()
+    block = max(256, _BLOCK_BYTES // (xc.element_size() * xc_t.shape[0]))
+    for start in range(0, gw_t.shape[1], block):
+        stop = min(gw_t.shape[1], start + block)
+        part, dest = torch.mm(xc_t, z[:, start:stop]), gw_t[:, start:stop]
+        if first:
+            dest.copy_(part)
+        else:
+            dest.add_(part)
+
+
 @dataclass(frozen=True)
 class Needs:
     input: bool
@@ -139,7 +187,12 @@ def run_head(
     sixteen = w.dtype in (torch.float16, torch.bfloat16)
     acc = torch.float32 if sixteen else w.dtype  # 16-bit weights: fp32 accumulation across chunks
     gx = torch.empty_like(x) if grads and needs.input else x.new_empty(0)
-    gw = torch.zeros(w.shape, dtype=acc, device=w.device) if grads and needs.weight else w.new_empty(0)
+    if grads and needs.weight:  # 16-bit: the fp32 accumulator is (H, V), see _accumulate_16bit
+        # the first chunk writes it (no zero-filling pass over V*H); no rows: zeros
+        new = torch.empty if n else torch.zeros
+        gw = new(w.shape[::-1] if sixteen else w.shape, dtype=acc, device=w.device)
+    else:
+        gw = w.new_empty(0)
     gb = (
         torch.zeros(v, dtype=acc, device=w.device)
         if grads and needs.bias and b is not None
@@ -170,8 +223,15 @@ def run_head(
         if needs.input:
             torch.mm(z, w, out=gx[start:stop])
         if needs.weight:
-            gw.addmm_(z.T.to(acc), xc.to(acc))
+            if sixteen:
+                _accumulate_16bit(gw, z, xc, first=start == 0)
+            elif start == 0:
+                torch.mm(z.T, xc, out=gw)
+            else:
+                gw.addmm_(z.T, xc)
         if gb.numel():
             gb += z.sum(dim=0, dtype=acc)
     loss = rows if per_row else total
-    return loss, gx, gw.to(w.dtype) if sixteen else gw, gb.to(w.dtype) if sixteen else gb
+    if sixteen and gw.numel():
+        gw = torch.empty_like(w).copy_(gw.T)  # (V, H) in w's dtype, one transposing pass
+    return loss, gx, gw, gb.to(w.dtype) if sixteen else gb

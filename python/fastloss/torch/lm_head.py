@@ -34,7 +34,9 @@ from . import _head_chunks as chunks
 __all__ = ["LinearCrossEntropyLoss", "linear_cross_entropy", "vocab_parallel_cross_entropy"]
 
 _REDUCTIONS = ("none", "mean", "sum")
-_OPTIONS = "int ignore_index, float label_smoothing, float z_loss, float? softcap, int chunk_size"
+# fp32_loss: a 16-bit head's loss is returned in fp32 (fastloss.transformers, as HF) instead of the
+# input dtype (PyTorch's contract, kept by the public function).
+_OPTIONS = "int ignore_index, float label_smoothing, float z_loss, float? softcap, int chunk_size, bool fp32_loss"
 _HEAD_ARGS = "Tensor input, Tensor linear_weight, Tensor target, Tensor? linear_bias, Tensor? weight"
 
 
@@ -96,6 +98,10 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def _loss_dtype(dtype: torch.dtype, fp32_loss: bool) -> torch.dtype:
+    return _compute_dtype(dtype) if fp32_loss else dtype
+
+
 def _head(
     input,
     linear_weight,
@@ -108,6 +114,7 @@ def _head(
     z_loss,
     softcap,
     chunk_size,
+    fp32_loss,
     needs,
     group,
     grad_loss=None,
@@ -138,7 +145,7 @@ def _head(
             _hard_target_check(t, shard_size, ignore_index)
         chunk_loss = chunks.core_chunk_loss(opts, weight)
     needs = chunks.Needs(*needs)
-    chunk = chunk_size if chunk_size > 0 else chunks.auto_chunk_rows(x.shape[0], shard_size, input.device)
+    chunk = chunk_size if chunk_size > 0 else chunks.auto_chunk_rows(x.shape[0], shard_size, input.device, x.dtype)
 
     def run(per_row, grad_output):
         return chunks.run_head(x, linear_weight, t, linear_bias, chunk_loss, chunk=chunk, needs=needs,
@@ -155,7 +162,7 @@ def _head(
     loss, gx, gw, gb = run(per_row, grad_output)
     if reduction == "mean":
         loss = loss / denominator if denominator else loss * math.nan
-    loss = loss.to(input.dtype).reshape(input.shape[:-1] if per_row else ())
+    loss = loss.to(_loss_dtype(input.dtype, fp32_loss)).reshape(input.shape[:-1] if per_row else ())
     return loss, gx.reshape(input.shape) if gx.numel() else gx, gw, gb
 
 
@@ -192,8 +199,9 @@ def _grad_shapes(input, linear_weight, linear_bias, needs, reduction):
 
 @_head_op.register_fake
 def _head_fake(input, linear_weight, target, linear_bias, weight, reduction, *rest):
-    needs = rest[-2]
-    loss = input.new_empty(input.shape[:-1] if reduction == "none" else ())
+    fp32_loss, needs = rest[-3], rest[-2]
+    loss = input.new_empty(input.shape[:-1] if reduction == "none" else (),
+                           dtype=_loss_dtype(input.dtype, fp32_loss))
     return (loss, *_grad_shapes(input, linear_weight, linear_bias, needs, reduction))
 
 
@@ -247,7 +255,7 @@ def _head_setup(ctx, inputs, output):
 def _head_backward(ctx, grad_loss, *_grads_of_grads):
     _refuse_double_backward()
     if grad_loss is None:  # no gradient flows into the loss (grads are not materialised)
-        return (None,) * 13
+        return (None,) * 14
     if ctx.reduction == "none":
         gx, gw, gb = _head_backward_op(*ctx.saved_tensors, grad_loss, *ctx.options)
     else:
@@ -255,7 +263,7 @@ def _head_backward(ctx, grad_loss, *_grads_of_grads):
     if ctx.group and ctx.needs[0]:
         gx = _all_reduce_op(gx, ctx.group)
     grads = [g if need else None for g, need in zip((gx, gw, gb), ctx.needs)]
-    return grads[0], grads[1], None, grads[2], None, None, None, None, None, None, None, None, None
+    return grads[0], grads[1], None, grads[2], *(None,) * 10  # one per schema argument
 
 
 _head_op.register_autograd(_head_backward, setup_context=_head_setup)
@@ -385,8 +393,10 @@ def linear_cross_entropy(
     probabilities (..., V) (single process only); ``weight``: class weights (V,) of the full vocabulary.
     ``l_i = (1-eps)*w_t*(lse - z_t) + (eps/V)*sum_c w_c*(lse - z_c) + z_loss*lse**2`` with
     ``z = softcap*tanh(x/softcap)`` if ``softcap`` else the logits ``x``; "mean" divides by the sum of
-    ``w_t`` over the non-ignored rows (PyTorch's rule). ``chunk_size``: rows per chunk (default: chosen
-    from the vocabulary size and free memory; extra memory is about ``4 * chunk_size * V`` bytes).
+    ``w_t`` over the non-ignored rows (PyTorch's rule). ``chunk_size``: rows per chunk (default: from a
+    memory budget, the vocabulary size and free memory, see ``_head_chunks``; the extra memory is about
+    ``chunk_size * V`` logits of the input dtype, plus an fp32 (V, H) weight-gradient accumulator for
+    16-bit inputs).
     ``options``: PyTorch's ``LinearCrossEntropyOptions``, accepted for compatibility; its
     ``batch_chunk_size`` is used as ``chunk_size``. 16-bit inputs: matmuls in the input dtype with fp32
     accumulation, the loss kernel in fp32, and the weight/bias gradients accumulated across chunks in fp32.
@@ -395,13 +405,22 @@ def linear_cross_entropy(
     (..., V, d1, ...) with the classes along dim 1: that case runs unfused (``F.linear`` and
     ``fastloss.torch.cross_entropy``), single process only.
     """
+    # every argument, by name; fp32_loss=False: the loss in the input dtype, PyTorch's contract
+    return _linear_cross_entropy(**locals())
+
+
+def _linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weight=None, reduction="mean",
+                          ignore_index=-100, label_smoothing=0.0, options=None, z_loss=0.0, softcap=None,
+                          chunk_size=None, process_group=None, fp32_loss: bool = False) -> Tensor:
+    """:func:`linear_cross_entropy`; ``fp32_loss``: a 16-bit input's loss comes back in fp32, computed
+    from the same logits (the on-ramp's HF loss dtype); the gradients are the same."""
     if linear_weight.dim() > 2 and process_group is None:
         from .functional import cross_entropy
 
         flat = F.linear(input, linear_weight.flatten(0, -2),
                         None if linear_bias is None else linear_bias.flatten())  # (..., V*d1*...)
         logits = flat.unflatten(-1, linear_weight.shape[:-1])  # (N, V, d1, ...): class dim 1 as PyTorch
-        return cross_entropy(logits, target, weight=weight, reduction=reduction,
+        return cross_entropy(logits.float() if fp32_loss else logits, target, weight=weight, reduction=reduction,
                              ignore_index=-100 if ignore_index is None else ignore_index,
                              label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap)
     ignore_index = _check_common(reduction, label_smoothing, z_loss, softcap, ignore_index)
@@ -460,6 +479,7 @@ def linear_cross_entropy(
         float(z_loss),
         None if softcap is None else float(softcap),
         chunk_size or 0,
+        fp32_loss,
         needs,
         _group_name(process_group),
     )
