@@ -11,7 +11,7 @@ from __future__ import annotations
 import fastloss
 import numpy as np
 import pytest
-from problems import CASES, DTYPES, GRAD_TOL, LOSS_TOL, assert_close, call, make_problem, to64
+from problems import CASES, DTYPES, GRAD_TOL, LOSS_TOL, as_dtype, assert_close, call, make_problem, to64
 from torch_reference import loss_and_grad
 
 BLOCK = 2048
@@ -81,22 +81,24 @@ def test_block_shifts_against_float64(backend, dtype, classes, z_loss):
     np.testing.assert_allclose(loss, expected_loss, rtol=rtol, atol=rtol)
 
 
+@pytest.mark.parametrize("in_place", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("bad", [np.inf, np.nan, "all -inf"])
 @pytest.mark.parametrize("block", [0, 2])
-def test_rows_leaving_the_one_read_path(backend, bad, block):
+def test_rows_leaving_the_one_read_path(backend, bad, block, dtype, in_place):
     classes = 3 * BLOCK + 77
-    x = np.random.default_rng(3).standard_normal((2, classes)).astype(np.float32)
+    x64 = np.random.default_rng(3).standard_normal((2, classes))
     if bad == "all -inf":
-        x[0] = -np.inf
+        x64[0] = -np.inf
     else:
-        x[0, block * BLOCK + 17] = bad
+        x64[0, block * BLOCK + 17] = bad
+    x = as_dtype(x64, dtype)
     t = np.array([1, 2])
-    expected_loss, expected_grad = loss_and_grad("cross_entropy", x.astype(np.float64), t, reduction="none",
-                                                 grad_output=1.0)
-    loss, grad = fastloss.cross_entropy_with_grad(x, t, reduction="none")
-    assert_close(loss, expected_loss, 2e-6, 1.0, "loss")
-    assert_close(grad, expected_grad, 2e-6, what="grad")
-    assert np.isnan(loss[0]) and np.isnan(grad[0]).all()
+    expected_loss, expected_grad = loss_and_grad("cross_entropy", to64(x), t, reduction="none", grad_output=1.0)
+    loss, grad = fastloss.cross_entropy_with_grad(x, t, reduction="none", out=x if in_place else None)
+    assert_close(loss, expected_loss, LOSS_TOL[dtype], 1.0, "loss")
+    assert_close(grad, expected_grad, GRAD_TOL[dtype], what="grad")
+    assert np.isnan(loss[0]) and np.isnan(to64(grad[0])).all()
 
 
 def test_long_rows_in_place(backend):

@@ -122,12 +122,15 @@ inline S softmax_target_grad(const RowContext<S>& k, const SoftmaxRowResult<S>& 
 // Long rows (hard targets, no softcap, loss and gradient): the row max and the exponentials in one
 // read of x, block by block (each block comes from memory once, its second read hits L1), where the
 // three sweeps of softmax_row read a 128 KB row from memory with no arithmetic to overlap and then
-// again from L2 (measured 1.2-1.3x faster at (4096, 32000) float32, 1 thread). e goes to the
-// scratch ebuf, not to g, so the gradient is written once. Block b's e = exp(z - m_b) with m_b the
-// running max after block b (kept in shifts[b]); the running sum is rescaled by exp(m_{b-1} - m_b)
-// when the max grows, and the last sweep multiplies block b's e by a * exp(m_b - m). Returns false,
-// having written nothing final, for a row whose max is +inf, NaN or -inf (softmax_row's sweeps then
-// give the reference's values) or longer than kOnlineMaxBlocks blocks.
+// again from L2 (measured 1.2x faster at (4096, 32000) float32, 1 thread). e goes to ebuf, which
+// for float32 is g itself: the gradient row's first touch from memory then overlaps the exps, and
+// the last sweep rescales it in L2 (e in a separate scratch, g written once, was no faster than the
+// three sweeps: that write waits on memory with nothing to overlap). Block b's e = exp(z - m_b) with
+// m_b the running max after block b (kept in shifts[b]); the running sum is rescaled by
+// exp(m_{b-1} - m_b) when the max grows, and the last sweep multiplies block b's e by
+// a * exp(m_b - m). Returns false, having written nothing but scratch (ebuf), for a row whose max is
+// +inf, NaN or -inf (softmax_row's sweeps then give the reference's values) or longer than
+// kOnlineMaxBlocks blocks; ebuf is never x.
 constexpr int64_t kOnlineBlock = 2048, kOnlineMaxBlocks = 512;
 template <class V, class T>
 inline bool softmax_row_online(const RowContext<typename V::scalar>& k, const T* x, int64_t t, T* g,
@@ -136,6 +139,7 @@ inline bool softmax_row_online(const RowContext<typename V::scalar>& k, const T*
   const int64_t C = k.classes, blocks = (C + kOnlineBlock - 1) / kOnlineBlock;
   if (blocks > kOnlineMaxBlocks) return false;
   S shifts[kOnlineMaxBlocks];
+  const S zt = load_scalar<S>(x + t);  // before ebuf, which may be x itself (in place), is written
   S m = -__builtin_inf();
   Dual<V> s(0);
   for (int64_t b = 0; b < blocks; ++b) {
@@ -165,7 +169,7 @@ inline bool softmax_row_online(const RowContext<typename V::scalar>& k, const T*
   }
   if (m == -__builtin_inf()) return false;
   const S ssum = s.sum(), w_t = k.weights[t];
-  const SoftmaxRowStats<S> st = softmax_stats(k, m, ssum, load_scalar<S>(x + t), w_t, S(0), S(0));
+  const SoftmaxRowStats<S> st = softmax_stats(k, m, ssum, zt, w_t, S(0), S(0));
   const SoftmaxRowResult<S> r = softmax_finalize(k, st, S(1));
   const bool fold = scale - scale == S(0);
   const S ra = fold ? r.a * scale : r.a;
@@ -201,7 +205,9 @@ inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, c
   constexpr bool kKeepZ = !CAP && !std::is_same<T, S>::value;
   if constexpr (MODE == SOFTMAX_HARD && !CAP) {
     S loss;
-    if (g && !h && C > kOnlineBlock && softmax_row_online<V>(k, x, t, g, scale, thbuf, loss)) return loss;
+    // In place (ebuf is x) e goes to the scratch thbuf: a row falling back must find x intact.
+    S* eb = static_cast<const void*>(ebuf) == static_cast<const void*>(x) ? thbuf : ebuf;
+    if (g && !h && C > kOnlineBlock && softmax_row_online<V>(k, x, t, g, scale, eb, loss)) return loss;
   }
   Dual<V> mx(-__builtin_inf());
   vector_loop2<V>(0, C, [&](int64_t c, auto tag, int j) {
