@@ -108,3 +108,24 @@ def test_long_rows_in_place(backend):
     assert grad is x
     np.testing.assert_array_equal(x, expected_grad)
     assert loss == expected_loss
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("offset", [0, 1, 2, 3])
+def test_aligned_and_unaligned_gradient_rows(backend, dtype, offset):
+    """A 16-byte aligned gradient row is written once with non-temporal stores (e in scratch, the
+    target's value patched into its vector), any other row by plain stores: the same values either
+    way, with the target in the first, a middle, the last whole and the scalar tail vector."""
+    classes = 2 * BLOCK + 21  # rows of 4105 classes: successive rows start at every 4-byte offset mod 16
+    x64 = np.random.default_rng(11).standard_normal((8, classes)) * 3.0
+    t = np.array([0, 15, 16, BLOCK - 1, BLOCK, classes - 22, classes - 5, classes - 1])
+    x = as_dtype(x64, dtype)
+    expected_loss, expected_grad = loss_and_grad("cross_entropy", to64(x), t, reduction="none", grad_output=1.0)
+    storage = np.empty(x.size + 8, dtype=x.dtype)
+    out = storage[offset : offset + x.size].reshape(x.shape)
+    loss, grad = fastloss.cross_entropy_with_grad(x, t, reduction="none", out=out)
+    assert grad is out
+    assert_close(loss, expected_loss, LOSS_TOL[dtype], 1.0, "loss")
+    assert_close(grad, expected_grad, GRAD_TOL[dtype], what="grad")
+    _, aligned = fastloss.cross_entropy_with_grad(x, t, reduction="none")
+    np.testing.assert_array_equal(to64(grad), to64(aligned))

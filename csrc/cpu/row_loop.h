@@ -79,13 +79,16 @@ template <class V, class Body> inline void vector_loop2(int64_t begin, int64_t e
 // Prefetch the bytes [p, p + bytes) of the row after this one while this row's exp sweep runs:
 // the sweeps after the first read the row from L1/L2, so without it the next row's first sweep
 // waits on memory with no arithmetic to overlap. Rows up to kPrefetchL1Bytes go to L1, longer
-// ones to L2 (a 128 KB row would evict the row being computed). Never faults past the array end.
+// ones to L2 (a 128 KB row would evict the row being computed). The bytes start `ahead` elements
+// past p: integer arithmetic, as the address may lie past the end of the array (a prefetch never
+// faults, a pointer formed there would be undefined).
 constexpr int64_t kPrefetchL1Bytes = 16384;
-template <bool WRITE> inline void prefetch_ahead(const void* p, int64_t bytes, bool to_l1) {
-  const char* c = static_cast<const char*>(p);
+template <bool WRITE, class T> inline void prefetch_ahead(const T* p, int64_t ahead, int64_t bytes, bool to_l1) {
+  const uintptr_t c = reinterpret_cast<uintptr_t>(p) + uintptr_t(ahead) * sizeof(T);
   for (int64_t b = 0; b < bytes; b += 64) {
-    if (to_l1) __builtin_prefetch(c + b, WRITE ? 1 : 0, 3);
-    else __builtin_prefetch(c + b, WRITE ? 1 : 0, 2);
+    const void* q = reinterpret_cast<const void*>(c + uintptr_t(b));
+    if (to_l1) __builtin_prefetch(q, WRITE ? 1 : 0, 3);
+    else __builtin_prefetch(q, WRITE ? 1 : 0, 2);
   }
 }
 
@@ -105,6 +108,15 @@ template <class W, class T> inline void put(W v, T* p, bool stream) {
     }
   }
   v.store(p);
+}
+
+// v with lane i replaced by s: a row's target-class value goes out with its vector (a scalar store
+// after a non-temporal one to the same line would fetch the line back from memory).
+template <class W, class S> inline W with_lane(W v, int64_t i, S s) {
+  S lanes[W::lanes];
+  v.lanes_to(lanes);
+  lanes[i] = s;
+  return W::from_lanes(lanes);
 }
 
 // Pointwise gradients at least this large bypass the caches (they would only evict the inputs).
