@@ -23,21 +23,28 @@ from . import _shard_math
 # - fp32 on CPU: a 32 MiB logits buffer (256 rows of a 32000 vocabulary). Below ~128 rows the
 #   weight-gradient accumulation (which reads and writes the whole (V, H) gradient once per chunk) and
 #   the matmuls' short dimension cost time (measured: 1.24x the three matmuls' time at 128 rows, 1.11x
-#   at 256, 1.01x at 512 on 2 busy cores), hence the floor of rows.
+#   at 256, 1.01x at 512 on 2 busy cores), hence a floor of 256 rows (a larger vocabulary gets
+#   fewer rows from the budget): at (2048, 1024 -> 128256), 2 threads, 128 rows took 1.28x the
+#   matmuls, 256 rows 1.16x, 512 rows 1.05x; in the Hugging Face training step at that shape
+#   (benchmarks/hf_training.py) 256 rows took 14.8 CPU-s against 17.2 at 128 (cut-cross-entropy
+#   15.3), for a peak 6 % higher (1425 against 1346 MiB; 512 rows: 14.7 s, 1457 MiB).
 # - 16-bit on CPU: a 64 MiB buffer (1024 rows of 32000 in bf16). Each chunk adds a 16-bit product into
 #   the fp32 accumulator, a pass over 4*V*H bytes that is as long as a third of the chunk's matmuls at
 #   256 rows; measured at (4096, 512 -> 32000) bf16, 1 thread: 1.55x the three bf16 matmuls at 256
 #   rows, 1.22x at 512, 0.98x at 1024. Extra memory there: 64 MiB + 62.5 MiB accumulator + an 8 MiB
 #   product block (_BLOCK_BYTES), about half of PyTorch 2.14's chunked F.linear_cross_entropy (270 MiB).
 #   The accumulation's share of the time depends on the rows alone (a pass over V*H per chunk against
-#   6*rows*V*H matmul flops), hence a floor of 512 rows: at (2048, 1024 -> 128256) bf16, 1 thread,
-#   256 rows (the 64 MiB budget) took 1.40x the three matmuls, 512 rows 0.98x, 1024 rows 0.97x.
+#   6*rows*V*H matmul flops), hence a floor of 1024 rows: at (2048, 1024 -> 128256) bf16, 1 thread,
+#   256 rows (the 64 MiB budget) took 1.40x the three matmuls, 512 rows 0.98x, 1024 rows 0.97x; on 2
+#   threads 512 rows 1.19x, 1024 rows 1.01x, 2048 rows 1.11x (the accumulating matmul with 512 rows
+#   ran at 0.6x the speed of one with 1024). That is a 256 MiB buffer at this vocabulary; in a
+#   Hugging Face training step (benchmarks/hf_training.py) the step's peak stays 0.36x HF's own.
 # GPUs need taller chunks to fill their SMs.
 _CPU_CHUNK_BYTES = 32 << 20
 _CPU_CHUNK_BYTES_16BIT = 64 << 20
 _CUDA_CHUNK_BYTES = 1 << 30
-_MIN_ROWS = 128
-_MIN_ROWS_16BIT = 512
+_MIN_ROWS = 256
+_MIN_ROWS_16BIT = 1024
 
 
 def _free_bytes(device: torch.device) -> int:

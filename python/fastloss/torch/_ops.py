@@ -366,11 +366,11 @@ COMPILED_TORCH_FASTER_BELOW = 131072
 COMPILED_POINTWISE_TORCH_FASTER_BELOW = 1 << 20
 
 
-def torch_is_faster(input: Any, pointwise: bool = False) -> bool:
+def torch_is_faster(input: Any, loss: str) -> bool:
     """True for small CPU inputs, where the drop-in should run PyTorch's own op (eager or compiled).
 
-    ``pointwise``: an element-wise loss, whose crossover under torch.compile is higher (inductor
-    fuses it into one loop). Under ``torch.compile`` the element count may be symbolic (dynamic
+    ``loss``: the fastloss loss the drop-in computes; an element-wise one has a higher crossover
+    under torch.compile (inductor fuses it into one loop). Under ``torch.compile`` the element count may be symbolic (dynamic
     shapes): comparing it makes Dynamo guard on which side of the threshold the graph was traced
     for, so a graph traced for small inputs holds PyTorch's op (which inductor fuses), one traced
     for large inputs fastloss's custom op, and a call that crosses the threshold recompiles once.
@@ -378,6 +378,7 @@ def torch_is_faster(input: Any, pointwise: bool = False) -> bool:
     if type(input) is not Tensor or input.is_cuda:
         return False
     if torch.compiler.is_compiling():
+        pointwise = BY_NAME[loss].kind == _spec.POINTWISE
         below = COMPILED_POINTWISE_TORCH_FASTER_BELOW if pointwise else COMPILED_TORCH_FASTER_BELOW
         # guard_or_false: a data-dependent (unbacked) size, which cannot be guarded on, takes
         # fastloss's custom op, as every size did before the switch; a backed size is guarded.

@@ -38,7 +38,7 @@ def cross_entropy(
     Extras: ``z_loss`` (PaLM's auxiliary ``lse**2`` term), ``softcap`` (Gemma-2 logit capping),
     ``inplace_backward`` (see the module docstring).
     """
-    if not z_loss and softcap is None and not inplace_backward and _ops.torch_is_faster(input):
+    if not z_loss and softcap is None and not inplace_backward and _ops.torch_is_faster(input, "cross_entropy"):
         return F.cross_entropy(input, target, weight, size_average, ignore_index, reduce, reduction,
                                _ops.literal_default(label_smoothing, 0.0))
     return _ops.apply(
@@ -67,7 +67,7 @@ def huber_loss(
 
     ``e = input - target``; an elementwise ``weight`` multiplies each loss before the reduction.
     """
-    if _ops.torch_is_faster(input, pointwise=True):
+    if _ops.torch_is_faster(input, "huber_loss"):
         return F.huber_loss(input, target, reduction, _ops.literal_default(delta, 1.0), weight)
     input, target = _ops.same_shape_target(input, target)
     if weight is None:
@@ -87,7 +87,7 @@ def smooth_l1_loss(
     beta: float = 1.0,
 ) -> Tensor:
     """``torch.nn.functional.smooth_l1_loss``: ``l = 0.5*e**2/beta if |e| < beta else |e| - 0.5*beta``."""
-    if _ops.torch_is_faster(input, pointwise=True):
+    if _ops.torch_is_faster(input, "smooth_l1_loss"):
         return F.smooth_l1_loss(input, target, size_average, reduce, reduction, _ops.literal_default(beta, 1.0))
     input, target = _ops.same_shape_target(input, target)
     return _ops.apply("smooth_l1_loss", input, target, _ops.reduction_of(size_average, reduce, reduction), beta=beta)
@@ -111,7 +111,7 @@ def multi_margin_loss(
         raise ValueError(f"only p == 1 and p == 2 supported, got p={p!r}")
     if input.dim() > 2:
         raise ValueError(f"multi_margin_loss expects a 0-D, 1-D or 2-D input, got shape {tuple(input.shape)}")
-    if _ops.torch_is_faster(input):
+    if _ops.torch_is_faster(input, "multiclass_hinge_loss"):
         return F.multi_margin_loss(input, target, p, _ops.literal_default(margin, 1.0), weight, size_average, reduce,
                                    reduction)
     reduction = _ops.reduction_of(size_average, reduce, reduction)
@@ -186,7 +186,7 @@ def mse_loss(
 
     An elementwise ``weight`` multiplies each loss; "mean" then divides by ``weight.sum()`` (PyTorch's rule).
     """
-    if _ops.torch_is_faster(input, pointwise=True):
+    if _ops.torch_is_faster(input, "mse_loss"):
         return F.mse_loss(input, target, size_average, reduce, reduction, weight)
     return _difference_loss("mse_loss", input, target, size_average, reduce, reduction, weight)
 
@@ -200,7 +200,7 @@ def l1_loss(
     weight: Tensor | None = None,
 ) -> Tensor:
     """``torch.nn.functional.l1_loss``: ``l = |input - target|`` (gradient 0 at 0, as PyTorch)."""
-    if _ops.torch_is_faster(input, pointwise=True):
+    if _ops.torch_is_faster(input, "l1_loss"):
         return F.l1_loss(input, target, size_average, reduce, reduction, weight)
     return _difference_loss("l1_loss", input, target, size_average, reduce, reduction, weight)
 
@@ -242,7 +242,7 @@ def binary_cross_entropy_with_logits(
     Under ``torch.compile``, tensor weights run PyTorch's own function (the custom ops carry no
     per-element vectors).
     """
-    if _ops.torch_is_faster(input, pointwise=True):
+    if _ops.torch_is_faster(input, "binary_cross_entropy_with_logits"):
         return F.binary_cross_entropy_with_logits(input, target, weight, size_average, reduce, reduction, pos_weight)
     reduction = _ops.reduction_of(size_average, reduce, reduction)
     if target.size() != input.size():
@@ -272,7 +272,7 @@ def kl_div(
     """``torch.nn.functional.kl_div`` (``input`` holds log-probabilities): ``l = target*(log target - input)``,
     0 where target = 0; ``log_target``: ``l = exp(target)*(target - input)``. ``reduction="batchmean"``
     divides the sum by ``input.shape[0]``; "mean" (with PyTorch's warning) by the element count."""
-    if _ops.torch_is_faster(input, pointwise=True):
+    if _ops.torch_is_faster(input, "kl_div"):
         return F.kl_div(input, target, size_average, reduce, reduction, log_target)
     reduction = _ops.reduction_of(size_average, reduce, reduction)
     if reduction == "mean":
@@ -294,7 +294,7 @@ def margin_ranking_loss(
     """``torch.nn.functional.margin_ranking_loss``: ``l = max(0, -y*(x1 - x2) + margin)``: fastloss's
     binary hinge on the score differences ``x1 - x2`` (pairwise ranking). Targets other than +-1
     (PyTorch takes any value), and calls under ``torch.compile``, are computed with PyTorch ops."""
-    if _ops.torch_is_faster(input1, pointwise=True):
+    if _ops.torch_is_faster(input1, "hinge_loss"):
         return F.margin_ranking_loss(input1, input2, target, margin, size_average, reduce, reduction)
     reduction = _ops.reduction_of(size_average, reduce, reduction)
     if input1.dim() != input2.dim() or input1.dim() != target.dim():
