@@ -257,3 +257,32 @@ def test_a_failed_forward_leaves_no_capture_behind():
     hidden = torch.randn(2, HIDDEN)
     assert torch.equal(patched.lm_head(hidden), reference.lm_head(hidden))
     assert patched(ids).logits.shape == (3, 11, VOCAB)
+
+
+def test_chunk_size_reaches_the_fused_head(monkeypatch):
+    """``apply(model, chunk_size=k)``: the head runs in chunks of k rows (33 tokens here: 5 chunks of 7,
+    the last of 5), with HF's loss and gradients; applying again changes it; a bad value is refused."""
+    from fastloss.torch import _head_chunks
+
+    seen = []
+    run_head = _head_chunks.run_head
+
+    def recording(*args, chunk, **kwargs):
+        seen.append(chunk)
+        return run_head(*args, chunk=chunk, **kwargs)
+
+    monkeypatch.setattr(_head_chunks, "run_head", recording)
+    reference, patched = _pair(_llama)
+    assert flt.apply(patched, chunk_size=7) is patched
+    ids, mask, labels = _batch()
+    _assert_same_training(reference, patched, 1e-5, input_ids=ids, attention_mask=mask, labels=labels)
+    assert seen == [7]
+    flt.apply(patched, chunk_size=1000)
+    patched(ids, labels=labels)
+    assert seen == [7, 1000]
+    flt.apply(patched)  # back to the automatic size: all 33 rows of this tiny batch in one chunk
+    patched(ids, labels=labels)
+    assert seen[-1] == 33
+    for bad in (0, -3, 2.5, True, "8"):
+        with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
+            flt.apply(patched, chunk_size=bad)

@@ -44,6 +44,7 @@ class _HeadPatch:
     hf_loss: Any
     had_own_loss: bool
     own_loss: Any
+    chunk_size: int | None = None
     handles: list = field(default_factory=list)
     capturing: bool = False
     hidden: Tensor | None = None
@@ -120,14 +121,14 @@ def is_applied(model: nn.Module) -> bool:
     return isinstance(getattr(model, _STATE, None), _HeadPatch)
 
 
-def apply(model: nn.Module) -> nn.Module:
+def apply(model: nn.Module, *, chunk_size: int | None = None) -> nn.Module:
     """Make ``model(..., labels=...)`` compute HF's causal-LM loss with the fused linear cross-entropy.
 
     ``model``: a Hugging Face causal LM (transformers 5.x) with a base model returning hidden states
     (``get_decoder()``, ``.model`` or ``.transformer``), an ``nn.Linear`` ``lm_head``
     (``get_output_embeddings()``) and HF's ``ForCausalLMLoss``. Patches this instance only (hooks and
     an instance ``loss_function``; other instances and the class are untouched) and returns it;
-    applying twice is a no-op. The loss equals HF's::
+    applying twice patches once. The loss equals HF's::
 
         shift = labels[..., 1:] padded with -100 (or the given shift_labels)
         loss  = CE(softcap(h @ W.T + b), shift, ignore_index=-100, reduction="mean")      # or
@@ -139,8 +140,16 @@ def apply(model: nn.Module) -> nn.Module:
     output (same type, e.g. ``CausalLMOutputWithPast``) has ``logits=None``: they were never built
     (with ``return_dict=False`` the tuple has no logits entry, HF's rule for a None field). Without
     labels the forward is exactly the original and returns logits. Undo with :func:`revert`.
+
+    ``chunk_size``: rows of hidden states per chunk of the fused head (default: from a memory budget,
+    see :func:`fastloss.torch.linear_cross_entropy`); smaller chunks hold fewer logits at a time and
+    cost time. Applying again to a patched model only sets ``chunk_size``.
     """
+    from .torch.lm_head import check_chunk_size
+
+    check_chunk_size(chunk_size)
     if is_applied(model):
+        getattr(model, _STATE).chunk_size = chunk_size
         return model
     head, signature, hf_loss = _check_model(model)
     softcap = getattr(_text_config(model), "final_logit_softcapping", None)
@@ -151,6 +160,7 @@ def apply(model: nn.Module) -> nn.Module:
         hf_loss=hf_loss,
         had_own_loss="_loss_function" in vars(model),
         own_loss=vars(model).get("_loss_function"),
+        chunk_size=chunk_size,
     )
 
     def before_model(module, args, kwargs):
@@ -255,6 +265,7 @@ def _fused_loss_function(patch: _HeadPatch):
             num_items_in_batch=num_items_in_batch,
             ignore_index=ignore_index,
             shift_labels=shift_labels,
+            chunk_size=patch.chunk_size,
         )
 
     return loss_function
@@ -270,6 +281,7 @@ def causal_lm_loss(
     num_items_in_batch: Tensor | int | None = None,
     ignore_index: int = -100,
     shift_labels: Tensor | None = None,
+    chunk_size: int | None = None,
 ) -> Tensor:
     """HF's ``ForCausalLMLoss(hidden @ weight.T + bias, labels, ...)`` without the logits, in fp32.
 
@@ -295,7 +307,7 @@ def causal_lm_loss(
     # fp32_loss: a 16-bit model's loss is not rounded to its dtype (HF computes it in fp32)
     loss = _linear_cross_entropy(
         x, weight, target, linear_bias=bias, ignore_index=ignore_index, softcap=softcap, reduction=reduction,
-        fp32_loss=True,
+        chunk_size=chunk_size, fp32_loss=True,
     ).float()
     if num_items_in_batch is not None:
         if torch.is_tensor(num_items_in_batch):

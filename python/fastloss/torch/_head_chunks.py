@@ -27,7 +27,8 @@ from . import _shard_math
 #   fewer rows from the budget): at (2048, 1024 -> 128256), 2 threads, 128 rows took 1.28x the
 #   matmuls, 256 rows 1.16x, 512 rows 1.05x; in the Hugging Face training step at that shape
 #   (benchmarks/hf_training.py) 256 rows took 14.8 CPU-s against 17.2 at 128 (cut-cross-entropy
-#   15.3), for a peak 6 % higher (1425 against 1346 MiB; 512 rows: 14.7 s, 1457 MiB).
+#   15.3, 512 rows 14.7); the step's peak did not follow the chunk (64 to 512 rows: 1346-1457 MiB,
+#   as a step with no head at all: the parameter gradients and activations set it).
 # - 16-bit on CPU: a 64 MiB buffer (1024 rows of 32000 in bf16). Each chunk adds a 16-bit product into
 #   the fp32 accumulator, a pass over 4*V*H bytes that is as long as a third of the chunk's matmuls at
 #   256 rows; measured at (4096, 512 -> 32000) bf16, 1 thread: 1.55x the three bf16 matmuls at 256

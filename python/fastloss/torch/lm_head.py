@@ -43,6 +43,13 @@ _HEAD_ARGS = "Tensor input, Tensor linear_weight, Tensor target, Tensor? linear_
 # ---- the work, on plain tensors (inside the custom ops) ---------------------------------------
 
 
+def check_chunk_size(chunk_size) -> None:
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+    ):
+        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+
+
 def _hard_target_check(target: Tensor, classes: int, ignore_index: int) -> None:
     bad = ((target < 0) | (target >= classes)) & (target != ignore_index)
     if bool(bad.any()):
@@ -459,10 +466,7 @@ def _linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, wei
         )
     if chunk_size is None and options is not None:
         chunk_size = getattr(options, "batch_chunk_size", None)
-    if chunk_size is not None and (
-        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
-    ):
-        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+    check_chunk_size(chunk_size)
     grad_mode = torch.is_grad_enabled()
     needs = [grad_mode and t is not None and t.requires_grad for t in (input, linear_weight, linear_bias)]
     if grad_mode and (target.requires_grad or (weight is not None and weight.requires_grad)):
