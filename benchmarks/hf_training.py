@@ -12,7 +12,10 @@ one training step = forward with labels, backward, ``optimizer.step``:
 - ``fastloss``: ``fastloss.transformers.apply(model)``, same loop;
 - ``cce``: cut-cross-entropy's ``linear_cross_entropy(hidden, lm_head.weight, labels, shift=1,
   impl="torch_compile")`` on ``model.model``'s hidden states (its Triton ``cce`` impl needs a GPU);
-- ``torch_chunked``: PyTorch's ``F.linear_cross_entropy`` (chunked) on the shifted hidden states.
+- ``torch_chunked``: PyTorch's ``F.linear_cross_entropy`` (chunked) on the shifted hidden states;
+- ``no_head`` (not in the default set): the floor of any head, the same step with the loss replaced
+  by one row of the head's product, ``(h @ W[:1].T).float().pow(2).mean()``: every parameter
+  gradient is still allocated, no logits are.
 
 Each (shape, dtype, variant) runs in a fresh process on 2 threads: one warm-up step (optimizer state
 allocated, cut-cross-entropy compiled), one step whose memory is measured, then ``--steps`` timed
@@ -46,6 +49,7 @@ from lm_head import _status_kb
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS = ("hf", "fastloss", "cce", "torch_chunked")
+FLOOR_VARIANT = "no_head"
 SHAPES = {  # name: (vocab, hidden, layers, batch, sequence)
     "llama-32k": (32000, 512, 2, 4, 512),
     "llama-128k": (128256, 1024, 2, 2, 1024),
@@ -81,6 +85,13 @@ def _loss_fn(variant: str, model):
             fastloss.transformers.apply(model)
         return lambda ids, labels: model(input_ids=ids, labels=labels).loss
     head = model.get_output_embeddings()
+    if variant == FLOOR_VARIANT:
+
+        def no_head(ids, labels):
+            hidden = model.model(input_ids=ids).last_hidden_state
+            return (hidden @ head.weight[:1].T).float().pow(2).mean()
+
+        return no_head
     if variant == "cce":
         try:
             from cut_cross_entropy import linear_cross_entropy as cce
@@ -260,7 +271,7 @@ def main() -> None:
                    help="only these training shapes (default: all)")
     p.add_argument("--no-distill", action="store_true", help="skip the distillation-head table")
     p.add_argument("--dtypes", nargs="+", choices=["float32", "bfloat16"], default=["float32", "bfloat16"])
-    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS),
+    p.add_argument("--variants", nargs="+", choices=VARIANTS + (FLOOR_VARIANT,), default=list(VARIANTS),
                    help="these variants (hf, the reference of the ratios, always runs first)")
     p.add_argument("--out", default=str(RESULTS / "hf_training.txt"))
     args = p.parse_args()
