@@ -281,7 +281,7 @@ def main() -> None:
 
     now = datetime.datetime.now(datetime.timezone.utc)
     title = (f"# Hugging Face training step ({now:%Y-%m-%d %H:%M} UTC, torch {torch.__version__}, transformers "
-             f"{transformers.__version__}, {os.cpu_count()} CPUs shared with other jobs)")
+             f"{transformers.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start)")
     lines = [title]
     rows: list[dict] = []
     shapes = QUICK_SHAPES if args.quick else {k: v for k, v in SHAPES.items() if k in (args.shapes or SHAPES)}
