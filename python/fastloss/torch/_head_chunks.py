@@ -37,9 +37,10 @@ from . import _shard_math
 #   The accumulation's share of the time depends on the rows alone (a pass over V*H per chunk against
 #   6*rows*V*H matmul flops), hence a floor of 1024 rows: at (2048, 1024 -> 128256) bf16, 1 thread,
 #   256 rows (the 64 MiB budget) took 1.40x the three matmuls, 512 rows 0.98x, 1024 rows 0.97x; on 2
-#   threads 512 rows 1.19x, 1024 rows 1.01x, 2048 rows 1.11x (the accumulating matmul with 512 rows
-#   ran at 0.6x the speed of one with 1024). That is a 256 MiB buffer at this vocabulary; in a
-#   Hugging Face training step (benchmarks/hf_training.py) the step's peak stays 0.36x HF's own.
+#   threads 512 rows 1.19x, 1024 rows 1.01x, 2048 rows 1.11x (the weight-gradient accumulation of
+#   the step, matmuls and adds: 642 ms in 512-row chunks, 452 ms in 1024-row ones). That is a 256 MiB
+#   buffer at this vocabulary; in a Hugging Face training step (benchmarks/hf_training.py) the step's
+#   peak stays 0.36x HF's own.
 # GPUs need taller chunks to fill their SMs.
 _CPU_CHUNK_BYTES = 32 << 20
 _CPU_CHUNK_BYTES_16BIT = 64 << 20
