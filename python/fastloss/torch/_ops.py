@@ -370,10 +370,11 @@ def torch_is_faster(input: Any, loss: str) -> bool:
     """True for small CPU inputs, where the drop-in should run PyTorch's own op (eager or compiled).
 
     ``loss``: the fastloss loss the drop-in computes; an element-wise one has a higher crossover
-    under torch.compile (inductor fuses it into one loop). Under ``torch.compile`` the element count may be symbolic (dynamic
-    shapes): comparing it makes Dynamo guard on which side of the threshold the graph was traced
-    for, so a graph traced for small inputs holds PyTorch's op (which inductor fuses), one traced
-    for large inputs fastloss's custom op, and a call that crosses the threshold recompiles once.
+    under torch.compile (inductor fuses it into one loop). Under ``torch.compile`` the element count
+    may be symbolic (dynamic shapes): comparing it makes Dynamo guard on which side of the threshold
+    the graph was traced for, so a graph traced for small inputs holds PyTorch's op (which inductor
+    fuses), one traced for large inputs fastloss's custom op, and a call that crosses the threshold
+    recompiles once.
     """
     if type(input) is not Tensor or input.is_cuda:
         return False
