@@ -2,11 +2,12 @@
 SIMD width of rows: every rowwise option in every dtype against PyTorch in float64, and in place.
 
 150 rows: more than one work chunk (64 rows of this few classes), several whole blocks of 4, 8 or
-16 rows each, and a last chunk of 22 rows that ends in rows outside any block.
+16 rows each, and a last chunk of 22 rows that ends in a block padded with copies of its last row.
 """
 
 from __future__ import annotations
 
+import fastloss
 import numpy as np
 import pytest
 from problems import (
@@ -52,3 +53,24 @@ def test_few_classes_in_place(backend, rng, name, dtype, classes):
     assert grad is x
     np.testing.assert_array_equal(to64(x), to64(expected_grad))
     assert loss == expected_loss
+
+
+@pytest.mark.parametrize("classes", CLASSES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(("name", "case"), ROWWISE_CASES)
+def test_a_rows_values_do_not_depend_on_its_place_in_the_batch(backend, rng, name, case, dtype, classes):
+    """The same rows, moved by 5 (across block and chunk edges), give bit-identical losses and
+    gradients: XGBoost's sample-weight equivalence (a row repeated k times = weight k) needs it, and
+    the rows after a chunk's last whole block once took another summation order."""
+    x, t, opts = make_problem(name, (ROWS, classes), rng, case, dtype=dtype)
+    g = rng.uniform(0.5, 2.0, ROWS)
+    loss, grad = call(name, "with_grad", x, t, reduction="none", grad_output=g, **opts)
+    roll = lambda a: np.roll(a, 5, axis=0)
+    moved_loss, moved_grad = call(name, "with_grad", roll(x), roll(t), reduction="none", grad_output=roll(g), **opts)
+    np.testing.assert_array_equal(moved_loss, roll(loss))
+    np.testing.assert_array_equal(moved_grad, roll(grad))
+    if name == "cross_entropy":
+        gh = fastloss.cross_entropy_grad_hess(x, t, **opts)
+        moved = fastloss.cross_entropy_grad_hess(roll(x), roll(t), **opts)
+        for a, b in zip(moved, gh):
+            np.testing.assert_array_equal(a, roll(b))

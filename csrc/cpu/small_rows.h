@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cstring>
+
 #include "row_context.h"
 #include "row_loop.h"
 
@@ -53,9 +55,26 @@ template <int n, class T> inline void tile_to_rows(const T* tile, T* rows, int64
   for (int64_t c = 0; c < C; ++c)
     for (int j = 0; j < n; ++j) store_raw(rows + j * C + c, tile[c * n + j]);
 }
+// The last block of a chunk, m < n rows: lanes m.. repeat row m - 1 (a real row, computed and
+// dropped), and only the m rows go back.
+template <int n, class T> inline void rows_to_tile_padded(const T* rows, T* tile, int64_t C, int m) {
+  for (int64_t c = 0; c < C; ++c)
+    for (int j = 0; j < n; ++j) tile[c * n + j] = load_raw(rows + (j < m ? j : m - 1) * C + c);
+}
+template <int n, class T> inline void tile_to_first_rows(const T* tile, T* rows, int64_t C, int m) {
+  for (int64_t c = 0; c < C; ++c)
+    for (int j = 0; j < m; ++j) store_raw(rows + j * C + c, tile[c * n + j]);
+}
+template <int n, class T> inline const T* lane_copy_padded(const T* p, T* out, int m) {
+  for (int j = 0; j < n; ++j) std::memcpy(out + j, p + (j < m ? j : m - 1), sizeof(T));  // p: any alignment
+  return out;
+}
 
-// Rows [r0, r1) in whole blocks of V::lanes through tile (rowwise_loop's signature, k.inner ==
-// V::lanes); adds their losses to part in row order and returns the first row not done.
+// Rows [r0, r1) in blocks of V::lanes through tile (rowwise_loop's signature, k.inner == V::lanes),
+// the last one padded; adds their losses to part in row order and returns r1. Every row goes through
+// the tile, so a row's values never depend on where it lies in the batch (the rows after the last
+// whole block once took the row function, whose vector sums add in another order: the same rows
+// repeated as sample weights then gave XGBoost other gradients).
 template <class V, class T, class Tile>
 inline int64_t small_rows_blocks(const FlRowwiseArgs& a, const RowContext<typename V::scalar>& k, int64_t r0,
                                  int64_t r1, char* scratch, Tile& tile, double& part) {
@@ -77,20 +96,31 @@ inline int64_t small_rows_blocks(const FlRowwiseArgs& a, const RowContext<typena
   S* loss_out = static_cast<S*>(a.loss_out);
   S lanes_loss[NL], lanes_rs[NL];
   int64_t lanes_t[NL];
-  int64_t r = r0;
-  for (; r + NL <= r1; r += NL) {
-    rows_to_tile<NL>(x + r * C, xt, C);
-    if (y) rows_to_tile<NL>(y + r * C, yt, C);
-    tile(V(), xt, y ? yt : nullptr, k.soft ? nullptr : lane_copy<NL>(a.target + r, lanes_t), g ? gt : nullptr,
-         h ? ht : nullptr, rs ? lane_copy<NL>(rs + r, lanes_rs) : nullptr, lanes_loss, ebuf, int64_t(NL), thbuf);
-    if (g) tile_to_rows<NL>(gt, g + r * C, C);
-    if (h) tile_to_rows<NL>(ht, h + r * C, C);
-    for (int j = 0; j < NL; ++j) {
+  for (int64_t r = r0; r < r1; r += NL) {
+    const int m = r + NL <= r1 ? NL : int(r1 - r);
+    if (m == NL) {
+      rows_to_tile<NL>(x + r * C, xt, C);
+      if (y) rows_to_tile<NL>(y + r * C, yt, C);
+    } else {
+      rows_to_tile_padded<NL>(x + r * C, xt, C, m);
+      if (y) rows_to_tile_padded<NL>(y + r * C, yt, C, m);
+    }
+    const int64_t* tl = k.soft ? nullptr : lane_copy_padded<NL>(a.target + r, lanes_t, m);
+    tile(V(), xt, y ? yt : nullptr, tl, g ? gt : nullptr, h ? ht : nullptr,
+         rs ? lane_copy_padded<NL>(rs + r, lanes_rs, m) : nullptr, lanes_loss, ebuf, int64_t(NL), thbuf);
+    if (m == NL) {
+      if (g) tile_to_rows<NL>(gt, g + r * C, C);
+      if (h) tile_to_rows<NL>(ht, h + r * C, C);
+    } else {
+      if (g) tile_to_first_rows<NL>(gt, g + r * C, C, m);
+      if (h) tile_to_first_rows<NL>(ht, h + r * C, C, m);
+    }
+    for (int j = 0; j < m; ++j) {
       if (loss_out) store_scalar(loss_out + r + j, lanes_loss[j]);
       part += double(lanes_loss[j]);
     }
   }
-  return r;
+  return r1;
 }
 
 FL_NAMESPACE_END

@@ -125,7 +125,8 @@ inline S softmax_target_grad(const RowContext<S>& k, const SoftmaxRowResult<S>& 
 // again from L2 (measured 1.2x faster at (4096, 32000) float32, 1 thread). e goes to ebuf: a
 // scratch row when g is 16-byte aligned, and the last sweep writes g once with non-temporal stores
 // (the target's value patched into its vector), so g is never read from memory; otherwise g itself
-// (float32). ebuf is prefetched for writing a block ahead (for g: its first touch overlaps the exps;
+// (float32). While it writes g, the last sweep pulls the next row's x into L2 (float32: 1.07x at
+// (4096, 32000), 1 thread: the next row's first reads then wait on L2, not on memory). ebuf is prefetched for writing a block ahead (for g: its first touch overlaps the exps;
 // for the scratch row it costs nothing measurable, so there is no branch) (e in
 // scratch with g written by plain stores was no faster than three sweeps: the writes wait for each
 // line to be read from memory with nothing to overlap). Block b's e = exp(z - m_b) with
@@ -148,9 +149,8 @@ inline bool softmax_row_online(const RowContext<typename V::scalar>& k, const T*
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t c0 = b * kOnlineBlock, c1 = c0 + kOnlineBlock < C ? c0 + kOnlineBlock : C;
     Dual<V> mx(-__builtin_inf());
-    vector_loop2<V>(c0, c1, [&](int64_t c, auto tag, int j) {
-      using W = decltype(tag);
-      mx.get(tag, j) = fl_max(mx.get(tag, j), W::load(x + c));
+    vector_loop2_tail<V>(c0, c1, [&](int64_t c, auto tag, int j) {
+      mx.get(tag, j) = fl_max(mx.get(tag, j), step_keep(tag, step_load(tag, x + c), -__builtin_inf()));
     });
     const S bm = mx.max();
     if (!(bm < S(__builtin_inf()))) return false;
@@ -160,17 +160,17 @@ inline bool softmax_row_online(const RowContext<typename V::scalar>& k, const T*
     }
     shifts[b] = m;
     const S sh = softmax_safe_max(m);
-    vector_loop2<V>(c0, c1, [&](int64_t c, auto tag, int j) {
-      using W = decltype(tag);
+    vector_loop2_tail<V>(c0, c1, [&](int64_t c, auto tag, int j) {
+      using W = vec_t<decltype(tag)>;
       if constexpr (W::lanes > 1) {
         if (j == 0) {
           prefetch_ahead<false>(x, c + kOnlineBlock, 2 * W::lanes * sizeof(T), true);
           prefetch_ahead<true>(ebuf, c + kOnlineBlock, 2 * W::lanes * sizeof(S), true);
         }
       }
-      const W e = fl_exp_nonpos(W::load(x + c) - W(sh));
-      e.store(ebuf + c);
-      s.get(tag, j) = s.get(tag, j) + e;
+      const W e = fl_exp_nonpos(step_load(tag, x + c) - W(sh));
+      step_store(tag, e, ebuf + c);
+      s.get(tag, j) = s.get(tag, j) + step_keep(tag, e, S(0));
     });
   }
   if (m == -__builtin_inf()) return false;
@@ -186,12 +186,15 @@ inline bool softmax_row_online(const RowContext<typename V::scalar>& k, const T*
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t c0 = b * kOnlineBlock, c1 = c0 + kOnlineBlock < C ? c0 + kOnlineBlock : C;
     const S fb = shifts[b] == m ? ra : ra * fl_exp(shifts[b] - m);
-    vector_loop<V>(c0, c1, [&](int64_t c, auto tag) {
-      using W = decltype(tag);
-      W val = W::load(ebuf + c) * W(fb);
+    vector_loop_tail<V>(c0, c1, [&](int64_t c, auto tag) {
+      using W = vec_t<decltype(tag)>;
+      if constexpr (W::lanes > 1 && std::is_same<T, S>::value) {  // (measured: 16-bit rows lose 15 %)
+        if ((c * int64_t(sizeof(T))) % 64 == 0) prefetch_ahead<false>(x, C + c, 1, false);
+      }
+      W val = step_load(tag, ebuf + c) * W(fb);
       if (!fold) val = val * W(scale);
       if (uint64_t(t - c) < uint64_t(W::lanes)) val = with_lane(val, t - c, gt);
-      put(val, g + c, stream);
+      put(tag, val, g + c, stream);
     });
   }
   if (stream) stream_fence();  // the caller (or another thread) reads g next
@@ -221,16 +224,16 @@ inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, c
     if (g && !h && C > kOnlineBlock && softmax_row_online<V>(k, x, t, g, scale, eb, loss)) return loss;
   }
   Dual<V> mx(-__builtin_inf());
-  vector_loop2<V>(0, C, [&](int64_t c, auto tag, int j) {
-    using W = decltype(tag);
-    W z = W::load(x + c);
+  vector_loop2_tail<V>(0, C, [&](int64_t c, auto tag, int j) {
+    using W = vec_t<decltype(tag)>;
+    W z = step_load(tag, x + c);
     if constexpr (CAP) {
       W th = fl_tanh(z * W(k.inv_cap));
-      th.store(thbuf + c);
+      step_store(tag, th, thbuf + c);
       z = W(k.cap) * th;
     }
-    if constexpr (kKeepZ) z.store(ebuf + c);
-    mx.get(tag, j) = fl_max(mx.get(tag, j), z);
+    if constexpr (kKeepZ) step_store(tag, z, ebuf + c);
+    mx.get(tag, j) = fl_max(mx.get(tag, j), step_keep(tag, z, -__builtin_inf()));
   });
   const S m = softmax_safe_max(mx.max());
   S zt = 0;
@@ -238,24 +241,24 @@ inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, c
 
   Dual<V> s(0), a1(0), a2(0);
   const bool near = int64_t(C * sizeof(T)) <= kPrefetchL1Bytes;
-  vector_loop2<V>(0, C, [&](int64_t c, auto tag, int j) {
-    using W = decltype(tag);
+  vector_loop2_tail<V>(0, C, [&](int64_t c, auto tag, int j) {
+    using W = vec_t<decltype(tag)>;
     if constexpr (W::lanes > 1) {
       if (j == 0) {  // rows are contiguous here: the next one starts at x + C
         prefetch_ahead<false>(x, C + c, 2 * W::lanes * sizeof(T), near);
         if (g) prefetch_ahead<true>(g, C + c, 2 * W::lanes * sizeof(T), near);
       }
     }
-    W z = CAP ? W(k.cap) * W::load(thbuf + c) : kKeepZ ? W::load(ebuf + c) : W::load(x + c);
+    W z = CAP ? W(k.cap) * step_load(tag, thbuf + c) : kKeepZ ? step_load(tag, ebuf + c) : step_load(tag, x + c);
     W d = z - W(m);
     W e = fl_exp_nonpos(d);
-    if (g || kKeepZ) e.store(ebuf + c);
-    s.get(tag, j) = s.get(tag, j) + e;
-    if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) a1.get(tag, j) = a1.get(tag, j) + W::load(w + c) * d;
+    if (g || kKeepZ) step_store(tag, e, ebuf + c);
+    s.get(tag, j) = s.get(tag, j) + step_keep(tag, e, S(0));
+    if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) a1.get(tag, j) = a1.get(tag, j) + step_keep(tag, step_load(tag, w + c) * d, S(0));
     if constexpr (MODE == SOFTMAX_SOFT) {
-      W wq = W::load(w + c) * cross_entropy_soft_q(W::load(y + c), k.ce);
-      a1.get(tag, j) = a1.get(tag, j) + wq;
-      a2.get(tag, j) = a2.get(tag, j) + wq * d;
+      W wq = step_load(tag, w + c) * cross_entropy_soft_q(step_load(tag, y + c), k.ce);
+      a1.get(tag, j) = a1.get(tag, j) + step_keep(tag, wq, S(0));
+      a2.get(tag, j) = a2.get(tag, j) + step_keep(tag, wq * d, S(0));
     }
   });
   const S w_t = MODE == SOFTMAX_SOFT ? S(1) : w[t];
@@ -271,16 +274,15 @@ inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, c
   }
   const bool fold = scale - scale == S(0);  // finite
   const S ra = fold ? r.a * scale : r.a, rb = fold ? r.b * scale : r.b;
-  auto grad = [&](int64_t c, auto tag) {
-    using W = decltype(tag);
-    W val = W::load(ebuf + c) * W(ra);
-    if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) val = val - W(rb) * W::load(w + c);
-    if constexpr (MODE == SOFTMAX_SOFT) val = val - W(rb) * W::load(w + c) * cross_entropy_soft_q(W::load(y + c), k.ce);
+  vector_loop_tail<V>(0, C, [&](int64_t c, auto tag) {
+    using W = vec_t<decltype(tag)>;
+    W val = step_load(tag, ebuf + c) * W(ra);
+    if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) val = val - W(rb) * step_load(tag, w + c);
+    if constexpr (MODE == SOFTMAX_SOFT) val = val - W(rb) * step_load(tag, w + c) * cross_entropy_soft_q(step_load(tag, y + c), k.ce);
     if (!fold) val = val * W(scale);
-    if constexpr (CAP) val = val * softcap_dz_dx(W::load(thbuf + c));
-    val.store(g + c);
-  };
-  vector_loop<V>(0, C, grad);
+    if constexpr (CAP) val = val * softcap_dz_dx(step_load(tag, thbuf + c));
+    step_store(tag, val, g + c);
+  });
   if constexpr (MODE != SOFTMAX_SOFT) {
     S gt = softmax_target_grad<MODE>(k, r, e_t, ssum, m, w_t) * scale;
     if constexpr (CAP) gt *= softcap_dz_dx(thbuf[t]);

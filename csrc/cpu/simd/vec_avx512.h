@@ -40,6 +40,18 @@ struct Vf {
   }
   void store(f16* p) const { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), to_f16()); }
   void store(bf16* p) const { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), to_bf16()); }
+  // A row's last n < 16 elements (masked: nothing past p + n is read or written; the lanes past n
+  // load as zero). The other ISAs go through a buffer (load_first / store_first in row_loop.h).
+  static __mmask16 first(int n) { return __mmask16((1u << n) - 1); }
+  static Vf load_n(const float* p, int n) { return _mm512_maskz_loadu_ps(first(n), p); }
+  static Vf load_n(const f16* p, int n) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(first(n), p)); }
+  static Vf load_n(const bf16* p, int n) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(first(n), p)), 16));
+  }
+  void store_n(float* p, int n) const { _mm512_mask_storeu_ps(p, first(n), v); }
+  void store_n(f16* p, int n) const { _mm256_mask_storeu_epi16(p, first(n), to_f16()); }
+  void store_n(bf16* p, int n) const { _mm256_mask_storeu_epi16(p, first(n), to_bf16()); }
+  Vf keep_n(int n, float fill) const { return _mm512_mask_mov_ps(_mm512_set1_ps(fill), first(n), v); }
   // Non-temporal stores for gradients far larger than the caches. p needs only 16-byte alignment
   // (what every NumPy buffer has): 128-bit streaming stores fill whole lines in the
   // write-combining buffers just as well.
@@ -69,6 +81,10 @@ struct Vd {
   Vd(__m512d x) : v(x) {}                  // NOLINT
   static Vd load(const double* p) { return _mm512_loadu_pd(p); }
   void store(double* p) const { _mm512_storeu_pd(p, v); }
+  static __mmask8 first(int n) { return __mmask8((1u << n) - 1); }  // as Vf's
+  static Vd load_n(const double* p, int n) { return _mm512_maskz_loadu_pd(first(n), p); }
+  void store_n(double* p, int n) const { _mm512_mask_storeu_pd(p, first(n), v); }
+  Vd keep_n(int n, double fill) const { return _mm512_mask_mov_pd(_mm512_set1_pd(fill), first(n), v); }
   void stream(double* p) const {
     _mm_stream_pd(p, _mm512_castpd512_pd128(v));
     _mm_stream_pd(p + 2, _mm512_extractf64x2_pd(v, 1));
