@@ -129,3 +129,42 @@ def test_aligned_and_unaligned_gradient_rows(backend, dtype, offset):
     assert_close(grad, expected_grad, GRAD_TOL[dtype], what="grad")
     _, aligned = fastloss.cross_entropy_with_grad(x, t, reduction="none")
     np.testing.assert_array_equal(to64(grad), to64(aligned))
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("classes", [BLOCK + 3, 2 * BLOCK + 16])
+def test_gradient_written_inside_the_next_row(backend, classes, dtype, in_place):
+    """A streamed row's gradient is written while the next row of its chunk (up to 8 rows of 200 here)
+    computes its exps, the chunk's last at the chunk's end. Rows that start at every offset mod 16
+    (2051 classes: streamed and not, alternating), ignored rows, and rows that leave the one-read
+    path (+inf, NaN) with a gradient pending: every row equal to the same row computed alone, on 1
+    and 2 threads, and close to PyTorch in float64."""
+    rows = 200
+    rng = np.random.default_rng(classes)
+    x64 = rng.standard_normal((rows, classes)) * 3.0
+    x64[17, 5] = np.inf
+    x64[18, classes - 1] = np.nan
+    x64[40] -= 1e4  # a row far below the others: its own shifts
+    t = rng.integers(0, classes, rows)
+    t[[3, 9, 10, 63, 64, 199]] = -100
+    x = as_dtype(x64, dtype)
+    alone = [fastloss.cross_entropy_with_grad(x[r : r + 1], t[r : r + 1], reduction="none") for r in range(rows)]
+    alone_loss = np.concatenate([a[0] for a in alone])
+    alone_grad = np.concatenate([a[1] for a in alone])
+    expected_loss, expected_grad = loss_and_grad("cross_entropy", to64(x), t, reduction="none", grad_output=1.0)
+    finite = np.isfinite(expected_loss)
+    threads = fastloss.get_num_threads()
+    try:
+        for n in (1, 2):
+            fastloss.set_num_threads(n)
+            xi = x.copy()
+            loss, grad = fastloss.cross_entropy_with_grad(xi, t, reduction="none", out=xi if in_place else None)
+            np.testing.assert_array_equal(loss, alone_loss)
+            np.testing.assert_array_equal(to64(grad), to64(alone_grad))
+    finally:
+        fastloss.set_num_threads(threads)
+    assert_close(loss[finite], expected_loss[finite], LOSS_TOL[dtype], 1.0, "loss")
+    assert_close(grad[finite], expected_grad[finite], GRAD_TOL[dtype], what="grad")
+    assert np.isnan(loss[[17, 18]]).all() and np.isnan(to64(grad[[17, 18]])).all()
+    assert not to64(grad[[3, 9, 10, 63, 64, 199]]).any()

@@ -26,10 +26,13 @@ template <class V> inline WorkPlan rowwise_plan(const FlRowwiseArgs& a) {
   WorkPlan p;
   const int64_t width = a.inner == 1 ? 1 : V::lanes;
   p.scratch_per_thread = 2 * align64(size_t(a.classes) * size_t(width) * sizeof(S));
-  p.scratch_per_thread += small_rows_scratch<V>(a);
+  p.scratch_per_thread += small_rows_scratch<V>(a) + online_scratch_bytes<S>(a);
   if (a.inner == 1) {
     int64_t rows = 16384 / (a.classes > 0 ? a.classes : 1);
     rows = rows < 1 ? 1 : rows > 64 ? 64 : rows;
+    // Long rows: up to 8 per chunk (a softmax row's gradient is written inside the next row of its
+    // chunk), and at least 64 chunks while there are rows for them.
+    if (a.classes > kOnlineBlock) rows = a.outer / 64 < 1 ? 1 : a.outer / 64 > 8 ? 8 : a.outer / 64;
     p.chunks = (a.outer + rows - 1) / rows;
   } else {
     p.chunks = a.outer * ((a.inner + kTileChunk - 1) / kTileChunk);
@@ -41,9 +44,13 @@ template <class V> inline WorkPlan rowwise_plan(const FlRowwiseArgs& a) {
 // tile(tag, x, y, tgt, g, h, rs, loss, ebuf, estride, thbuf) for decltype(tag)::lanes rows at stride
 // inner; h (the Hessian of the *_grad_hess form) is null unless a.hess_out is set.
 // kKeepInput: ebuf is never the gradient over an in-place x (the loss may reread x after its sweeps).
-template <class V, class T, bool kKeepInput = false, class Row, class Tile>
+// chunk_edge(thbuf, starting) runs before and after the rows of each chunk (rows only).
+struct NoChunkEdge {
+  template <class S> void operator()(S*, bool) const {}
+};
+template <class V, class T, bool kKeepInput = false, class Row, class Tile, class Edge = NoChunkEdge>
 inline double rowwise_loop(const FlRowwiseArgs& a, const Workspace& ws, const RowContext<typename V::scalar>& k,
-                           Row&& row, Tile&& tile) {
+                           Row&& row, Tile&& tile, Edge&& chunk_edge = Edge()) {
   using S = typename V::scalar;
   using L = Lane1<S>;
   constexpr bool kGradIsMath = std::is_same<T, S>::value;
@@ -55,7 +62,7 @@ inline double rowwise_loop(const FlRowwiseArgs& a, const Workspace& ws, const Ro
   T* hs = static_cast<T*>(a.hess_out);
   const S* rs = static_cast<const S*>(a.row_scale);
   S* loss_out = static_cast<S*>(a.loss_out);
-  const size_t half = plan.scratch_per_thread / 2;
+  const size_t half = (plan.scratch_per_thread - online_scratch_bytes<S>(a)) / 2;  // thbuf's region ends with it
 
   parallel_chunks(plan.chunks, ws.threads, ws.scratch, ws.scratch_per_thread, [&](int64_t chunk, char* scratch) {
     S* ebuf = reinterpret_cast<S*>(scratch);
@@ -66,6 +73,7 @@ inline double rowwise_loop(const FlRowwiseArgs& a, const Workspace& ws, const Ro
       const int64_t r0 = chunk * rows, r1 = r0 + rows < a.outer ? r0 + rows : a.outer;
       int64_t r = r0;
       if (small_rows<V>(a)) r = small_rows_blocks<V, T>(a, k, r0, r1, scratch, tile, part);
+      chunk_edge(thbuf, true);
       for (; r < r1; ++r) {
         T* gr = g ? g + r * C : nullptr;
         T* hr = hs ? hs + r * C : nullptr;
@@ -83,6 +91,7 @@ inline double rowwise_loop(const FlRowwiseArgs& a, const Workspace& ws, const Ro
         if (loss_out) store_scalar(loss_out + r, l);
         part += double(l);
       }
+      chunk_edge(thbuf, false);
     } else {
       const int64_t groups = (inner + kTileChunk - 1) / kTileChunk;
       const int64_t o = chunk / groups, i0 = (chunk % groups) * kTileChunk;
@@ -127,7 +136,13 @@ inline double softmax_rowwise(const FlRowwiseArgs& a, const Workspace& ws, const
         return softmax_row<V, MODE, CAP>(k, x, y, t, g, h, scale, eb, th);
       },
       [&](auto tag, const T* x, const T* y, const int64_t* tgt, T* g, T* h, const S* rs, S* loss, S* eb, int64_t es,
-          S* th) { softmax_tile<decltype(tag), MODE, CAP>(k, x, y, tgt, g, h, rs, loss, eb, es, th); });
+          S* th) { softmax_tile<decltype(tag), MODE, CAP>(k, x, y, tgt, g, h, rs, loss, eb, es, th); },
+      [&](S* thbuf, bool starting) {  // the chunk's last pending gradient (softmax_row_online)
+        if (MODE != SOFTMAX_HARD || CAP || !a.grad_out || a.hess_out || k.classes <= kOnlineBlock) return;
+        PendingGrad<S>& pend = online_pending(thbuf, k.classes);
+        if (starting) pend.g = nullptr;
+        else if (pend.g) pending_write<V, T>(pend, 0);
+      });
 }
 
 template <class V, class T> inline double rowwise_run(const FlRowwiseArgs& a, const Workspace& ws) {

@@ -122,28 +122,76 @@ inline S softmax_target_grad(const RowContext<S>& k, const SoftmaxRowResult<S>& 
 // Long rows (hard targets, no softcap, loss and gradient): the row max and the exponentials in one
 // read of x, block by block (each block comes from memory once, its second read hits L1), where the
 // three sweeps of softmax_row read a 128 KB row from memory with no arithmetic to overlap and then
-// again from L2 (measured 1.2x faster at (4096, 32000) float32, 1 thread). e goes to ebuf: a
-// scratch row when g is 16-byte aligned, and the last sweep writes g once with non-temporal stores
-// (the target's value patched into its vector), so g is never read from memory; otherwise g itself
-// (float32). While it writes g, the last sweep pulls the next row's x into L2 (float32: 1.07x at
-// (4096, 32000), 1 thread: the next row's first reads then wait on L2, not on memory). ebuf is prefetched for writing a block ahead (for g: its first touch overlaps the exps;
-// for the scratch row it costs nothing measurable, so there is no branch) (e in
-// scratch with g written by plain stores was no faster than three sweeps: the writes wait for each
-// line to be read from memory with nothing to overlap). Block b's e = exp(z - m_b) with
-// m_b the running max after block b (kept in shifts[b]); the running sum is rescaled by
-// exp(m_{b-1} - m_b) when the max grows, and the last sweep multiplies block b's e by
-// a * exp(m_b - m). Returns false, having written nothing but scratch (ebuf), for a row whose max is
-// +inf, NaN or -inf (softmax_row's sweeps then give the reference's values) or longer than
-// kOnlineMaxBlocks blocks; ebuf is never x.
+// again from L2 (measured 1.2x faster at (4096, 32000) float32, 1 thread). Block b's
+// e = exp(z - m_b) with m_b the running max after block b (kept in shifts[b]); the running sum is
+// rescaled by exp(m_{b-1} - m_b) when the max grows, and the gradient is block b's e times
+// a * exp(m_b - m) (PendingGrad::fb[b]).
+// e goes to ebuf: a scratch row when g is 16-byte aligned, and g is written once with non-temporal
+// stores (the target's value patched into its vector), so g is never read from memory; otherwise
+// g itself (float32), rescaled in place at once. A streamed row's gradient is not written at once
+// but inside the next row's exp sweeps (PendingGrad; the chunk's last one by pending_write at the
+// chunk's end): its writes then overlap that row's reads and exps, where alone the exps
+// waited on reads and then the writes on nothing (at (4096, 32000): float32 1.16x on 1 thread,
+// 1.15x on 2; bfloat16 1.05x).
+// (e in scratch with g written by plain stores was no faster than three sweeps: the writes wait
+// for each line to be read from memory with nothing to overlap.)
+// Returns false, having written nothing but scratch (ebuf) and the previous row's pending gradient,
+// for a row whose max is +inf, NaN or -inf (softmax_row's sweeps then give the reference's values)
+// or longer than kOnlineMaxBlocks blocks; ebuf is never x, nor the pending gradient's e.
 constexpr int64_t kOnlineBlock = 2048, kOnlineMaxBlocks = 512;
+
+// A long row's gradient still to be written: g[c] = e[c] * fb[c's block] (times scale when that is
+// not finite), the target's value gt patched in.
+template <class S> struct PendingGrad {
+  void* g;  // null: nothing pending
+  const S* e;
+  int64_t t, classes;
+  S gt, scale;
+  bool fold, stream;
+  S fb[kOnlineMaxBlocks];
+};
+
+// Where the online path keeps its second e row and the pending gradient: after thbuf's first row
+// (rowwise_plan reserves online_scratch_bytes beyond the row buffers).
+template <class S> inline size_t online_row_bytes(int64_t C) { return (size_t(C) * sizeof(S) + 63) & ~size_t(63); }
+template <class S> inline size_t online_scratch_bytes(const FlRowwiseArgs& a) {
+  return a.inner == 1 && a.classes > kOnlineBlock ? online_row_bytes<S>(a.classes) + ((sizeof(PendingGrad<S>) + 63) & ~size_t(63)) : 0;
+}
+template <class S> inline PendingGrad<S>& online_pending(S* thbuf, int64_t C) {
+  return *reinterpret_cast<PendingGrad<S>*>(reinterpret_cast<char*>(thbuf) + 2 * online_row_bytes<S>(C));
+}
+
+// The pending gradient's vector at c, of block factor fb.
+template <class V, class T, class Tag>
+inline void pending_store(Tag tag, const PendingGrad<typename V::scalar>& p, typename V::scalar fb, int64_t c) {
+  using W = vec_t<Tag>;
+  W val = step_load(tag, p.e + c) * W(fb);
+  if (!p.fold) val = val * W(p.scale);
+  if (uint64_t(p.t - c) < uint64_t(W::lanes)) val = with_lane(val, p.t - c, p.gt);
+  put(tag, val, static_cast<T*>(p.g) + c, p.stream);
+}
+
+// Blocks b0.. of a pending gradient written on their own, then nothing is pending.
+template <class V, class T> inline void pending_write(PendingGrad<typename V::scalar>& p, int64_t b0) {
+  const int64_t C = p.classes, blocks = (C + kOnlineBlock - 1) / kOnlineBlock;
+  for (int64_t b = b0; b < blocks; ++b) {
+    const int64_t c0 = b * kOnlineBlock, c1 = c0 + kOnlineBlock < C ? c0 + kOnlineBlock : C;
+    vector_loop_tail<V>(c0, c1, [&](int64_t c, auto tag) { pending_store<V, T>(tag, p, p.fb[b], c); });
+  }
+  if (p.stream) stream_fence();  // the caller (or another thread) reads g next
+  p.g = nullptr;
+}
+
 template <class V, class T>
 inline bool softmax_row_online(const RowContext<typename V::scalar>& k, const T* x, int64_t t, T* g,
-                               typename V::scalar scale, typename V::scalar* ebuf, typename V::scalar& loss) {
+                               typename V::scalar scale, typename V::scalar* ebuf, typename V::scalar& loss,
+                               PendingGrad<typename V::scalar>& pend) {
   using S = typename V::scalar;
   const int64_t C = k.classes, blocks = (C + kOnlineBlock - 1) / kOnlineBlock;
-  if (blocks > kOnlineMaxBlocks) return false;
+  if (blocks > kOnlineMaxBlocks) return false;  // (then no row of the call went online: nothing pending)
   S shifts[kOnlineMaxBlocks];
   const S zt = load_scalar<S>(x + t);  // before ebuf, which may be x itself (in place), is written
+  const bool carry = pend.g != nullptr;  // the previous row's gradient, written inside this row's exps
   S m = -__builtin_inf();
   Dual<V> s(0);
   for (int64_t b = 0; b < blocks; ++b) {
@@ -153,51 +201,54 @@ inline bool softmax_row_online(const RowContext<typename V::scalar>& k, const T*
       mx.get(tag, j) = fl_max(mx.get(tag, j), step_keep(tag, step_load(tag, x + c), -__builtin_inf()));
     });
     const S bm = mx.max();
-    if (!(bm < S(__builtin_inf()))) return false;
+    if (!(bm < S(__builtin_inf()))) {
+      if (carry) pending_write<V, T>(pend, b);
+      return false;
+    }
     if (bm > m) {
       s.scale(m == -__builtin_inf() ? S(0) : fl_exp(m - bm));  // before any finite max every e was 0
       m = bm;
     }
     shifts[b] = m;
     const S sh = softmax_safe_max(m);
-    vector_loop2_tail<V>(c0, c1, [&](int64_t c, auto tag, int j) {
-      using W = vec_t<decltype(tag)>;
-      if constexpr (W::lanes > 1) {
-        if (j == 0) {
-          prefetch_ahead<false>(x, c + kOnlineBlock, 2 * W::lanes * sizeof(T), true);
-          prefetch_ahead<true>(ebuf, c + kOnlineBlock, 2 * W::lanes * sizeof(S), true);
+    auto exps = [&](auto with_pending) {
+      vector_loop2_tail<V>(c0, c1, [&](int64_t c, auto tag, int j) {
+        using W = vec_t<decltype(tag)>;
+        if constexpr (W::lanes > 1) {
+          if (j == 0) {
+            prefetch_ahead<false>(x, c + kOnlineBlock, 2 * W::lanes * sizeof(T), true);
+            prefetch_ahead<true>(ebuf, c + kOnlineBlock, 2 * W::lanes * sizeof(S), true);
+          }
         }
-      }
-      const W e = fl_exp_nonpos(step_load(tag, x + c) - W(sh));
-      step_store(tag, e, ebuf + c);
-      s.get(tag, j) = s.get(tag, j) + step_keep(tag, e, S(0));
-    });
+        const W e = fl_exp_nonpos(step_load(tag, x + c) - W(sh));
+        step_store(tag, e, ebuf + c);
+        s.get(tag, j) = s.get(tag, j) + step_keep(tag, e, S(0));
+        if constexpr (decltype(with_pending)::value) pending_store<V, T>(tag, pend, pend.fb[b], c);
+      });
+    };
+    if (carry) exps(std::true_type());
+    else exps(std::false_type());
+  }
+  if (carry) {
+    if (pend.stream) stream_fence();
+    pend.g = nullptr;
   }
   if (m == -__builtin_inf()) return false;
   const S ssum = s.sum(), w_t = k.weights[t];
   const SoftmaxRowStats<S> st = softmax_stats(k, m, ssum, zt, w_t, S(0), S(0));
   const SoftmaxRowResult<S> r = softmax_finalize(k, st, S(1));
-  const bool fold = scale - scale == S(0);
-  const S ra = fold ? r.a * scale : r.a;
+  pend.fold = scale - scale == S(0);
+  pend.scale = scale;
+  const S ra = pend.fold ? r.a * scale : r.a;
   const S to_m_t = shifts[t / kOnlineBlock] == m ? S(1) : fl_exp(shifts[t / kOnlineBlock] - m);
-  const S e_t = load_scalar<S>(ebuf + t) * to_m_t;
-  const S gt = softmax_target_grad<SOFTMAX_HARD>(k, r, e_t, ssum, m, w_t) * scale;
-  const bool stream = static_cast<const void*>(ebuf) != static_cast<const void*>(g) && can_stream<V>(g);
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t c0 = b * kOnlineBlock, c1 = c0 + kOnlineBlock < C ? c0 + kOnlineBlock : C;
-    const S fb = shifts[b] == m ? ra : ra * fl_exp(shifts[b] - m);
-    vector_loop_tail<V>(c0, c1, [&](int64_t c, auto tag) {
-      using W = vec_t<decltype(tag)>;
-      if constexpr (W::lanes > 1 && std::is_same<T, S>::value) {  // (measured: 16-bit rows lose 15 %)
-        if ((c * int64_t(sizeof(T))) % 64 == 0) prefetch_ahead<false>(x, C + c, 1, false);
-      }
-      W val = step_load(tag, ebuf + c) * W(fb);
-      if (!fold) val = val * W(scale);
-      if (uint64_t(t - c) < uint64_t(W::lanes)) val = with_lane(val, t - c, gt);
-      put(tag, val, g + c, stream);
-    });
-  }
-  if (stream) stream_fence();  // the caller (or another thread) reads g next
+  pend.gt = softmax_target_grad<SOFTMAX_HARD>(k, r, load_scalar<S>(ebuf + t) * to_m_t, ssum, m, w_t) * scale;
+  for (int64_t b = 0; b < blocks; ++b) pend.fb[b] = shifts[b] == m ? ra : ra * fl_exp(shifts[b] - m);
+  pend.g = g;
+  pend.e = ebuf;
+  pend.t = t;
+  pend.classes = C;
+  pend.stream = static_cast<const void*>(ebuf) != static_cast<const void*>(g) && can_stream<V>(g);
+  if (!pend.stream) pending_write<V, T>(pend, 0);  // e is g itself, or g cannot be streamed
   loss = r.loss;
   return true;
 }
@@ -217,11 +268,16 @@ inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, c
   constexpr bool kKeepZ = !CAP && !std::is_same<T, S>::value;
   if constexpr (MODE == SOFTMAX_HARD && !CAP) {
     S loss;
-    // e goes to the scratch thbuf when g can take non-temporal stores (a row this long leaves the
-    // caches before anyone reads it: 1.05-1.1x faster in float32, 1.2x in bfloat16 at (4096, 32000)
-    // on 1 and 2 threads), and in place (ebuf is x; a row falling back must find x intact).
-    S* eb = static_cast<const void*>(ebuf) == static_cast<const void*>(x) || can_stream<V>(g) ? thbuf : ebuf;
-    if (g && !h && C > kOnlineBlock && softmax_row_online<V>(k, x, t, g, scale, eb, loss)) return loss;
+    // e goes to a scratch row in thbuf when g can take non-temporal stores (a row this long leaves
+    // the caches before anyone reads it: 1.05-1.1x faster in float32, 1.2x in bfloat16 at
+    // (4096, 32000) on 1 and 2 threads), and in place (ebuf is x; a row falling back must find x
+    // intact); of thbuf's two rows, the one the pending gradient does not read.
+    if (g && !h && C > kOnlineBlock) {
+      PendingGrad<S>& pend = online_pending(thbuf, C);
+      S* spare = pend.g && pend.e == thbuf ? thbuf + online_row_bytes<S>(C) / sizeof(S) : thbuf;
+      S* eb = static_cast<const void*>(ebuf) == static_cast<const void*>(x) || can_stream<V>(g) ? spare : ebuf;
+      if (softmax_row_online<V>(k, x, t, g, scale, eb, loss, pend)) return loss;
+    }
   }
   Dual<V> mx(-__builtin_inf());
   vector_loop2_tail<V>(0, C, [&](int64_t c, auto tag, int j) {
