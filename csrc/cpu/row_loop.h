@@ -19,9 +19,9 @@
 FL_NAMESPACE_BEGIN
 
 // The step tag of a row's last n < V::lanes elements taken as one vector V (vector_loop_tail):
-// step_load / step_store read and write only those n, step_keep sets the lanes past them. One masked vector instead of
-// n one-lane steps, each with the C library's exp: at C = 1000 float32 the 8 tail elements took 9 %
-// of the row.
+// step_load / step_store read and write only those n, step_keep sets the lanes past them. One
+// masked vector instead of n one-lane steps, each with the C library's exp: at C = 1000 float32
+// the 8 tail elements took 9 % of the row.
 template <class V> struct Tail {
   int n;
 };

@@ -155,7 +155,8 @@ template <class S> struct PendingGrad {
 // (rowwise_plan reserves online_scratch_bytes beyond the row buffers).
 template <class S> inline size_t online_row_bytes(int64_t C) { return (size_t(C) * sizeof(S) + 63) & ~size_t(63); }
 template <class S> inline size_t online_scratch_bytes(const FlRowwiseArgs& a) {
-  return a.inner == 1 && a.classes > kOnlineBlock ? online_row_bytes<S>(a.classes) + ((sizeof(PendingGrad<S>) + 63) & ~size_t(63)) : 0;
+  if (a.inner != 1 || a.classes <= kOnlineBlock) return 0;
+  return online_row_bytes<S>(a.classes) + ((sizeof(PendingGrad<S>) + 63) & ~size_t(63));
 }
 template <class S> inline PendingGrad<S>& online_pending(S* thbuf, int64_t C) {
   return *reinterpret_cast<PendingGrad<S>*>(reinterpret_cast<char*>(thbuf) + 2 * online_row_bytes<S>(C));
@@ -310,7 +311,8 @@ inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, c
     W e = fl_exp_nonpos(d);
     if (g || kKeepZ) step_store(tag, e, ebuf + c);
     s.get(tag, j) = s.get(tag, j) + step_keep(tag, e, S(0));
-    if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) a1.get(tag, j) = a1.get(tag, j) + step_keep(tag, step_load(tag, w + c) * d, S(0));
+    if constexpr (MODE == SOFTMAX_HARD_SMOOTHED)
+      a1.get(tag, j) = a1.get(tag, j) + step_keep(tag, step_load(tag, w + c) * d, S(0));
     if constexpr (MODE == SOFTMAX_SOFT) {
       W wq = step_load(tag, w + c) * cross_entropy_soft_q(step_load(tag, y + c), k.ce);
       a1.get(tag, j) = a1.get(tag, j) + step_keep(tag, wq, S(0));
@@ -334,7 +336,8 @@ inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, c
     using W = vec_t<decltype(tag)>;
     W val = step_load(tag, ebuf + c) * W(ra);
     if constexpr (MODE == SOFTMAX_HARD_SMOOTHED) val = val - W(rb) * step_load(tag, w + c);
-    if constexpr (MODE == SOFTMAX_SOFT) val = val - W(rb) * step_load(tag, w + c) * cross_entropy_soft_q(step_load(tag, y + c), k.ce);
+    if constexpr (MODE == SOFTMAX_SOFT)
+      val = val - W(rb) * step_load(tag, w + c) * cross_entropy_soft_q(step_load(tag, y + c), k.ce);
     if (!fold) val = val * W(scale);
     if constexpr (CAP) val = val * softcap_dz_dx(step_load(tag, thbuf + c));
     step_store(tag, val, g + c);
