@@ -167,9 +167,12 @@ template <bool WRITE, class T> inline void prefetch_ahead(const T* p, int64_t ah
 }
 
 // n values from p (any alignment) into the aligned local array out, which is returned: the
-// tiles index their targets and row scales as plain arrays.
-template <int n, class T> inline const T* lane_copy(const T* p, T* out) {
-  std::memcpy(out, p, n * sizeof(T));
+// tiles index their targets and row scales as plain arrays. With m < n values at p, the lanes from
+// m on repeat value m - 1 (a padded last block of rows).
+template <int n, class T> inline const T* lane_copy(const T* p, T* out, int m = n) {
+  const int k = m < n ? m : n;  // m <= n always; the bound tells GCC's -Warray-bounds so
+  std::memcpy(out, p, size_t(k) * sizeof(T));
+  for (int j = k; j < n; ++j) out[j] = out[k - 1];
   return out;
 }
 

@@ -138,7 +138,7 @@ inline double softmax_rowwise(const FlRowwiseArgs& a, const Workspace& ws, const
       [&](auto tag, const T* x, const T* y, const int64_t* tgt, T* g, T* h, const S* rs, S* loss, S* eb, int64_t es,
           S* th) { softmax_tile<decltype(tag), MODE, CAP>(k, x, y, tgt, g, h, rs, loss, eb, es, th); },
       [&](S* thbuf, bool starting) {  // the chunk's last pending gradient (softmax_row_online)
-        if (MODE != SOFTMAX_HARD || CAP || !a.grad_out || a.hess_out || k.classes <= kOnlineBlock) return;
+        if (!online_rows<MODE, CAP>(a.grad_out, a.hess_out, k.classes)) return;
         PendingGrad<S>& pend = online_pending(thbuf, k.classes);
         if (starting) pend.g = nullptr;
         else if (pend.g) pending_write<V, T>(pend, 0);

@@ -8,7 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cstring>
+#include <type_traits>
+#include <type_traits>
 
 #include "row_context.h"
 #include "row_loop.h"
@@ -47,27 +48,15 @@ template <class V> inline size_t small_rows_scratch(const FlRowwiseArgs& a) {
 // rows (n x C, row-major) -> tile (C x n), and back. The fixed-length inner loop over the n rows
 // was measured 1.5-3x faster than walking each row (the compiler unrolls it into one vector).
 // The caller's rows may be misaligned for T (the tile never is): their elements move by memcpy.
-template <int n, class T> inline void rows_to_tile(const T* rows, T* tile, int64_t C) {
-  for (int64_t c = 0; c < C; ++c)
-    for (int j = 0; j < n; ++j) tile[c * n + j] = load_raw(rows + j * C + c);
-}
-template <int n, class T> inline void tile_to_rows(const T* tile, T* rows, int64_t C) {
-  for (int64_t c = 0; c < C; ++c)
-    for (int j = 0; j < n; ++j) store_raw(rows + j * C + c, tile[c * n + j]);
-}
-// The last block of a chunk, m < n rows: lanes m.. repeat row m - 1 (a real row, computed and
-// dropped), and only the m rows go back.
-template <int n, class T> inline void rows_to_tile_padded(const T* rows, T* tile, int64_t C, int m) {
+// A chunk's last block has m < n rows: its lanes from m on repeat row m - 1 (a real row, computed
+// and dropped), and only the m rows go back; whole blocks pass m = n, a constant once inlined.
+template <int n, class T> inline void rows_to_tile(const T* rows, T* tile, int64_t C, int m) {
   for (int64_t c = 0; c < C; ++c)
     for (int j = 0; j < n; ++j) tile[c * n + j] = load_raw(rows + (j < m ? j : m - 1) * C + c);
 }
-template <int n, class T> inline void tile_to_first_rows(const T* tile, T* rows, int64_t C, int m) {
+template <int n, class T> inline void tile_to_rows(const T* tile, T* rows, int64_t C, int m) {
   for (int64_t c = 0; c < C; ++c)
     for (int j = 0; j < m; ++j) store_raw(rows + j * C + c, tile[c * n + j]);
-}
-template <int n, class T> inline const T* lane_copy_padded(const T* p, T* out, int m) {
-  for (int j = 0; j < n; ++j) std::memcpy(out + j, p + (j < m ? j : m - 1), sizeof(T));  // p: any alignment
-  return out;
 }
 
 // Rows [r0, r1) in blocks of V::lanes through tile (rowwise_loop's signature, k.inner == V::lanes),
@@ -98,23 +87,17 @@ inline int64_t small_rows_blocks(const FlRowwiseArgs& a, const RowContext<typena
   int64_t lanes_t[NL];
   for (int64_t r = r0; r < r1; r += NL) {
     const int m = r + NL <= r1 ? NL : int(r1 - r);
-    if (m == NL) {
-      rows_to_tile<NL>(x + r * C, xt, C);
-      if (y) rows_to_tile<NL>(y + r * C, yt, C);
-    } else {
-      rows_to_tile_padded<NL>(x + r * C, xt, C, m);
-      if (y) rows_to_tile_padded<NL>(y + r * C, yt, C, m);
-    }
-    const int64_t* tl = k.soft ? nullptr : lane_copy_padded<NL>(a.target + r, lanes_t, m);
-    tile(V(), xt, y ? yt : nullptr, tl, g ? gt : nullptr, h ? ht : nullptr,
-         rs ? lane_copy_padded<NL>(rs + r, lanes_rs, m) : nullptr, lanes_loss, ebuf, int64_t(NL), thbuf);
-    if (m == NL) {
-      if (g) tile_to_rows<NL>(gt, g + r * C, C);
-      if (h) tile_to_rows<NL>(ht, h + r * C, C);
-    } else {
-      if (g) tile_to_first_rows<NL>(gt, g + r * C, C, m);
-      if (h) tile_to_first_rows<NL>(ht, h + r * C, C, m);
-    }
+    auto block = [&](auto rows) {  // rows: NL as a constant for whole blocks (the loops unroll), else m
+      rows_to_tile<NL>(x + r * C, xt, C, rows);
+      if (y) rows_to_tile<NL>(y + r * C, yt, C, rows);
+      const int64_t* tl = k.soft ? nullptr : lane_copy<NL>(a.target + r, lanes_t, rows);
+      tile(V(), xt, y ? yt : nullptr, tl, g ? gt : nullptr, h ? ht : nullptr,
+           rs ? lane_copy<NL>(rs + r, lanes_rs, rows) : nullptr, lanes_loss, ebuf, int64_t(NL), thbuf);
+      if (g) tile_to_rows<NL>(gt, g + r * C, C, rows);
+      if (h) tile_to_rows<NL>(ht, h + r * C, C, rows);
+    };
+    if (m == NL) block(std::integral_constant<int, NL>());
+    else block(m);
     for (int j = 0; j < m; ++j) {
       if (loss_out) store_scalar(loss_out + r + j, lanes_loss[j]);
       part += double(lanes_loss[j]);

@@ -140,6 +140,11 @@ inline S softmax_target_grad(const RowContext<S>& k, const SoftmaxRowResult<S>& 
 // or longer than kOnlineMaxBlocks blocks; ebuf is never x, nor the pending gradient's e.
 constexpr int64_t kOnlineBlock = 2048, kOnlineMaxBlocks = 512;
 
+// Whether softmax_row's rows try the one-read path (rows of a call with a gradient and no Hessian).
+template <int MODE, bool CAP> constexpr bool online_rows(bool grad, bool hess, int64_t classes) {
+  return MODE == SOFTMAX_HARD && !CAP && grad && !hess && classes > kOnlineBlock;
+}
+
 // A long row's gradient still to be written: g[c] = e[c] * fb[c's block] (times scale when that is
 // not finite), the target's value gt patched in.
 template <class S> struct PendingGrad {
@@ -273,7 +278,7 @@ inline typename V::scalar softmax_row(const RowContext<typename V::scalar>& k, c
     // the caches before anyone reads it: 1.05-1.1x faster in float32, 1.2x in bfloat16 at
     // (4096, 32000) on 1 and 2 threads), and in place (ebuf is x; a row falling back must find x
     // intact); of thbuf's two rows, the one the pending gradient does not read.
-    if (g && !h && C > kOnlineBlock) {
+    if (online_rows<MODE, CAP>(g, h, C)) {
       PendingGrad<S>& pend = online_pending(thbuf, C);
       S* spare = pend.g && pend.e == thbuf ? thbuf + online_row_bytes<S>(C) / sizeof(S) : thbuf;
       S* eb = static_cast<const void*>(ebuf) == static_cast<const void*>(x) || can_stream<V>(g) ? spare : ebuf;

@@ -41,7 +41,7 @@ struct Vf {
   void store(f16* p) const { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), to_f16()); }
   void store(bf16* p) const { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), to_bf16()); }
   // A row's last n < 16 elements (masked: nothing past p + n is read or written; the lanes past n
-  // load as zero). The other ISAs go through a buffer (load_first / store_first in row_loop.h).
+  // load as zero). The other ISAs go through a buffer (step_load / step_store in row_loop.h).
   static __mmask16 first(int n) { return __mmask16((1u << n) - 1); }
   static Vf load_n(const float* p, int n) { return _mm512_maskz_loadu_ps(first(n), p); }
   static Vf load_n(const f16* p, int n) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(first(n), p)); }
