@@ -177,7 +177,7 @@ def test_unavailable_fastloss_cpu_isa_is_an_error_naming_it():
 def test_an_unknown_cpu_isa_fails_at_import_naming_the_valid_values():
     result = run_python("import fastloss", FASTLOSS_CPU_ISA="avx9")
     assert result.returncode != 0
-    assert "FASTLOSS_CPU_ISA=avx9 is not an instruction set fastloss knows; valid values: avx512, avx2, neon, " \
+    assert "FASTLOSS_CPU_ISA=avx9 is not an instruction set fastloss knows; valid values: avx512_bf16, avx512, avx2, neon, " \
            "scalar" in result.stderr
 
 

@@ -13,6 +13,9 @@
 
 #include "workspace.h"
 
+#ifdef FL_HAVE_AVX512_BF16
+FL_DECLARE_ISA(avx512_bf16)
+#endif
 #ifdef FL_HAVE_AVX512
 FL_DECLARE_ISA(avx512)
 #endif
@@ -57,6 +60,7 @@ bool cpu_has(const std::string& isa) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
            __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c() && os_saves(0xE6);
+  if (isa == "avx512_bf16") return cpu_has("avx512") && __builtin_cpu_supports("avx512bf16");
 #endif
 #if defined(__aarch64__)
   if (isa == "neon") return true;
@@ -66,6 +70,9 @@ bool cpu_has(const std::string& isa) {
 
 // Best first.
 const IsaKernels* const kBuilt[] = {
+#ifdef FL_HAVE_AVX512_BF16
+    &fastloss_cpu_kernels_avx512_bf16,
+#endif
 #ifdef FL_HAVE_AVX512
     &fastloss_cpu_kernels_avx512,
 #endif

@@ -1,7 +1,7 @@
 // The kernels of one instruction set. CMake compiles this file once per ISA with that ISA's flags
 // only and FASTLOSS_ISA set to its name (which also names the inline namespace of every inline
 // function, so nothing compiled here can leak into another ISA's code).
-#if defined(FL_ISA_AVX512)
+#if defined(FL_ISA_AVX512) || defined(FL_ISA_AVX512_BF16)
 #include "simd/vec_avx512.h"
 #elif defined(FL_ISA_AVX2)
 #include "simd/vec_avx2.h"
@@ -16,6 +16,13 @@
 #include "vector_math_hook.h"
 #include "workspace.h"
 
+#if defined(FL_ISA_AVX512_BF16)
+// avx512_bf16 differs from avx512 only where float32 is rounded to bfloat16 (one instruction for
+// the bit trick, simd/vec_avx512.h): its own kernels for bfloat16 storage, avx512's for the rest
+// (the same code, not compiled twice).
+FL_DECLARE_ISA(avx512)
+#endif
+
 FL_NAMESPACE_BEGIN
 
 static WorkPlan rowwise_plan_entry(const FlRowwiseArgs& a) {
@@ -23,23 +30,31 @@ static WorkPlan rowwise_plan_entry(const FlRowwiseArgs& a) {
 }
 
 static double rowwise_entry(const FlRowwiseArgs& a, const Workspace& ws) {
+#if defined(FL_ISA_AVX512_BF16)
+  return a.dtype == FL_BFLOAT16 ? rowwise_run<Vf, bf16>(a, ws) : fastloss_cpu_kernels_avx512.rowwise(a, ws);
+#else
   switch (a.dtype) {
     case FL_FLOAT64: return rowwise_run<Vd, double>(a, ws);
     case FL_FLOAT16: return rowwise_run<Vf, f16>(a, ws);
     case FL_BFLOAT16: return rowwise_run<Vf, bf16>(a, ws);
     default: return rowwise_run<Vf, float>(a, ws);
   }
+#endif
 }
 
 static WorkPlan pointwise_plan_entry(const FlPointwiseArgs& a) { return pointwise_plan(a); }
 
 static double pointwise_entry(const FlPointwiseArgs& a, const Workspace& ws) {
+#if defined(FL_ISA_AVX512_BF16)
+  return a.dtype == FL_BFLOAT16 ? pointwise_run<Vf, Vd, bf16>(a, ws) : fastloss_cpu_kernels_avx512.pointwise(a, ws);
+#else
   switch (a.dtype) {
     case FL_FLOAT64: return pointwise_run<Vd, Vd, double>(a, ws);
     case FL_FLOAT16: return pointwise_run<Vf, Vd, f16>(a, ws);
     case FL_BFLOAT16: return pointwise_run<Vf, Vd, bf16>(a, ws);
     default: return pointwise_run<Vf, Vd, float>(a, ws);
   }
+#endif
 }
 
 // out[i] = f(a[i], b[i], c[i]) with this ISA's vector math (f: vector_math_hook.h), float32 or

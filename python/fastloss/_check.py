@@ -112,14 +112,15 @@ def main() -> int:
     rows = [(f"{b}-{isa}" if isa else b, b, isa) for b, isa in implementations()]
     print("fastloss check: each loss against the float64 NumPy reference (error / tolerance; < 1 passes)")
     width = max(len(spec.name) for spec in LOSSES) + 2
-    print(f"{'backend':<16}{'loss':<{width}}" + "".join(f"{d:>10}" for d in DTYPES))
+    label_width = max(len(label) for label, _, _ in rows) + 2
+    print(f"{'backend':<{label_width}}{'loss':<{width}}" + "".join(f"{d:>10}" for d in DTYPES))
     failures = 0
     for label, backend, isa in rows:
         for seed, spec in enumerate(LOSSES):
             ratios = [worst_error(spec, dtype, backend, isa, seed) for dtype in DTYPES]
             failures += sum(not r < 1 for r in ratios)
             cells = "".join(f"{r:>10.3f}" if r < 1 else f"{'FAIL ' + format(r, '.3g'):>10}" for r in ratios)
-            print(f"{label:<16}{spec.name:<{width}}{cells}")
+            print(f"{label:<{label_width}}{spec.name:<{width}}{cells}")
     checks = len(rows) * len(LOSSES) * len(DTYPES)
     print(f"{checks - failures} of {checks} checks passed" + ("" if not failures else f", {failures} FAILED"))
     return 1 if failures else 0

@@ -8,7 +8,7 @@ import platform
 from . import _backends
 
 # The CPU instruction sets the native backend has kernels for (csrc/cpu/dispatch.cpp), best first.
-CPU_ISAS = ("avx512", "avx2", "neon", "scalar")
+CPU_ISAS = ("avx512_bf16", "avx512", "avx2", "neon", "scalar")
 CUDA_HINT = ("this build is CPU only; for NVIDIA GPUs reinstall from source with the CUDA toolkit on "
              "PATH: FASTLOSS_CUDA=ON pip install .")
 
