@@ -33,27 +33,28 @@ template <class V, class S> FL_HD V cross_entropy_soft_q(V y, const CrossEntropy
   return V(k.one_minus_eps) * y + V(k.eps_over_c);
 }
 
-template <class S>
+// S is the math type or (CPU tiles of small rows) a vector of it, one row per lane; C the math type.
+template <class S, class C>
 FL_HD SoftmaxRowResult<S> cross_entropy_finalize_hard(const SoftmaxRowStats<S>& st,
-                                                      const CrossEntropyConsts<S>& k, S scale) {
+                                                      const CrossEntropyConsts<C>& k, S scale) {
   S log_s = fl_log(st.s), lse = st.m + log_s;
   SoftmaxRowResult<S> r;
-  r.loss = k.one_minus_eps * st.w_t * (log_s - st.zt_m) + k.z_loss * lse * lse;
-  if (k.eps != S(0)) r.loss += k.eps_over_c * (st.sum_w * log_s - st.sum_wzm);
-  S coef = k.one_minus_eps * st.w_t + k.eps_over_c * st.sum_w + S(2) * k.z_loss * lse;
+  r.loss = S(k.one_minus_eps) * st.w_t * (log_s - st.zt_m) + S(k.z_loss) * lse * lse;
+  if (k.eps != C(0)) r.loss = r.loss + S(k.eps_over_c) * (st.sum_w * log_s - st.sum_wzm);
+  S coef = S(k.one_minus_eps) * st.w_t + S(k.eps_over_c) * st.sum_w + S(2) * S(k.z_loss) * lse;
   r.a = scale * coef / st.s;
-  r.b = scale * k.eps_over_c;
-  r.t_coef = scale * k.one_minus_eps * st.w_t;
+  r.b = scale * S(k.eps_over_c);
+  r.t_coef = scale * S(k.one_minus_eps) * st.w_t;
   return r;
 }
 
-template <class S>
+template <class S, class C>
 FL_HD SoftmaxRowResult<S> cross_entropy_finalize_soft(const SoftmaxRowStats<S>& st,
-                                                      const CrossEntropyConsts<S>& k, S scale) {
+                                                      const CrossEntropyConsts<C>& k, S scale) {
   S log_s = fl_log(st.s), lse = st.m + log_s;
   SoftmaxRowResult<S> r;
-  r.loss = st.sum_wq * log_s - st.sum_wq_zm + k.z_loss * lse * lse;
-  r.a = scale * (st.sum_wq + S(2) * k.z_loss * lse) / st.s;
+  r.loss = st.sum_wq * log_s - st.sum_wq_zm + S(k.z_loss) * lse * lse;
+  r.a = scale * (st.sum_wq + S(2) * S(k.z_loss) * lse) / st.s;
   r.b = scale;
   r.t_coef = S(0);
   return r;
