@@ -413,45 +413,56 @@ inline void softmax_tile(const RowContext<typename V::scalar>& k, const T* x, co
   s.value().lanes_to(sl);
   a1.value().lanes_to(a1l);
   a2.value().lanes_to(a2l);
-  for (int j = 0; j < NL; ++j) WT[j] = MODE == SOFTMAX_SOFT || keep[j] == S(0) ? S(1) : w[tgt[j]];
-  // cross_entropy's loss and coefficients for all lanes at once (the boosting libraries' multiclass
-  // objective): lane by lane, finalizing took ~40 % of a 10-class row (perf, AVX-512 float32).
-  const bool lanes_at_once = k.loss_id == LOSS_cross_entropy && !h;
-  if (lanes_at_once) {
+  for (int j = 0; j < NL; ++j) {
+    const bool kept = keep[j] != S(0);
+    WT[j] = MODE == SOFTMAX_SOFT || !kept ? S(1) : w[tgt[j]];
+    SC[j] = !kept ? S(0) : rs ? k.grad_scale * rs[j] : k.grad_scale;
+    et[j] = MODE != SOFTMAX_SOFT && g && kept ? load_scalar<S>(ebuf + tgt[j] * estride + j) : S(0);
+  }
+  // cross_entropy's loss, coefficients and Hessian terms for all lanes at once (its *_grad_hess is
+  // the boosting libraries' multiclass objective): lane by lane, finalizing took ~40 % of a
+  // 10-class row (perf, AVX-512 float32).
+  if (k.loss_id == LOSS_cross_entropy) {
     const SoftmaxRowStats<V> st = softmax_stats(k, mv, s.value(), V::from_lanes(zt), V::from_lanes(WT),
                                                 a1.value(), a2.value());
     const SoftmaxRowResult<V> r = k.soft ? cross_entropy_finalize_soft(st, k.ce, V(1))
                                          : cross_entropy_finalize_hard(st, k.ce, V(1));
     const auto ignored = V::from_lanes(keep) == V(0);
-    select(ignored, V(0), r.loss).lanes_to(loss);
-    select(ignored, V(0), r.a).lanes_to(A);
-    select(ignored, V(0), r.b).lanes_to(B);
-    select(ignored, V(0), r.t_coef).lanes_to(TC);
-  }
-  for (int j = 0; j < NL; ++j) {
-    if (!lanes_at_once) A[j] = B[j] = TC[j] = loss[j] = 0;
-    et[j] = SC[j] = 0;
-    HA[j] = HB[j] = HG[j] = IR[j] = HT[j] = 0;
-    HTS[j] = false;
-    if (keep[j] == S(0)) continue;
-    SC[j] = rs ? k.grad_scale * rs[j] : k.grad_scale;
-    if (MODE != SOFTMAX_SOFT && g) et[j] = load_scalar<S>(ebuf + tgt[j] * estride + j);
-    if (lanes_at_once) continue;
-    const SoftmaxRowStats<S> st = softmax_stats(k, m[j], sl[j], zt[j], WT[j], a1l[j], a2l[j]);
-    const SoftmaxRowResult<S> r = softmax_finalize(k, st, S(1));
-    if (h) {
-      const SoftmaxRowHess<S> hr = softmax_hess(k, st, SC[j]);
-      HA[j] = hr.ha;
-      HB[j] = hr.hb;
-      HG[j] = hr.hg;
-      IR[j] = hr.ir;
-      HT[j] = hr.ht;
-      HTS[j] = hr.t_special;
+    auto lanes = [&](V v, S* out) { select(ignored, V(0), v).lanes_to(out); };
+    lanes(r.loss, loss);
+    lanes(r.a, A);
+    lanes(r.b, B);
+    lanes(r.t_coef, TC);
+    SoftmaxRowHess<V> hr{V(0), V(0), V(0), V(0), V(0), false};
+    if (h) hr = cross_entropy_hess(st, k.ce, k.soft, V::from_lanes(SC));
+    lanes(hr.ha, HA);
+    lanes(hr.hb, HB);
+    lanes(hr.hg, HG);
+    lanes(hr.ir, IR);
+    lanes(hr.ht, HT);
+    for (int j = 0; j < NL; ++j) HTS[j] = hr.t_special;
+  } else {
+    for (int j = 0; j < NL; ++j) {
+      A[j] = B[j] = TC[j] = loss[j] = 0;
+      HA[j] = HB[j] = HG[j] = IR[j] = HT[j] = 0;
+      HTS[j] = false;
+      if (keep[j] == S(0)) continue;
+      const SoftmaxRowStats<S> st = softmax_stats(k, m[j], sl[j], zt[j], WT[j], a1l[j], a2l[j]);
+      const SoftmaxRowResult<S> r = softmax_finalize(k, st, S(1));
+      if (h) {
+        const SoftmaxRowHess<S> hr = softmax_hess(k, st, SC[j]);
+        HA[j] = hr.ha;
+        HB[j] = hr.hb;
+        HG[j] = hr.hg;
+        IR[j] = hr.ir;
+        HT[j] = hr.ht;
+        HTS[j] = hr.t_special;
+      }
+      loss[j] = r.loss;
+      A[j] = r.a;
+      B[j] = r.b;
+      TC[j] = r.t_coef;
     }
-    loss[j] = r.loss;
-    A[j] = r.a;
-    B[j] = r.b;
-    TC[j] = r.t_coef;
   }
   if (!g) return;
   bool fold = true;  // every lane's scale finite: folded into the coefficients, as in softmax_row

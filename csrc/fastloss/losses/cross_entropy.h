@@ -64,16 +64,16 @@ FL_HD SoftmaxRowResult<S> cross_entropy_finalize_soft(const SoftmaxRowStats<S>& 
 // with A = r's coefficient (hard: (1-eps) w_t + (eps/C) sum_w + 2 zl lse; soft: sum_wq + 2 zl lse)
 // and dA/dz_c = 2 zl p_c, so d2l/dz_c^2 = A p_c (1 - p_c) + 2 zl p_c^2 = e (A/s - e (A - 2 zl)/s^2):
 // the same at the target class (no target term in the second derivative).
-template <class S>
-FL_HD SoftmaxRowHess<S> cross_entropy_hess(const SoftmaxRowStats<S>& st, const CrossEntropyConsts<S>& k,
+template <class S, class C>
+FL_HD SoftmaxRowHess<S> cross_entropy_hess(const SoftmaxRowStats<S>& st, const CrossEntropyConsts<C>& k,
                                            bool soft, S scale) {
   const S lse = st.m + fl_log(st.s);
-  const S A = soft ? st.sum_wq + S(2) * k.z_loss * lse
-                   : k.one_minus_eps * st.w_t + k.eps_over_c * st.sum_w + S(2) * k.z_loss * lse;
+  const S A = soft ? st.sum_wq + S(2) * S(k.z_loss) * lse
+                   : S(k.one_minus_eps) * st.w_t + S(k.eps_over_c) * st.sum_w + S(2) * S(k.z_loss) * lse;
   const S inv_s = S(1) / st.s;
   SoftmaxRowHess<S> h;
   h.ha = scale * A * inv_s;
-  h.hb = -scale * (A - S(2) * k.z_loss) * inv_s * inv_s;
+  h.hb = -scale * (A - S(2) * S(k.z_loss)) * inv_s * inv_s;
   h.hg = S(0);
   h.ir = S(0);
   h.ht = S(0);
