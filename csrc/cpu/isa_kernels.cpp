@@ -18,8 +18,8 @@
 
 #if defined(FL_ISA_AVX512_BF16)
 // avx512_bf16 differs from avx512 only where float32 is rounded to bfloat16 (one instruction for
-// the bit trick, simd/vec_avx512.h): its own kernels for bfloat16 storage, avx512's for the rest
-// (the same code, not compiled twice).
+// the bit trick, simd/vec_avx512.h): its own kernels for bfloat16 storage, avx512's for every other
+// dtype (the same code, not compiled twice; only the small plans and the vector-math test hook are).
 FL_DECLARE_ISA(avx512)
 #endif
 

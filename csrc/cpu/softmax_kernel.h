@@ -411,8 +411,6 @@ inline void softmax_tile(const RowContext<typename V::scalar>& k, const T* x, co
   S HA[NL], HB[NL], HG[NL], IR[NL], HT[NL];
   bool HTS[NL];
   s.value().lanes_to(sl);
-  a1.value().lanes_to(a1l);
-  a2.value().lanes_to(a2l);
   for (int j = 0; j < NL; ++j) {
     const bool kept = keep[j] != S(0);
     WT[j] = MODE == SOFTMAX_SOFT || !kept ? S(1) : w[tgt[j]];
@@ -442,6 +440,8 @@ inline void softmax_tile(const RowContext<typename V::scalar>& k, const T* x, co
     lanes(hr.ht, HT);
     for (int j = 0; j < NL; ++j) HTS[j] = hr.t_special;
   } else {
+    a1.value().lanes_to(a1l);
+    a2.value().lanes_to(a2l);
     for (int j = 0; j < NL; ++j) {
       A[j] = B[j] = TC[j] = loss[j] = 0;
       HA[j] = HB[j] = HG[j] = IR[j] = HT[j] = 0;
